@@ -1,0 +1,115 @@
+"""The backward pass of an MLP derived by hand: the chain rule, one line per equation.
+
+For layers ``l = 1..L`` with ``A_0 = X``, ``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)`` (the last
+layer outputs ``Z_L``, the logits), the document's section 4 reads, in matrix form:
+
+1. ``δ_L = dL/dZ_L``                                  (the loss's gradient at the logits: the residual)
+2. ``dW_l = A_{l-1}^T δ_l``,  ``db_l = Σ_rows δ_l``   (``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``, summed over rows)
+3. ``δ_{l-1} = (δ_l W_l^T) ⊙ relu'(Z_{l-1})``           (the error flows back through ``W_l`` and the ReLU)
+
+Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
+autograd and finite differences. A masked weight's gradient is exactly 0.
+
+>>> from tinyprune.nn import MLP
+>>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
+>>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
+>>> sorted(grads), grads["layers.0.W"].shape
+(['layers.0.W', 'layers.0.b', 'layers.1.W', 'layers.1.b'], (4, 3))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinyprune import losses
+from tinyprune.errors import ShapeError
+from tinyprune.nn import MLP
+
+
+@dataclass
+class Cache:
+    """What the forward pass keeps for the backward pass.
+
+    ``inputs[l]`` is ``A_{l-1}``, the input of layer ``l`` (``inputs[0]`` is ``X``);
+    ``Z[l]`` is that layer's pre-activation; ``logits`` is ``Z[-1]``.
+    """
+
+    inputs: list[np.ndarray]
+    Z: list[np.ndarray]
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.Z[-1]
+
+
+def _check_model_and_input(model: MLP, X: np.ndarray) -> None:
+    if not isinstance(model, MLP):
+        raise TypeError(f"backprop works on an MLP, got {type(model).__name__}")
+    if X.ndim != 2 or X.shape[1] != model.sizes[0]:
+        raise ShapeError(f"X must have shape (n, {model.sizes[0]}), got {X.shape}")
+    losses.check_finite("X", X)
+
+
+def forward(model: MLP, X: np.ndarray) -> Cache:
+    """``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
+
+    Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
+    """
+    X = np.asarray(X)
+    _check_model_and_input(model, X)
+    inputs, pre_activations = [], []
+    activation = X
+    last = len(model.layers) - 1
+    for index, layer in enumerate(model.layers):
+        inputs.append(activation)
+        Z = activation @ layer.W.data + layer.b.data
+        pre_activations.append(Z)
+        activation = np.maximum(Z, 0) if index < last else Z
+    return Cache(inputs, pre_activations)
+
+
+def backward(model: MLP, cache: Cache, dlogits: np.ndarray) -> dict[str, np.ndarray]:
+    """From ``δ_L = dL/dZ_L`` (``dlogits``, shape (n, k)) to ``{name: dL/dθ}`` for every parameter.
+
+    Keys are ``named_parameters()`` names (``layers.0.W``, ...); each gradient has its parameter's
+    shape, and is 0 wherever the parameter's mask is ``False``.
+    """
+    if dlogits.shape != cache.logits.shape:
+        raise ShapeError(f"dlogits has shape {dlogits.shape}, the logits have {cache.logits.shape}")
+    grads: dict[str, np.ndarray] = {}
+    delta = dlogits                                                      # δ_L
+    for index in reversed(range(len(model.layers))):
+        layer = model.layers[index]
+        grads[f"layers.{index}.W"] = cache.inputs[index].T @ delta     # dW_l = A_{l-1}^T δ_l
+        grads[f"layers.{index}.b"] = delta.sum(axis=0)                  # db_l = Σ_rows δ_l
+        if index > 0:
+            delta = delta @ layer.W.data.T                              # δ_l W_l^T ...
+            delta *= cache.Z[index - 1] > 0                             # ... ⊙ relu'(Z_{l-1})
+    for name, parameter in model.named_parameters():
+        if parameter.mask is not None:
+            grads[name] *= parameter.mask
+    return {name: grads[name] for name, _ in model.named_parameters()}
+
+
+def gradients(model: MLP, X: np.ndarray, y: Any,
+              loss: str = "cross_entropy") -> tuple[float, dict[str, np.ndarray]]:
+    """The loss and ``{name: dL/dθ}`` for a batch, by the hand-derived chain rule.
+
+    ``loss`` is ``"cross_entropy"`` (integer labels ``y``) or ``"squared_error"`` (the document's
+    ``1/2 ||softmax(z) - onehot(y)||^2``, mean over rows); see ``losses.loss_and_grad``.
+    Shapes: X (n, d_0), y (n,) -> (float, {name: array of the parameter's shape}).
+    """
+    cache = forward(model, X)
+    value, dlogits = losses.loss_and_grad(loss, cache.logits, y)
+    return value, backward(model, cache, dlogits)
+
+
+def set_gradients(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy") -> float:
+    """Like ``gradients``, but store each gradient in its ``Parameter.grad``; return the loss."""
+    value, grads = gradients(model, X, y, loss)
+    for name, parameter in model.named_parameters():
+        parameter.grad = grads[name]
+    return value

@@ -1,0 +1,197 @@
+"""A ``Dataset`` of features ``X`` (n, d) and integer labels ``y`` (n,): validation, splits, minibatches.
+
+>>> import numpy as np
+>>> data = Dataset(np.eye(4, dtype=np.float32), [0, 1, 0, 1])
+>>> len(data), data.num_classes
+(4, 2)
+>>> [yb.tolist() for _, yb in data.minibatches(3, shuffle=False)]
+[[0, 1, 0], [1]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyprune.errors import DataError
+
+Seed = int | np.random.Generator | None
+
+
+def _generator(seed: Seed) -> np.random.Generator:
+    # The same rule as tinyprune.random.rng, repeated here because floor 1 imports nothing of tinyprune
+    # but its errors: an int (or None) makes a new generator, a Generator is used as it is.
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[np.ndarray, int]:
+    """Check that ``y`` is a 1-D array of integer labels in 0..k-1; return it as int64 and k.
+
+    k is ``num_classes`` if given, else ``y.max() + 1``.
+
+    >>> check_labels([2, 0, 1])
+    (array([2, 0, 1]), 3)
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"labels y must be 1-D (n,), got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        # bool is not an np.integer, so True/False labels are refused too.
+        raise DataError(
+            f"labels y must be integers, got dtype {y.dtype}; if they are whole numbers use y.astype(np.int64)"
+        )
+    y = y.astype(np.int64, copy=False)
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 0
+    if num_classes < 1:
+        raise DataError(f"num_classes must be at least 1, got {num_classes}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        bad = y[(y < 0) | (y >= num_classes)]
+        raise DataError(
+            f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
+            f"found {bad.size} outside, e.g. {bad[0]}"
+        )
+    return y, int(num_classes)
+
+
+def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """One-hot encode integer labels: row i is all zeros but a 1 in column y[i].
+
+    Shapes: y (n,) -> (n, num_classes).
+
+    >>> one_hot([1, 0], 3).tolist()
+    [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    """
+    y, num_classes = check_labels(y, num_classes)
+    encoded = np.zeros((y.size, num_classes), dtype=dtype)
+    encoded[np.arange(y.size), y] = 1
+    return encoded
+
+
+def _check_features(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        hint = " (reshape images to (n, height * width))" if X.ndim > 2 else ""
+        raise DataError(f"features X must be 2-D (n, d), got shape {X.shape}{hint}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"a Dataset must not be empty, got X of shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.floating):
+        raise DataError(f"features X must be floats, got dtype {X.dtype}; e.g. scale pixels with X / 255")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise DataError(
+            f"features X must be finite: {np.count_nonzero(~finite)} NaN or inf values, "
+            f"the first at row {row}, column {col} ({X[row, col]})"
+        )
+    return X
+
+
+class Dataset:
+    """Features ``X`` (n, d), floating point and finite, with integer labels ``y`` (n,) in 0..k-1.
+
+    ``X`` keeps its dtype (float32 stays float32) and is not copied; ``y`` is stored as int64.
+    ``num_classes`` defaults to ``y.max() + 1``; give it when a subset may lack the last classes.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray | list, num_classes: int | None = None) -> None:
+        self.X = _check_features(X)
+        self.y, self.num_classes = check_labels(y, num_classes)
+        if self.y.shape[0] != self.X.shape[0]:
+            raise DataError(f"X has {self.X.shape[0]} rows but y has {self.y.shape[0]} labels; they must match")
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __repr__(self) -> str:
+        n, d = self.X.shape
+        return f"Dataset(n={n}, d={d}, num_classes={self.num_classes}, X dtype={self.X.dtype})"
+
+    def subset(self, indices: np.ndarray | list) -> Dataset:
+        """The rows at ``indices`` (integer positions or a boolean mask), as a new Dataset (copied).
+
+        >>> Dataset(np.ones((3, 1)), [0, 1, 2]).subset([2, 0]).y.tolist()
+        [2, 0]
+        """
+        indices = np.asarray(indices)
+        return Dataset(self.X[indices], self.y[indices], num_classes=self.num_classes)
+
+    def split(self, fraction: float, seed: Seed = 0) -> tuple[Dataset, Dataset]:
+        """Split into two Datasets, the first with ``round(fraction * n)`` rows, stratified by class.
+
+        Each class goes to the first part in (nearly) the proportion ``fraction``, so both parts keep the
+        class balance; which rows go where is drawn with ``seed``. Rows keep their original order.
+
+        >>> a, b = Dataset(np.ones((10, 1)), [0, 1] * 5).split(0.6, seed=0)
+        >>> len(a), len(b), np.bincount(a.y).tolist()
+        (6, 4, [3, 3])
+        """
+        if not 0.0 < fraction < 1.0:
+            raise DataError(f"split fraction must lie strictly between 0 and 1, got {fraction}")
+        n_first = round(fraction * len(self))
+        if n_first == 0 or n_first == len(self):
+            raise DataError(f"split({fraction}) of {len(self)} rows would leave one part empty")
+        first = stratified_choice(self.y, n_first, _generator(seed))
+        in_first = np.zeros(len(self), dtype=bool)
+        in_first[first] = True
+        return self.subset(in_first), self.subset(~in_first)
+
+    def minibatches(
+        self, batch_size: int, shuffle: bool = True, rng: Seed = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(Xb, yb)`` batches covering every row once; the last batch may be smaller.
+
+        With ``shuffle`` the order is a fresh permutation drawn from ``rng`` (a seed or Generator; pass the
+        same Generator every epoch for a new but reproducible order each time). Only that index
+        permutation is made per epoch: each batch is gathered by ``X[indices]``, so the whole ``X`` is
+        never copied. Without ``shuffle`` the batches are slices, i.e. views of ``X`` and ``y``.
+
+        Shapes: Xb (b, d), yb (b,) with b = batch_size, except possibly the last.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
+        n = len(self)
+        order = _generator(rng).permutation(n) if shuffle else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                yield self.X[start : start + batch_size], self.y[start : start + batch_size]
+            else:
+                rows = order[start : start + batch_size]
+                yield self.X[rows], self.y[rows]
+
+    def one_hot(self, dtype: np.dtype | type = np.float32) -> np.ndarray:
+        """The labels one-hot encoded, shape (n, num_classes)."""
+        return one_hot(self.y, self.num_classes, dtype=dtype)
+
+
+def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of ``n_chosen`` rows drawn so that every class is represented in proportion.
+
+    Class c gets ``floor(share_c)`` rows, share_c = n_chosen * count_c / n; the rows still missing go to
+    the classes with the largest remainders (the largest remainder method), so the total is exact.
+
+    >>> stratified_choice(np.array([0, 0, 1, 1]), 2, np.random.default_rng(0)).size
+    2
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    shares = n_chosen * counts / y.size
+    quota = np.floor(shares).astype(np.int64)
+    by_remainder = np.argsort(-(shares - quota), kind="stable")
+    quota[by_remainder[: n_chosen - quota.sum()]] += 1
+    chosen = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, quota)]
+    return np.sort(np.concatenate(chosen))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What ``load`` returns: a train and a test ``Dataset`` of one named dataset."""
+
+    train: Dataset
+    test: Dataset
+    name: str
+    num_classes: int = 10
+
+    def __repr__(self) -> str:
+        return f"Splits(name={self.name!r}, train={self.train!r}, test={self.test!r})"
