@@ -40,7 +40,7 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
     if y.size and not np.issubdtype(y.dtype, np.integer):
         # bool is not an np.integer, so True/False labels are refused too.
         raise DataError(
-            f"labels y must be integers, got dtype {y.dtype}; if they are whole numbers use y.astype(np.int64)"
+            f"labels y must be integers, got dtype {y.dtype}; for whole numbers use y.astype(np.int64)"
         )
     y = y.astype(np.int64, copy=False)
     if num_classes is None:
@@ -100,7 +100,9 @@ class Dataset:
         self.X = _check_features(X)
         self.y, self.num_classes = check_labels(y, num_classes)
         if self.y.shape[0] != self.X.shape[0]:
-            raise DataError(f"X has {self.X.shape[0]} rows but y has {self.y.shape[0]} labels; they must match")
+            raise DataError(
+                f"X has {self.X.shape[0]} rows but y has {self.y.shape[0]} labels; they must match"
+            )
 
     def __len__(self) -> int:
         return self.X.shape[0]

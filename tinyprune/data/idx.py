@@ -152,7 +152,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write ``array`` as an IDX file; gzip it when ``compress`` is True, or by default if the name ends in .gz.
+    """Write ``array`` as an IDX file, gzipped if ``compress`` (by default: if the name ends in .gz).
 
     ``mtime=0`` in the gzip header makes the same array always give the same bytes (and checksum).
     """

@@ -273,7 +273,9 @@ def _images_to_features(images: np.ndarray) -> np.ndarray:
 
 def _make_dataset(images: np.ndarray, labels: np.ndarray, where: str, num_classes: int = 10) -> Dataset:
     if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataError(f"{where}: expected uint8 images (n, height, width), got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{where}: expected uint8 images (n, height, width), got {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DataError(f"{where}: {images.shape[0]} images but labels of shape {labels.shape}")
     return Dataset(_images_to_features(images), labels.astype(np.int64), num_classes=num_classes)

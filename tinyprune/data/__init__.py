@@ -1,0 +1,15 @@
+"""Data for tinyprune: datasets by name, IDX files, and the ``Dataset`` that training iterates over.
+
+Floor 1: imports only NumPy, the standard library and ``tinyprune.errors``.
+
+>>> from tinyprune import data
+>>> splits = data.load("mnist-5k")          # embedded: no network, no files needed
+>>> splits.train.X.shape, splits.test.y.dtype.name
+((4000, 784), 'int64')
+"""
+
+from tinyprune.data.batches import Dataset, Splits, one_hot
+from tinyprune.data.idx import read_idx, read_idx_bytes, write_idx
+from tinyprune.data.sources import DATASETS, load
+
+__all__ = ["DATASETS", "Dataset", "Splits", "load", "one_hot", "read_idx", "read_idx_bytes", "write_idx"]
