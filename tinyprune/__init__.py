@@ -6,7 +6,7 @@
 55050
 """
 
-from tinyprune import autograd, backprop, errors, gradcheck, losses, nn, optim
+from tinyprune import autograd, backprop, data, errors, gradcheck, losses, nn, optim
 from tinyprune.autograd import Tensor, no_grad
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
 from tinyprune.gradcheck import gradcheck as check_gradient
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "SGD", "Adam", "CheckpointError", "DataError", "Linear", "Module", "Parameter", "ReLU",
     "Sequential", "ShapeError", "Tensor", "TinypruneError", "__version__", "autograd", "backprop",
-    "check_gradient", "errors", "gradcheck", "losses", "nn", "no_grad", "optim",
+    "check_gradient", "data", "errors", "gradcheck", "losses", "nn", "no_grad", "optim",
 ]
