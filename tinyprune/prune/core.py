@@ -1,0 +1,356 @@
+"""The public verb: ``prune(model, sparsity, criterion, scope, structure, data)`` scores, selects, masks.
+
+    scores = criterion(model[, X, y])          # criteria.py: importance of every weight or neuron
+    masks  = select(scores, sparsity, scope)   # select.py: exactly round(s · n) pruned, in total
+    apply_mask(parameter, mask)                # masks.py: mask <- mask AND old; pruned weights <- 0
+
+``sparsity`` is the *total* fraction pruned among the eligible entries, counting earlier pruning:
+``prune(m, 0.5)`` then ``prune(m, 0.8)`` leaves 80 % pruned, not 90 %. Nothing is changed when an
+argument is rejected. Derived in ``notebooks/05_pruning_criteria.ipynb`` and
+``notebooks/09_structured_pruning_and_speed.ipynb``.
+
+>>> from tinyprune.nn import MLP
+>>> model = MLP([784, 64, 64, 10], seed=0)
+>>> masks = magnitude(model, 0.9, scope="global")
+>>> sorted(masks)                                 # biases are not pruned unless asked
+['layers.0.W', 'layers.1.W', 'layers.2.W']
+>>> sum(int((~m).sum()) for m in masks.values()) == round(0.9 * (784 * 64 + 64 * 64 + 64 * 10))
+True
+>>> _ = neurons(model, 0.25)                      # then a quarter of the 128 hidden neurons
+>>> int((~model.layers[0].b.mask).sum() + (~model.layers[1].b.mask).sum())
+32
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from tinyprune.nn import MLP
+from tinyprune.prune import criteria, select
+from tinyprune.prune.masks import apply_mask
+from tinyprune.random import Seed
+
+CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp")
+NEURON_CRITERIA = ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation", "random")
+NEURON_ALIASES = {"magnitude": "l2", "taylor": "taylor_activation"}
+STRUCTURES = ("weights", "neurons", "n:m")
+SCOPES = ("layer", "global")
+NEEDS_DATA = {"gradient": "X, y", "taylor": "X, y", "hybrid": "X, y", "obd": "X, y",
+              "activation": "X", "taylor_activation": "X, y"}
+CRITERION_OPTIONS = {"gradient": ("loss", "batch_size"), "taylor": ("loss", "batch_size"),
+                     "hybrid": ("alpha", "loss", "batch_size"), "obd": ("hessian", "loss", "batch_size"),
+                     "activation": ("batch_size",), "taylor_activation": ("loss", "batch_size")}
+SELECT_OPTIONS = {"weights": ("prune_biases", "exclude", "include_output"),
+                  "n:m": ("n", "m", "exclude", "include_output"),
+                  "neurons": ("exclude",)}
+
+Masks = dict[str, np.ndarray]
+
+
+# ------------------------------------------------------------------ argument checks
+def check_sparsity(sparsity: Any) -> float:
+    """``sparsity`` as a float in ``[0, 1)``, or ``ValueError`` saying so (NaN and bools rejected)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
+        raise ValueError(f"sparsity must be a number in [0, 1) (the fraction pruned), got {sparsity!r}")
+    value = float(sparsity)
+    if math.isnan(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1) (the fraction pruned; 1 would remove everything), "
+                         f"got {sparsity!r}")
+    return value
+
+
+def _choice(label: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {label} {value!r}; expected one of {allowed}")
+    return value
+
+
+def resolve_data(data: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``data`` as ``(X, y)``: a tuple ``(X, y)``, a Dataset-like object with ``.X`` and ``.y``, an array
+    ``X`` alone (enough for ``"activation"``), or ``None``."""
+    if data is None:
+        return None, None
+    if hasattr(data, "X"):
+        return np.asarray(data.X), None if getattr(data, "y", None) is None else np.asarray(data.y)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return np.asarray(data[0]), None if data[1] is None else np.asarray(data[1])
+    if isinstance(data, np.ndarray):
+        return data, None
+    raise ValueError("data must be (X, y), a Dataset (with .X and .y) or an array X; "
+                     f"got {type(data).__name__}")
+
+
+def _exclusions(model: MLP, exclude: Any) -> set[str]:
+    if exclude is None:
+        return set()
+    names = [exclude] if isinstance(exclude, str) else list(exclude)
+    params = {name for name, _ in model.named_parameters()}
+    layers = {f"layers.{i}" for i in range(len(model.layers))}
+    unknown = [n for n in names if n not in params and n not in layers]
+    if unknown:
+        raise ValueError(f"cannot exclude {unknown}: expected parameter names such as 'layers.0.W' or "
+                         f"layer names such as 'layers.0' (this model has {len(model.layers)} layers)")
+    out = set()
+    for name in names:
+        out |= {name} if name in params else {f"{name}.W", f"{name}.b", name}
+    return out
+
+
+def eligible(model: MLP, prune_biases: bool = False, exclude: Any = None,
+             include_output: bool = True) -> list[str]:
+    """Names of the parameters that unstructured pruning may touch, in model order.
+
+    >>> from tinyprune.nn import MLP
+    >>> eligible(MLP([3, 4, 2]), include_output=False)
+    ['layers.0.W']
+    """
+    excluded = _exclusions(model, exclude)
+    last = len(model.layers) - 1
+    names = []
+    for index in range(len(model.layers)):
+        if index == last and not include_output:
+            continue
+        kinds = ("W", "b") if prune_biases else ("W",)
+        names += [f"layers.{index}.{kind}" for kind in kinds if f"layers.{index}.{kind}" not in excluded]
+    if not names:
+        raise ValueError("no parameter is left to prune: every layer was excluded")
+    return names
+
+
+def _check_not_empty(masks: Masks) -> None:
+    for name, keep in masks.items():
+        if name.endswith(".W") and not keep.any():
+            raise ValueError(f"this pruning would leave {name} with no weights at all (the network would be "
+                             f"cut in two); lower the sparsity, use scope='layer' or criterion='lamp', "
+                             f"or exclude that layer")
+
+
+def _apply(model: MLP, masks: Masks) -> Masks:
+    params = dict(model.named_parameters())
+    for name, keep in masks.items():
+        apply_mask(params[name], keep)
+    return {name: params[name].mask for name in masks}
+
+
+# ------------------------------------------------------------------ scores
+def weight_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed: Seed = 0,
+                  **options: Any) -> dict[str, np.ndarray]:
+    """``{param_name: score}`` of a weight criterion by name (see ``CRITERIA``)."""
+    _choice("criterion", criterion, CRITERIA)
+    if criterion == "magnitude":
+        return criteria.magnitude(model)
+    if criterion == "random":
+        return criteria.random(model, seed)
+    if criterion == "lamp":
+        return criteria.lamp(model)
+    function: Callable[..., dict[str, np.ndarray]] = getattr(criteria, criterion)
+    return function(model, X, y, **options)
+
+
+def neuron_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed: Seed = 0,
+                  **options: Any) -> dict[str, np.ndarray]:
+    """``{"layers.l": score per hidden neuron}`` of a neuron criterion by name (see ``NEURON_CRITERIA``)."""
+    criterion = NEURON_ALIASES.get(criterion, criterion)
+    _choice("neuron criterion", criterion, NEURON_CRITERIA)
+    if criterion == "random":
+        return criteria.neuron_random(model, seed)
+    if criterion == "activation":
+        return criteria.neuron_activation(model, X, **options)
+    if criterion == "taylor_activation":
+        return criteria.neuron_taylor(model, X, y, **options)
+    return criteria.neuron_norm(model, order=int(criterion[1]), outgoing=criterion.endswith("_out"))
+
+
+# ------------------------------------------------------------------ the verb
+def prune(model: MLP, sparsity: float | None, criterion: str = "magnitude", scope: str = "global",
+          structure: str = "weights", data: Any = None, seed: Seed = 0, **options: Any) -> Masks:
+    """Prune ``model`` in place to a total ``sparsity`` and return ``{param_name: new mask}``.
+
+    - ``criterion``: for weights and n:m one of ``CRITERIA``; for neurons one of ``NEURON_CRITERIA``
+      (``"magnitude"`` means ``"l2"`` and ``"taylor"`` means ``"taylor_activation"`` there).
+    - ``scope``: ``"global"`` (one threshold over all eligible entries) or ``"layer"`` (each parameter,
+      or each hidden layer for neurons, to the same sparsity). Ignored by ``"n:m"``.
+    - ``structure``: ``"weights"`` (unstructured), ``"neurons"`` (whole hidden neurons: a column of
+      ``W_l``, the entry of ``b_l``, the row of ``W_{l+1}``; ``sparsity`` is the fraction of hidden
+      neurons), or ``"n:m"`` (``n`` of every ``m`` weights along the input dimension are kept; options
+      ``n=2, m=4``; ``sparsity`` must be ``None`` or ``1 - n/m``).
+    - ``data``: calibration data ``(X, y)`` or a Dataset, for the criteria in ``NEEDS_DATA``.
+    - ``options``: ``prune_biases=False``, ``exclude=()`` (names like ``"layers.2"`` or
+      ``"layers.2.W"``), ``include_output=True``, and the criterion's own (``alpha``, ``hessian``,
+      ``loss``, ``batch_size``).
+
+    Exactly ``round(sparsity · n)`` eligible entries end up pruned (earlier pruning counts; if more are
+    already pruned, nothing more is). Shapes: masks have their parameters' shapes, dtype bool.
+    """
+    _choice("structure", structure, STRUCTURES)
+    _choice("scope", scope, SCOPES)
+    if structure == "neurons":
+        _choice("neuron criterion", NEURON_ALIASES.get(criterion, criterion), NEURON_CRITERIA)
+        key = NEURON_ALIASES.get(criterion, criterion)
+    else:
+        key = _choice("criterion", criterion, CRITERIA)
+    allowed = SELECT_OPTIONS[structure] + CRITERION_OPTIONS.get(key, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for structure={structure!r}, criterion={criterion!r}; "
+                         f"allowed: {sorted(allowed)}")
+    criterion_options = {k: v for k, v in options.items() if k in CRITERION_OPTIONS.get(key, ())}
+    select_options = {k: v for k, v in options.items() if k in SELECT_OPTIONS[structure]}
+    if not isinstance(model, MLP):
+        raise TypeError(f"prune works on an MLP, got {type(model).__name__}")
+
+    if structure == "n:m":
+        n, m = select_options.pop("n", 2), select_options.pop("m", 4)
+        if sparsity is not None and (not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool)
+                                     or not math.isclose(float(sparsity), 1 - n / m)):
+            raise ValueError(f"with structure='n:m' the sparsity is 1 - n/m = {1 - n / m}; pass "
+                             f"sparsity=None (or that value), got {sparsity!r}")
+    else:
+        sparsity = check_sparsity(sparsity)
+
+    X, y = resolve_data(data)
+    if key in NEEDS_DATA and (X is None or (NEEDS_DATA[key] == "X, y" and y is None)):
+        raise ValueError(f"criterion {criterion!r} needs calibration data ({NEEDS_DATA[key]}): pass "
+                         f"data=(X, y) or a Dataset; criteria without data: magnitude, random, lamp, "
+                         f"l1, l2, l1_out, l2_out")
+
+    if structure == "neurons":
+        return _prune_neurons(model, sparsity, key, scope, X, y, seed, criterion_options, **select_options)
+    params = dict(model.named_parameters())
+    names = eligible(model, **select_options) if structure == "weights" else eligible(
+        model, prune_biases=False, **select_options)
+    scores = weight_scores(model, key, X, y, seed, **criterion_options)
+    alive = [params[name].mask for name in names]
+    chosen = [scores[name] for name in names]
+    if structure == "n:m":
+        keep = [select.n_of_m(s, n, m, a) for s, a in zip(chosen, alive)]
+    elif scope == "global":
+        keep = select.global_(chosen, sparsity, alive)
+    else:
+        keep = select.layerwise(chosen, sparsity, alive)
+    masks = dict(zip(names, keep))
+    _check_not_empty(masks)
+    return _apply(model, masks)
+
+
+def hidden_alive(model: MLP) -> dict[str, np.ndarray]:
+    """``{"layers.l": bool per hidden neuron}``: False where the neuron was removed (its incoming column
+    and its bias are both fully masked)."""
+    alive = {}
+    for index in range(len(model.layers) - 1):
+        W, b = model.layers[index].W, model.layers[index].b
+        flags = np.ones(b.shape, dtype=bool)
+        if W.mask is not None and b.mask is not None:
+            flags = W.mask.any(axis=0) | b.mask
+        alive[f"layers.{index}"] = flags
+    return alive
+
+
+def _prune_neurons(model: MLP, sparsity: float, criterion: str, scope: str, X: Any, y: Any, seed: Seed,
+                   criterion_options: dict[str, Any], exclude: Any = None) -> Masks:
+    if len(model.layers) < 2:
+        raise ValueError(f"structure='neurons' needs a hidden layer; {model} has none (input and output "
+                         f"units are never pruned)")
+    excluded = _exclusions(model, exclude)
+    layers = [f"layers.{i}" for i in range(len(model.layers) - 1) if f"layers.{i}" not in excluded]
+    if not layers:
+        raise ValueError("no hidden layer is left to prune: every one was excluded")
+    scores = neuron_scores(model, criterion, X, y, seed, **criterion_options)
+    alive_now = hidden_alive(model)
+    chosen, alive = [scores[name] for name in layers], [alive_now[name] for name in layers]
+    keep = (select.global_ if scope == "global" else select.layerwise)(chosen, sparsity, alive)
+    for name, flags in zip(layers, keep):
+        if not flags.any():
+            raise ValueError(f"this pruning would remove every neuron of hidden layer {name}; lower the "
+                             f"sparsity, use scope='layer', or exclude that layer")
+    masks: Masks = {}
+    for name, flags in zip(layers, keep):
+        index = int(name.split(".")[1])
+        W, b, W_next = model.layers[index].W, model.layers[index].b, model.layers[index + 1].W
+        for param_name, shape, mask in ((f"{name}.W", W.shape, np.broadcast_to(flags[None, :], W.shape)),
+                                        (f"{name}.b", b.shape, flags),
+                                        (f"layers.{index + 1}.W", W_next.shape,
+                                         np.broadcast_to(flags[:, None], W_next.shape))):
+            masks[param_name] = masks.get(param_name, np.ones(shape, bool)) & mask
+    return _apply(model, masks)
+
+
+# ------------------------------------------------------------------ short forms
+def magnitude(model: MLP, sparsity: float, scope: str = "global", **options: Any) -> Masks:
+    """``prune(model, sparsity, "magnitude", scope, ...)``: the smallest ``|w|`` go."""
+    return prune(model, sparsity, "magnitude", scope, **options)
+
+
+def random(model: MLP, sparsity: float, scope: str = "global", seed: Seed = 0, **options: Any) -> Masks:
+    """``prune(model, sparsity, "random", ...)``: a uniformly random ``round(s · n)`` go (the baseline)."""
+    return prune(model, sparsity, "random", scope, seed=seed, **options)
+
+
+def gradient(model: MLP, sparsity: float, data: Any, scope: str = "global", **options: Any) -> Masks:
+    """``prune(model, sparsity, "gradient", data=data, ...)``: the smallest ``|∂L/∂w|`` go."""
+    return prune(model, sparsity, "gradient", scope, data=data, **options)
+
+
+def taylor(model: MLP, sparsity: float, data: Any, scope: str = "global", **options: Any) -> Masks:
+    """``prune(model, sparsity, "taylor", data=data, ...)``: the smallest ``|w · ∂L/∂w|`` go."""
+    return prune(model, sparsity, "taylor", scope, data=data, **options)
+
+
+def hybrid(model: MLP, sparsity: float, data: Any, alpha: float = 0.5, scope: str = "global",
+           **options: Any) -> Masks:
+    """``prune(model, sparsity, "hybrid", data=data, alpha=alpha)``: the document's mixed pruning."""
+    return prune(model, sparsity, "hybrid", scope, data=data, alpha=alpha, **options)
+
+
+def obd(model: MLP, sparsity: float, data: Any, hessian: str = "gauss_newton", scope: str = "global",
+        **options: Any) -> Masks:
+    """``prune(model, sparsity, "obd", data=data, hessian=hessian)``: the smallest ``h_ii w_i² / 2`` go."""
+    return prune(model, sparsity, "obd", scope, data=data, hessian=hessian, **options)
+
+
+def lamp(model: MLP, sparsity: float, **options: Any) -> Masks:
+    """``prune(model, sparsity, "lamp", scope="global")``: LAMP scores under one global threshold."""
+    return prune(model, sparsity, "lamp", "global", **options)
+
+
+def neurons(model: MLP, sparsity: float, criterion: str = "l2", scope: str = "global", data: Any = None,
+            **options: Any) -> Masks:
+    """``prune(model, sparsity, criterion, scope, structure="neurons")``: remove whole hidden neurons."""
+    return prune(model, sparsity, criterion, scope, structure="neurons", data=data, **options)
+
+
+def n_m(model: MLP, n: int = 2, m: int = 4, criterion: str = "magnitude", data: Any = None,
+        **options: Any) -> Masks:
+    """``prune(model, None, criterion, structure="n:m", n=n, m=m)``: keep n of every m input weights."""
+    return prune(model, None, criterion, structure="n:m", data=data, n=n, m=m, **options)
+
+
+def threshold(model: MLP, tau: float | None = None, quality: float | None = None, prune_biases: bool = False,
+              exclude: Any = None, include_output: bool = True) -> Masks:
+    """Prune every weight with ``|w| < τ``: a fixed ``tau``, or per layer ``τ = quality · std(w)`` over
+    the layer's surviving weights (Han et al. 2015). The sparsity is whatever results.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([4, 3], seed=0)
+    >>> masks = threshold(model, tau=0.5)
+    >>> bool(np.all(np.abs(model.layers[0].W.data[~masks["layers.0.W"]]) == 0))
+    True
+    """
+    if (tau is None) == (quality is None):
+        raise ValueError("give exactly one of tau (an absolute threshold) or quality (τ = quality · std)")
+    value = tau if tau is not None else quality
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
+        raise ValueError(f"the threshold must be a finite number >= 0, got {value!r}")
+    params = dict(model.named_parameters())
+    masks = {}
+    for name in eligible(model, prune_biases, exclude, include_output):
+        p = params[name]
+        tau_here = tau if tau is not None else select.std_threshold(p.data, quality, p.mask)
+        masks[name] = select.below_threshold(np.abs(p.data), tau_here, p.mask)
+    _check_not_empty(masks)
+    return _apply(model, masks)

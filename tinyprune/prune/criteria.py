@@ -1,0 +1,324 @@
+"""Importance criteria: how much would the loss suffer if this weight (or neuron) were set to 0?
+
+Each criterion maps the model (and, where it needs it, calibration data ``X, y``) to a score per entry:
+``{param_name: score array of the parameter's shape}`` for weights, ``{"layers.l": (d_{l+1},)}`` for the
+hidden neurons of layer ``l``. Low score = pruned first. Scores are computed for every parameter
+(biases too); ``select`` decides which ones may be pruned. Gradients and curvatures are of the *mean*
+loss over the calibration rows, accumulated in batches of ``batch_size`` rows.
+Derived in ``notebooks/05_pruning_criteria.ipynb`` (weights) and
+``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons).
+
+The document (sections 2.1 and 3.2) names magnitude ("connection strength"), gradient and their mix
+("hybrid"); the others are the standard ones of the literature, each with its source below.
+
+>>> from tinyprune.nn import MLP
+>>> model = MLP([2, 2], seed=0)
+>>> model.layers[0].W.data[...] = [[1.0, -3.0], [0.5, 2.0]]
+>>> magnitude(model)["layers.0.W"]
+array([[1. , 3. ],
+       [0.5, 2. ]], dtype=float32)
+>>> lamp(model)["layers.0.W"].round(3)     # 0.25/14.25, 1/14, 4/13, 9/9
+array([[0.071, 1.   ],
+       [0.018, 0.308]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tinyprune import backprop, losses
+from tinyprune.errors import ShapeError
+from tinyprune.nn import MLP
+from tinyprune.random import Seed, rng
+
+Scores = dict[str, np.ndarray]
+
+HESSIANS = ("gauss_newton", "fisher", "layerwise")
+
+
+# ------------------------------------------------------------------ helpers
+def _check_model(model: Any) -> MLP:
+    if not isinstance(model, MLP):
+        raise TypeError(f"pruning criteria work on an MLP, got {type(model).__name__}")
+    return model
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_data(model: MLP, X: Any, y: Any = None, need_y: bool = True) -> tuple[np.ndarray, Any]:
+    if X is None or (need_y and y is None):
+        raise ValueError("this criterion needs calibration data: pass X and y (e.g. a few hundred "
+                         "training rows)")
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != model.sizes[0] or X.shape[0] == 0:
+        raise ShapeError(f"calibration X must have shape (n >= 1, {model.sizes[0]}), got {X.shape}")
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape[0] != X.shape[0]:
+            raise ShapeError(f"X has {X.shape[0]} rows but y has {y.shape[0]}; they must match")
+    return X, y
+
+
+def _batches(X: np.ndarray, y: Any, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
+    for start in range(0, X.shape[0], batch_size):
+        yield X[start:start + batch_size], None if y is None else y[start:start + batch_size]
+
+
+def _per_sample_deltas(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> list[np.ndarray]:
+    """``δ_l = dℓ_i/dZ_l`` for every layer, row i being the gradient of *its own* sample's loss ℓ_i."""
+    _, dlogits = losses.loss_and_grad(loss, cache.logits, yb)
+    delta = dlogits * cache.logits.shape[0]          # the mean's 1/n undone: one row per sample
+    deltas = [delta]
+    for index in range(len(model.layers) - 1, 0, -1):
+        delta = (delta @ model.layers[index].W.data.T) * (cache.Z[index - 1] > 0)
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def _normalise(score: np.ndarray) -> np.ndarray:
+    top = score.max() if score.size else 0
+    return score / top if top > 0 else np.zeros_like(score)
+
+
+# ------------------------------------------------------- weight criteria
+def magnitude(model: MLP) -> Scores:
+    """``s = |w|``: small weights matter least (Han et al. 2015, "Learning both weights and connections").
+
+    The document's "connection strength" (section 3.2). Shapes: each score has its parameter's shape.
+    """
+    return {name: np.abs(p.data) for name, p in _check_model(model).named_parameters()}
+
+
+def random(model: MLP, seed: Seed = 0) -> Scores:
+    """``s ~ U(0, 1)`` independently per weight: the baseline every criterion must beat
+    (Liu et al. 2022, "The unreasonable effectiveness of random pruning").
+
+    >>> from tinyprune.nn import MLP
+    >>> bool(np.all(random(MLP([2, 2]), seed=1)["layers.0.W"] == random(MLP([2, 2]), seed=1)["layers.0.W"]))
+    True
+    """
+    generator = rng(seed)
+    return {name: generator.random(p.shape).astype(p.data.dtype)
+            for name, p in _check_model(model).named_parameters()}
+
+
+def mean_gradient(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy",
+                  batch_size: int = 1000) -> Scores:
+    """``g = ∂L/∂w`` of the mean loss ``L = (1/n) Σ_i ℓ_i`` over all calibration rows (signed).
+
+    Computed in batches: ``g = Σ_b (n_b / n) g_b``. Shapes: X (n, d_0), y (n,) -> the parameters' shapes.
+    """
+    model = _check_model(model)
+    X, y = _check_data(model, X, y)
+    batch_size = _check_batch_size(batch_size)
+    total = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.named_parameters()}
+    for Xb, yb in _batches(X, y, batch_size):
+        _, grads = backprop.gradients(model, Xb, yb, loss)
+        for name, grad in grads.items():
+            total[name] += grad * (Xb.shape[0] / X.shape[0])
+    return total
+
+
+def gradient(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy",
+             batch_size: int = 1000) -> Scores:
+    """``s = |∂L/∂w|``, the gradient of the mean loss over the calibration data (document, section 3.2:
+    "gradient-based pruning"). A weight the loss barely pulls on is deemed unimportant.
+
+    Caveat worth teaching: at a minimum every gradient is near 0, so this is a weak criterion for a
+    trained network; it ignores how large the weight itself is (compare ``taylor``).
+    Shapes: X (n, d_0), y (n,) -> scores of the parameters' shapes.
+    """
+    return {name: np.abs(g) for name, g in mean_gradient(model, X, y, loss, batch_size).items()}
+
+
+def taylor(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy", batch_size: int = 1000) -> Scores:
+    """``s = |w · ∂L/∂w|``: the first-order Taylor estimate of the change in loss when ``w`` is set to 0,
+    ``L(w=0) - L(w) ≈ -w ∂L/∂w`` (Molchanov et al. 2017; the SNIP saliency of Lee et al. 2019).
+
+    Shapes: X (n, d_0), y (n,) -> scores of the parameters' shapes.
+    """
+    grads = mean_gradient(model, X, y, loss, batch_size)
+    return {name: np.abs(p.data * grads[name]) for name, p in model.named_parameters()}
+
+
+def hybrid(model: MLP, X: np.ndarray, y: Any, alpha: float = 0.5, loss: str = "cross_entropy",
+           batch_size: int = 1000) -> Scores:
+    """``s = α · norm(|w|) + (1 - α) · norm(|w · ∂L/∂w|)``: the document's mixed pruning (section 3.2).
+
+    ``norm(s) = s / max(s)`` within each parameter tensor (a layer's scores in [0, 1], its largest at
+    exactly 1), so the two scales can be added and layers compared. ``alpha = 1`` is magnitude, ``0``
+    is Taylor (each layer-normalised). Shapes: X (n, d_0), y (n,) -> scores of the parameters' shapes.
+    """
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1] (1 = magnitude only, 0 = Taylor only), got {alpha}")
+    first_order = taylor(model, X, y, loss, batch_size)
+    return {name: alpha * _normalise(np.abs(p.data)) + (1 - alpha) * _normalise(first_order[name])
+            for name, p in model.named_parameters()}
+
+
+def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "gauss_newton",
+                     loss: str = "cross_entropy", batch_size: int = 1000) -> Scores:
+    """``h_ii``, an approximation of the diagonal of the Hessian of the mean loss, for every parameter.
+
+    - ``"gauss_newton"`` (LeCun et al. 1990, OBD's own recursion): at the logits ``c_k = ∂²ℓ/∂z_k²``
+      (cross-entropy: ``p_k (1 - p_k)``; the document's squared error on softmax: the Gauss–Newton
+      diagonal ``Σ_m J_mk²`` of the softmax Jacobian ``J``); backwards, dropping off-diagonal terms and
+      ``f'' = 0`` for ReLU, ``c_{l-1,j} = relu'(z_j)² Σ_k W_jk² c_{l,k}``; then
+      ``h(W_l[j, k]) = mean_i x_ij² c_ik`` and ``h(b_l[k]) = mean_i c_ik``.
+    - ``"fisher"``: the empirical Fisher diagonal ``mean_i (∂ℓ_i/∂w)²`` (per-sample gradients squared);
+      for ``W_l[j, k]`` that is ``mean_i x_ij² δ_ik²``, computed without forming per-sample gradients.
+    - ``"layerwise"``: the Hessian of each layer's own squared reconstruction error ``||X W - X W'||²``,
+      ``H = 2 X^T X / n`` (OBS for layers, Dong et al. 2017; Frantar & Alistarh 2022), whose diagonal
+      ``2 mean_i x_ij²`` is shared by the whole row ``j`` (for a bias, the input is 1: ``h = 2``).
+
+    Shapes: X (n, d_0), y (n,) (not needed for ``"layerwise"``) -> arrays of the parameters' shapes.
+    """
+    model = _check_model(model)
+    if hessian not in HESSIANS:
+        raise ValueError(f"unknown hessian {hessian!r}; expected one of {HESSIANS}")
+    X, y = _check_data(model, X, y, need_y=hessian != "layerwise")
+    batch_size = _check_batch_size(batch_size)
+    if hessian != "layerwise":
+        losses.check_loss_name(loss)
+    sums = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.named_parameters()}
+    for Xb, yb in _batches(X, y, batch_size):
+        cache = backprop.forward(model, Xb)
+        if hessian == "layerwise":
+            for index, inputs in enumerate(cache.inputs):
+                sums[f"layers.{index}.W"] += 2 * np.sum(inputs.astype(np.float64) ** 2, axis=0)[:, None]
+                sums[f"layers.{index}.b"] += 2 * inputs.shape[0]
+            continue
+        if hessian == "fisher":
+            curvatures = [d.astype(np.float64) ** 2 for d in _per_sample_deltas(model, cache, yb, loss)]
+        else:
+            curvatures = _gauss_newton_curvatures(model, cache, yb, loss)
+        for index, (inputs, c) in enumerate(zip(cache.inputs, curvatures)):
+            sums[f"layers.{index}.W"] += (inputs.astype(np.float64) ** 2).T @ c
+            sums[f"layers.{index}.b"] += c.sum(axis=0)
+    return {name: total / X.shape[0] for name, total in sums.items()}
+
+
+def _gauss_newton_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> list[np.ndarray]:
+    """Per-sample diagonal curvatures ``c_l = ∂²ℓ_i/∂Z_l²`` (LeCun's approximation), layer by layer."""
+    p = losses.softmax(cache.logits.astype(np.float64))
+    if loss == "cross_entropy":
+        c = p * (1 - p)
+    else:  # squared error on the softmax outputs: diag(J^T J), J = diag(p) - p p^T
+        c = p**2 * ((1 - p) ** 2 + np.sum(p**2, axis=1, keepdims=True) - p**2)
+    curvatures = [c]
+    for index in range(len(model.layers) - 1, 0, -1):
+        W = model.layers[index].W.data.astype(np.float64)
+        c = (c @ (W**2).T) * (cache.Z[index - 1] > 0)
+        curvatures.append(c)
+    return curvatures[::-1]
+
+
+def obd(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "gauss_newton", loss: str = "cross_entropy",
+        batch_size: int = 1000) -> Scores:
+    """``s = 1/2 · h_ii · w_i²``: Optimal Brain Damage's saliency (LeCun, Denker & Solla 1990), the
+    second-order estimate of the loss increase when ``w_i`` alone is set to 0 at a minimum (where the
+    first-order term vanishes). ``h_ii`` is ``hessian_diagonal(..., hessian)``; see there for the three
+    choices (``"gauss_newton"`` by default). Shapes: X (n, d_0), y (n,) -> the parameters' shapes.
+    """
+    diagonal = hessian_diagonal(model, X, y, hessian, loss, batch_size)
+    return {name: 0.5 * diagonal[name] * p.data.astype(np.float64) ** 2
+            for name, p in model.named_parameters()}
+
+
+def lamp(model: MLP) -> Scores:
+    """LAMP (Lee et al. 2021, "Layer-adaptive sparsity for the magnitude-based pruning"):
+    ``s_u = w_u² / Σ_{v >= u} w_v²`` with a layer's weights sorted by magnitude, ascending.
+
+    Each weight's share of the energy left in its layer once the smaller ones are gone: comparable
+    across layers, so one global threshold gives every layer its own sparsity, and every layer keeps its
+    largest weight (score 1). Ties are ordered by flat index. Shapes: the parameters' shapes.
+    """
+    scores = {}
+    for name, p in _check_model(model).named_parameters():
+        squares = p.data.ravel().astype(np.float64) ** 2
+        order = np.argsort(squares, kind="stable")
+        sorted_squares = squares[order]
+        tail = np.cumsum(sorted_squares[::-1])[::-1]              # Σ_{v >= u} w_v²
+        ratio = np.divide(sorted_squares, tail, out=np.zeros_like(tail), where=tail > 0)
+        score = np.empty_like(ratio)
+        score[order] = ratio
+        scores[name] = score.reshape(p.shape).astype(p.data.dtype)
+    return scores
+
+
+# ------------------------------------------------------- neuron criteria
+def _hidden(model: MLP) -> range:
+    return range(len(_check_model(model).layers) - 1)
+
+
+def neuron_norm(model: MLP, order: int = 2, outgoing: bool = False) -> Scores:
+    """``s_j = ||W_l[:, j]||_p`` (the weights into hidden neuron j) or ``||W_{l+1}[j, :]||_p`` (out of it).
+
+    ``order`` 1 or 2 (Li et al. 2017, "Pruning filters for efficient ConvNets", use L1 of the incoming
+    filter; the outgoing norm measures how much the next layer listens). Biases are not included.
+    Shapes: ``{"layers.l": (d_{l+1},)}`` for every hidden layer l.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([2, 2, 2], seed=0)
+    >>> model.layers[0].W.data[...] = [[3.0, 0.0], [4.0, -1.0]]
+    >>> neuron_norm(model, 2)["layers.0"]
+    array([5., 1.], dtype=float32)
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    scores = {}
+    for index in _hidden(model):
+        W = model.layers[index + 1].W.data if outgoing else model.layers[index].W.data
+        scores[f"layers.{index}"] = np.linalg.norm(W, ord=order, axis=1 if outgoing else 0)
+    return scores
+
+
+def neuron_activation(model: MLP, X: np.ndarray, batch_size: int = 1000) -> Scores:
+    """``s_j = mean_i |a_ij|``, the mean absolute activation of hidden neuron j on the calibration rows
+    (Hu et al. 2016 use the related fraction of zeros, APoZ). A neuron that is rarely on says little.
+    Shapes: X (n, d_0) -> ``{"layers.l": (d_{l+1},)}``.
+    """
+    model = _check_model(model)
+    X, _ = _check_data(model, X, need_y=False)
+    batch_size = _check_batch_size(batch_size)
+    sums = {f"layers.{i}": np.zeros(model.sizes[i + 1]) for i in _hidden(model)}
+    for Xb, _ in _batches(X, None, batch_size):
+        cache = backprop.forward(model, Xb)
+        for index in _hidden(model):
+            sums[f"layers.{index}"] += np.abs(cache.inputs[index + 1]).sum(axis=0)
+    return {name: total / X.shape[0] for name, total in sums.items()}
+
+
+def neuron_taylor(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy",
+                  batch_size: int = 1000) -> Scores:
+    """``s_j = mean_i |a_ij · ∂ℓ_i/∂a_ij|``: the first-order Taylor estimate of the loss change when the
+    activation of hidden neuron j is set to 0, per sample, then averaged (Molchanov et al. 2017).
+
+    ``∂ℓ_i/∂a_l = δ_{l+1} W_{l+1}^T`` with the per-sample ``δ``. Shapes: X (n, d_0), y (n,) ->
+    ``{"layers.l": (d_{l+1},)}``.
+    """
+    model = _check_model(model)
+    X, y = _check_data(model, X, y)
+    batch_size = _check_batch_size(batch_size)
+    sums = {f"layers.{i}": np.zeros(model.sizes[i + 1]) for i in _hidden(model)}
+    for Xb, yb in _batches(X, y, batch_size):
+        cache = backprop.forward(model, Xb)
+        deltas = _per_sample_deltas(model, cache, yb, loss)
+        for index in _hidden(model):
+            dactivation = deltas[index + 1] @ model.layers[index + 1].W.data.T
+            sums[f"layers.{index}"] += np.abs(cache.inputs[index + 1] * dactivation).sum(axis=0)
+    return {name: total / X.shape[0] for name, total in sums.items()}
+
+
+def neuron_random(model: MLP, seed: Seed = 0) -> Scores:
+    """``s_j ~ U(0, 1)`` per hidden neuron: the structured baseline. Shapes: ``{"layers.l": (d_{l+1},)}``."""
+    generator = rng(seed)
+    return {f"layers.{i}": generator.random(model.sizes[i + 1]) for i in _hidden(model)}
