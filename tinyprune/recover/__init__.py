@@ -1,0 +1,24 @@
+"""Recovering a pruned network: fine-tuning, retraining, rewinding, distillation, closed-form reconstruction.
+
+Every recovery keeps the masks: pruned weights stay exactly 0 (the optimizers are mask-aware and the
+closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07_finetuning.ipynb`` and
+``notebooks/08_residual_and_reconstruction.ipynb``.
+"""
+
+from tinyprune.recover.distill import (
+    OUTPUTS,
+    distill,
+    distillation_gradients,
+    distillation_loss,
+    distillation_loss_tensor,
+)
+from tinyprune.recover.finetune import build_optimizer, finetune, lr_rewind, resolve_schedule, train_until
+from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, reconstruct, reconstruct_layer
+from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
+
+__all__ = [
+    "OUTPUTS", "ReconstructionReport", "build_optimizer", "distill", "distillation_gradients",
+    "distillation_loss", "distillation_loss_tensor", "finetune", "lr_rewind", "obs_prune", "reconstruct",
+    "reconstruct_layer", "reinitialize", "resolve_schedule", "retrain", "rewind", "rewind_weights",
+    "train_until",
+]
