@@ -1,22 +1,48 @@
 """tinyprune: prune a neural network and recover its accuracy, from scratch in NumPy.
 
+The public face, one import away::
+
+    tp.MLP, tp.Tensor, tp.SGD, tp.Adam          the core (nn, autograd, optim)
+    tp.data.load("mnist-5k")                    embedded digits; "mnist", "fashion-mnist" from disk or https
+    tp.fit, tp.evaluate, tp.predict             training (tinyprune.train)
+    tp.prune.prune(model, 0.9, ...)             pruning: criteria, selection, masks, compaction, schedules
+    tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
+    tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
+    tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
+
 >>> import tinyprune as tp
 >>> model = tp.MLP([784, 64, 64, 10], seed=0)
 >>> sum(p.data.size for p in model.parameters())
 55050
 """
 
-from tinyprune import autograd, backprop, data, errors, gradcheck, losses, nn, optim
+from tinyprune import (
+    autograd,
+    backprop,
+    checkpoint,
+    data,
+    errors,
+    gradcheck,
+    losses,
+    metrics,
+    nn,
+    optim,
+    prune,
+    recover,
+    train,
+)
 from tinyprune.autograd import Tensor, no_grad
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.optim import SGD, Adam
+from tinyprune.train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "SGD", "Adam", "CheckpointError", "DataError", "Linear", "Module", "Parameter", "ReLU",
-    "Sequential", "ShapeError", "Tensor", "TinypruneError", "__version__", "autograd", "backprop",
-    "check_gradient", "data", "errors", "gradcheck", "losses", "nn", "no_grad", "optim",
+    "MLP", "SGD", "Adam", "CheckpointError", "DataError", "History", "Linear", "Module", "Parameter",
+    "ReLU", "Sequential", "ShapeError", "Tensor", "TinypruneError", "__version__", "autograd", "backprop",
+    "check_gradient", "checkpoint", "data", "errors", "evaluate", "fit", "gradcheck", "losses", "metrics",
+    "nn", "no_grad", "optim", "predict", "prune", "recover", "train",
 ]
