@@ -36,13 +36,14 @@ from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneEr
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.optim import SGD, Adam
-from tinyprune.train import History, evaluate, fit, predict
+from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "SGD", "Adam", "CheckpointError", "DataError", "History", "Linear", "Module", "Parameter",
-    "ReLU", "Sequential", "ShapeError", "Tensor", "TinypruneError", "__version__", "autograd", "backprop",
-    "check_gradient", "checkpoint", "data", "errors", "evaluate", "fit", "gradcheck", "losses", "metrics",
-    "nn", "no_grad", "optim", "predict", "prune", "recover", "train",
+    "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",
+    "Parameter", "ReLU", "SGD", "Sequential", "ShapeError", "Tensor", "TinypruneError",
+    "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
+    "errors", "evaluate", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad", "optim", "predict",
+    "prune", "recover", "train",
 ]
