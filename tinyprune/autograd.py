@@ -125,8 +125,14 @@ class Tensor:
     # ------------------------------------------------------------ graph core
     @staticmethod
     def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: BackwardRule) -> Tensor:
-        """Wrap an operation's output; record the graph only if some parent needs a gradient."""
-        out = Tensor(data)
+        """Wrap an operation's output; record the graph only if some parent needs a gradient.
+
+        The output of an operation on float arrays is already a float array: it skips ``__init__``'s
+        conversion (the cost of every node of every step).
+        """
+        out = Tensor.__new__(Tensor)
+        out.data = data if type(data) is np.ndarray else _as_array(data)
+        out.grad, out.requires_grad, out._parents, out._backward = None, False, (), None
         if _grad_enabled and any(parent.requires_grad for parent in parents):
             out.requires_grad = True
             out._parents = parents
@@ -262,11 +268,14 @@ class Tensor:
             raise ShapeError(f"@ needs the inner dimensions to agree: {a.shape} @ {b.shape} "
                              f"({a.shape[-1]} != {b.shape[0]})")
 
-        def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
             a2 = a if a.ndim == 2 else a[None, :]
             b2 = b if b.ndim == 2 else b[:, None]
             g2 = g.reshape(a2.shape[0], b2.shape[1])
-            return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+            # a side that needs no gradient (the input batch X) gets none: no product is wasted on it
+            da = (g2 @ b2.T).reshape(a.shape) if self.requires_grad else None
+            db = (a2.T @ g2).reshape(b.shape) if other.requires_grad else None
+            return da, db
 
         return Tensor._result(a @ b, (self, other), backward)
 

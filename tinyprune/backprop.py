@@ -10,7 +10,7 @@ layer outputs ``Z_L``, the logits), the document's section 4 reads, in matrix fo
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.nn import MLP, Parameter
 >>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
 >>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
 >>> sorted(grads), grads["layers.0.W"].shape
@@ -26,7 +26,7 @@ import numpy as np
 
 from tinyprune import losses
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP
+from tinyprune.nn import MLP, Parameter
 
 
 @dataclass
@@ -65,9 +65,10 @@ def forward(model: MLP, X: np.ndarray) -> Cache:
     last = len(model.layers) - 1
     for index, layer in enumerate(model.layers):
         inputs.append(activation)
-        Z = activation @ layer.W.data + layer.b.data
+        Z = activation @ layer.W.data
+        Z += layer.b.data                                               # Z_l = A_{l-1} W_l + b_l
         pre_activations.append(Z)
-        activation = np.maximum(Z, 0) if index < last else Z
+        activation = np.maximum(Z, 0) if index < last else Z           # A_l = relu(Z_l)
     return Cache(inputs, pre_activations)
 
 
@@ -83,15 +84,20 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray) -> dict[str, np.ndar
     delta = dlogits                                                      # δ_L
     for index in reversed(range(len(model.layers))):
         layer = model.layers[index]
-        grads[f"layers.{index}.W"] = cache.inputs[index].T @ delta     # dW_l = A_{l-1}^T δ_l
-        grads[f"layers.{index}.b"] = delta.sum(axis=0)                  # db_l = Σ_rows δ_l
+        dW = cache.inputs[index].T @ delta                              # dW_l = A_{l-1}^T δ_l
+        db = delta.sum(axis=0)                                          # db_l = Σ_rows δ_l
+        grads[f"layers.{index}.b"], grads[f"layers.{index}.W"] = _masked(db, layer.b), _masked(dW, layer.W)
         if index > 0:
             delta = delta @ layer.W.data.T                              # δ_l W_l^T ...
             delta *= cache.Z[index - 1] > 0                             # ... ⊙ relu'(Z_{l-1})
-    for name, parameter in model.named_parameters():
-        if parameter.mask is not None:
-            grads[name] *= parameter.mask
-    return {name: grads[name] for name, _ in model.named_parameters()}
+    return dict(reversed(grads.items()))      # named_parameters() order: layers.0.W, layers.0.b, ...
+
+
+def _masked(grad: np.ndarray, parameter: Parameter) -> np.ndarray:
+    """The gradient with its pruned entries set to exactly 0 (in place)."""
+    if parameter.mask is not None:
+        grad *= parameter.mask
+    return grad
 
 
 def gradients(model: MLP, X: np.ndarray, y: Any,
@@ -110,6 +116,6 @@ def gradients(model: MLP, X: np.ndarray, y: Any,
 def set_gradients(model: MLP, X: np.ndarray, y: Any, loss: str = "cross_entropy") -> float:
     """Like ``gradients``, but store each gradient in its ``Parameter.grad``; return the loss."""
     value, grads = gradients(model, X, y, loss)
-    for name, parameter in model.named_parameters():
-        parameter.grad = grads[name]
+    for index, layer in enumerate(model.layers):
+        layer.W.grad, layer.b.grad = grads[f"layers.{index}.W"], grads[f"layers.{index}.b"]
     return value

@@ -3,8 +3,10 @@
 Plain SGD is the document's update ``w <- w - α Δw``. Every optimizer is *mask-aware*: where a
 parameter's ``mask`` is ``False`` the gradient and the optimizer's own state (momentum, Adam's
 moments) are zeroed and the weight is re-masked after the step, so ``W[~mask] == 0`` holds exactly
-after any number of steps. Updates work in place on buffers allocated once per parameter.
-Derived in ``notebooks/04_training.ipynb``.
+after any number of steps. Derived in ``notebooks/04_training.ipynb``.
+
+Speed (``benchmarks/bench_train.py``): updates work in place on flat buffers allocated once, and
+the state is zeroed under a mask only when the mask changes (``Optimizer`` says how).
 
 >>> from tinyprune.nn import Parameter
 >>> w = Parameter(np.array([1.0, 2.0]))
@@ -65,6 +67,8 @@ class cosine:  # noqa: N801
 
 
 # ------------------------------------------------------------------ base class
+FLUSH_EVERY = 100   # steps between flushes of tiny optimizer state to 0 (Optimizer._flush_tiny_state)
+
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     value = float(value)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
@@ -76,8 +80,14 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> float:
 class Optimizer:
     """Holds the parameters, the learning rate (or a schedule of it) and the step count.
 
-    Subclasses implement ``_update(index, parameter, grad)``, which changes ``parameter.data``
-    in place; ``step()`` takes care of the masks around it.
+    Subclasses implement ``_direction(block)``: from the gradient ``block["grad"]`` and their state
+    (``block[slot]``) they write into ``block["step"]`` the amount to subtract from the weights.
+    ``step()`` gathers the gradients, applies masks and weight decay around it, and subtracts.
+
+    Speed: the parameters of one dtype share flat vectors, one per slot (``m``, ``v``, ...), plus one
+    for the gradient and one for the step; ``state[slot][i]`` is parameter i's view into them. When
+    every parameter has a gradient (every training step) the update is a dozen operations on whole
+    vectors instead of a dozen per parameter, and nothing is allocated.
     """
 
     slots: tuple[str, ...] = ()
@@ -89,9 +99,20 @@ class Optimizer:
         self.lr = _check_positive("lr", lr)
         self.schedule = schedule
         self.steps = 0
-        self.state: dict[str, list[np.ndarray]] = {
-            slot: [np.zeros_like(p.data) for p in self.params] for slot in self.slots}
-        self._scratch = [np.empty_like(p.data) for p in self.params]
+        self._blocks: list[tuple[list[int], dict[str, np.ndarray]]] = []   # (indices, flat vectors)
+        views: dict[str, list[np.ndarray]] = {name: [None] * len(self.params)  # type: ignore[list-item]
+                                              for name in (*self.slots, "grad", "step")}
+        for dtype in dict.fromkeys(p.dtype for p in self.params):
+            indices = [i for i, p in enumerate(self.params) if p.dtype == dtype]
+            bounds = np.cumsum([0] + [self.params[i].data.size for i in indices])
+            flat = {name: np.zeros(bounds[-1], dtype=dtype) for name in views}
+            self._blocks.append((indices, flat))
+            for i, start, stop in zip(indices, bounds[:-1], bounds[1:]):
+                for name, vector in flat.items():
+                    views[name][i] = vector[start:stop].reshape(self.params[i].shape)
+        self.state: dict[str, list[np.ndarray]] = {slot: views[slot] for slot in self.slots}
+        self._views = views
+        self._masks: list[np.ndarray | None] = [None] * len(self.params)   # the mask the state obeys
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -103,20 +124,70 @@ class Optimizer:
         if self.schedule is not None:
             self.lr = float(self.schedule(self.steps))
         self.steps += 1
-        for index, parameter in enumerate(self.params):
-            if parameter.grad is None:
-                continue
-            grad = parameter.grad
-            mask = parameter.mask
-            if mask is not None:
-                grad = np.multiply(grad, mask, out=self._scratch[index])
-                for buffers in self.state.values():
-                    buffers[index] *= mask
-            self._update(index, parameter, grad)
-            if mask is not None:
-                parameter.data *= mask
+        for indices, flat in self._blocks:
+            ready = [i for i in indices if self.params[i].grad is not None]
+            if len(ready) == len(indices):
+                self._step_block(indices, flat)                 # the whole flat vectors at once
+            else:
+                for i in ready:                                 # only those with a gradient
+                    self._step_block([i], {name: views[i] for name, views in self._views.items()})
+        if self.steps % FLUSH_EVERY == 0:
+            self._flush_tiny_state()
 
-    def _update(self, index: int, parameter: Parameter, grad: np.ndarray) -> None:
+    def _flush_tiny_state(self) -> None:
+        """Set state entries below ``2^20`` times the smallest normal number to exactly 0.
+
+        A moment that only decays (``m <- β1 m`` for a weight whose input pixel is almost always 0)
+        sinks into the *subnormal* numbers below ``1.2e-38`` (float32), which the CPU multiplies 10-100x
+        slower than normal ones: with 5 % of Adam's ``m`` subnormal an epoch's updates took twice as long
+        (``benchmarks/README.md``). Flushed every ``FLUSH_EVERY`` steps, before a value gets there;
+        such a value moves no weight by more than ``lr · 1e-24``.
+        """
+        for _, flat in self._blocks:
+            for slot in self.slots:
+                vector = flat[slot]
+                vector[np.abs(vector) < np.finfo(vector.dtype).tiny * 2**20] = 0
+
+    def _step_block(self, indices: list[int], block: dict[str, np.ndarray]) -> None:
+        """One update of the parameters ``indices``, whose buffers are ``block``'s vectors."""
+        grad, step = block["grad"], block["step"]
+        if len(indices) == 1:
+            np.copyto(self._views["grad"][indices[0]], self.params[indices[0]].grad, casting="same_kind")
+        else:
+            np.concatenate([self.params[i].grad.ravel() for i in indices], out=grad, casting="same_kind")
+        for i in indices:
+            mask = self.params[i].mask
+            if mask is not None:
+                self._follow_mask(i, mask)
+                self._views["grad"][i] *= mask                  # no gradient through a pruned weight
+            else:
+                self._masks[i] = None
+        weight_decay = getattr(self, "weight_decay", 0.0)
+        if weight_decay:                                        # g = ∂L/∂w + λ w
+            for i in indices:
+                np.multiply(self.params[i].data, weight_decay, out=self._views["step"][i])
+            grad += step
+        self._direction(block)
+        for i in indices:
+            parameter = self.params[i]
+            parameter.data -= self._views["step"][i]            # w <- w - (the optimizer's step)
+            if parameter.mask is not None:
+                parameter.data *= parameter.mask
+
+    def _follow_mask(self, index: int, mask: np.ndarray) -> None:
+        """If ``mask`` differs from the one the state obeys, zero the state where it is ``False``.
+
+        From then on the masked gradient is 0, so the state stays 0 there by itself
+        (``β·0 + (1-β)·0 = 0``): no multiplication of the state per step.
+        """
+        known = self._masks[index]
+        if known is not None and np.array_equal(known, mask):
+            return
+        for buffers in self.state.values():
+            buffers[index] *= mask
+        self._masks[index] = mask.copy()
+
+    def _direction(self, block: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -139,6 +210,7 @@ class Optimizer:
                     raise ValueError(f"optimizer state {slot}.{index} has shape {values.shape}, "
                                      f"expected {buffer.shape}")
                 buffer[...] = values
+        self._masks = [None] * len(self.params)    # the loaded state obeys the masks from the next step
         self.steps = int(state["steps"])
         self.lr = float(state["lr"])
 
@@ -162,15 +234,17 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = nesterov
 
-    def _update(self, index: int, parameter: Parameter, grad: np.ndarray) -> None:
-        if self.weight_decay:
-            grad = grad + self.weight_decay * parameter.data
+    def _direction(self, block: dict[str, np.ndarray]) -> None:
+        grad, step = block["grad"], block["step"]
         if self.momentum:
-            velocity = self.state["velocity"][index]
+            velocity = block["velocity"]
             velocity *= self.momentum
-            velocity += grad
-            grad = grad + self.momentum * velocity if self.nesterov else velocity
-        parameter.data -= self.lr * grad
+            velocity += grad                                               # v <- μ v + g
+            if self.nesterov:
+                grad = np.add(grad, np.multiply(velocity, self.momentum, out=step), out=step)  # d = g + μ v
+            else:
+                grad = velocity                                            # d = v
+        np.multiply(grad, self.lr, out=step)                               # w <- w - α d
 
 
 # ------------------------------------------------------------------ Adam
@@ -180,6 +254,8 @@ class Adam(Optimizer):
     ``m <- β1 m + (1-β1) g``, ``v <- β2 v + (1-β2) g²``, ``m̂ = m / (1-β1^t)``, ``v̂ = v / (1-β2^t)``,
     ``w <- w - α m̂ / (sqrt(v̂) + ε)``. (Keras adds ε to ``sqrt(v)`` before the correction; the two
     differ only in how ε is scaled.) ``weight_decay`` adds ``λ w`` to the gradient (L2, not AdamW).
+    The step is computed as ``α_t m / (sqrt(v) + ε_t)`` with ``α_t = α sqrt(1-β2^t) / (1-β1^t)`` and
+    ``ε_t = ε sqrt(1-β2^t)`` (Kingma & Ba, section 2): the same number, one pass over the weights fewer.
     """
 
     slots = ("m", "v")
@@ -195,18 +271,17 @@ class Adam(Optimizer):
         self.eps = _check_positive("eps", eps)
         self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
 
-    def _update(self, index: int, parameter: Parameter, grad: np.ndarray) -> None:
-        if self.weight_decay:
-            grad = grad + self.weight_decay * parameter.data
-        m, v = self.state["m"][index], self.state["v"][index]
+    def _direction(self, block: dict[str, np.ndarray]) -> None:
+        grad, m, v, step = block["grad"], block["m"], block["v"], block["step"]
         m *= self.beta1
-        m += (1 - self.beta1) * grad
+        m += np.multiply(grad, 1 - self.beta1, out=step)                    # m <- β1 m + (1-β1) g
         v *= self.beta2
-        v += (1 - self.beta2) * grad * grad
-        step_size = self.lr / (1 - self.beta1**self.steps)
-        denominator = np.sqrt(v / (1 - self.beta2**self.steps))
-        denominator += self.eps
-        parameter.data -= step_size * m / denominator
+        v += np.multiply(np.square(grad, out=step), 1 - self.beta2, out=step)   # v <- β2 v + (1-β2) g²
+        correction = math.sqrt(1 - self.beta2**self.steps)
+        np.sqrt(v, out=step)
+        step += self.eps * correction                                       # sqrt(v) + ε_t
+        np.divide(m, step, out=step)
+        step *= self.lr * correction / (1 - self.beta1**self.steps)         # α_t m / (sqrt(v) + ε_t)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}

@@ -1,0 +1,203 @@
+"""Seconds per epoch of the document's recipe against the matrix-multiply floor.
+
+The recipe: ``MLP([784, 64, 64, 10])``, batch 128, Adam(lr=1e-3), cross-entropy, one epoch of 60,000
+samples (fashion-mnist where it is installed, else the embedded mnist-5k repeated to 60,000 rows).
+Three contestants run interleaved, one epoch each per round, in a rotating order:
+
+- ``floor``: the eight matrix products of a step (3 forward, 5 backward: ``dW_3, δ_2, dW_2, δ_1,
+  dW_1``) on the same shapes and the same batches, into preallocated outputs, and nothing else;
+- ``backprop``: ``tinyprune.train.fit(engine="backprop")`` (the hand-derived chain rule);
+- ``autograd``: ``tinyprune.train.fit(engine="autograd")`` (the graph of Tensors).
+
+Prints the median of ``--runs`` rounds and the ratios ``backprop / floor`` and ``autograd / backprop``;
+writes ``benchmarks/results/train.json``. ``--profile ENGINE`` instead prints cProfile's top entries
+of one epoch.
+
+    python benchmarks/bench_train.py                     # 5 rounds, 60,000 samples
+    python benchmarks/bench_train.py --runs 3 --samples 10000
+    python benchmarks/bench_train.py --profile backprop
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+from common import blas_threads, machine_line, median, table, write_json
+
+from tinyprune.data import Dataset, load
+from tinyprune.nn import MLP
+from tinyprune.optim import Adam
+
+SIZES = [784, 64, 64, 10]
+BATCH = 128
+
+
+def training_data(dataset: str, samples: int) -> tuple[Dataset, str]:
+    """``samples`` rows of fashion-mnist (if installed) or of mnist-5k repeated, float32."""
+    name = dataset
+    if dataset == "auto":
+        try:
+            splits, name = load("fashion-mnist", download=False), "fashion-mnist"
+        except Exception:  # noqa: BLE001 (not installed: fall back to the embedded digits)
+            splits, name = load("mnist-5k"), "mnist-5k"
+    else:
+        splits = load(dataset, download=False)
+    X, y = splits.train.X, splits.train.y
+    if samples > len(y):
+        repeats = -(-samples // len(y))
+        X, y, name = np.tile(X, (repeats, 1))[:samples], np.tile(y, repeats)[:samples], f"{name} repeated"
+    return Dataset(np.ascontiguousarray(X[:samples], dtype=np.float32), y[:samples]), name
+
+
+# ------------------------------------------------------------------ contestants
+def floor_epoch(data: Dataset, batch_size: int) -> Callable[[], None]:
+    """One epoch of the eight matrix products per step and nothing else (the cost no engine avoids)."""
+    model = MLP(SIZES, seed=0)
+    W1, W2, W3 = (layer.W.data for layer in model.layers)
+    b = batch_size
+    Z1, Z2, Z3 = (np.empty((b, h), np.float32) for h in SIZES[1:])
+    D2, D1 = np.empty((b, SIZES[2]), np.float32), np.empty((b, SIZES[1]), np.float32)
+    dW1, dW2, dW3 = (np.empty_like(W) for W in (W1, W2, W3))
+    X = data.X
+
+    def epoch() -> None:
+        for start in range(0, X.shape[0], b):
+            Xb = X[start:start + b]
+            n = Xb.shape[0]
+            z1, z2, z3, d2, d1 = Z1[:n], Z2[:n], Z3[:n], D2[:n], D1[:n]
+            np.matmul(Xb, W1, out=z1)
+            np.matmul(z1, W2, out=z2)
+            np.matmul(z2, W3, out=z3)
+            np.matmul(z2.T, z3, out=dW3)
+            np.matmul(z3, W3.T, out=d2)
+            np.matmul(z1.T, d2, out=dW2)
+            np.matmul(d2, W2.T, out=d1)
+            np.matmul(Xb.T, d1, out=dW1)
+
+    return epoch
+
+
+def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callable[[], None]:
+    """One epoch of the recipe with ``engine``: through ``tinyprune.train.fit`` or a plain loop."""
+    model = MLP(SIZES, seed=0)
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    epochs_done = [0]
+    if loop == "fit":
+        from tinyprune.train import fit
+
+        def epoch() -> None:
+            fit(model, data, epochs=1, batch_size=batch_size, optimizer=optimizer, engine=engine,
+                progress=False, initial_epoch=epochs_done[0])
+            epochs_done[0] += 1
+
+        return epoch
+
+    from tinyprune import backprop, losses
+    from tinyprune.autograd import Tensor
+
+    def plain_epoch() -> None:
+        for Xb, yb in data.minibatches(batch_size, shuffle=True, rng=epochs_done[0]):
+            if engine == "backprop":
+                backprop.set_gradients(model, Xb, yb)
+            else:
+                model.zero_grad()
+                losses.loss_tensor("cross_entropy", model(Tensor(Xb)), yb).backward()
+            optimizer.step()
+        epochs_done[0] += 1
+
+    return plain_epoch
+
+
+def profile(epoch: Callable[[], None], top: int) -> str:
+    """cProfile's ``top`` entries by own time (tottime) over one epoch."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    epoch()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="rounds (one epoch per contestant each)")
+    parser.add_argument("--samples", type=int, default=60_000, help="training rows per epoch")
+    parser.add_argument("--dataset", default="auto", help="auto, fashion-mnist, mnist or mnist-5k")
+    parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument("--loop", choices=("fit", "plain"), default="fit",
+                        help="train through tinyprune.train.fit (default) or a plain loop")
+    parser.add_argument("--profile", choices=("floor", "backprop", "autograd"),
+                        help="print the cProfile top entries of one epoch instead")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (threadpoolctl); 0 leaves the library's default")
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--no-json", action="store_true", help="do not write results/train.json")
+    args = parser.parse_args(argv)
+    with blas_threads(args.threads):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+
+    data, name = training_data(args.dataset, args.samples)
+    contestants = {
+        "floor": floor_epoch(data, args.batch_size),
+        "backprop": fit_epoch(data, args.batch_size, "backprop", args.loop),
+        "autograd": fit_epoch(data, args.batch_size, "autograd", args.loop),
+    }
+    if args.profile:
+        contestants[args.profile]()  # warm-up
+        print(profile(contestants[args.profile], args.top))
+        return 0
+
+    for epoch in contestants.values():  # warm-up: first-touch of buffers, BLAS threads
+        epoch()
+    wall: dict[str, list[float]] = {key: [] for key in contestants}
+    cpu: dict[str, list[float]] = {key: [] for key in contestants}
+    order = list(contestants)
+    for run in range(args.runs):
+        for key in order[run % 3:] + order[:run % 3]:   # rotate who goes first
+            started, started_cpu = time.perf_counter(), time.process_time()
+            contestants[key]()
+            wall[key].append(time.perf_counter() - started)
+            cpu[key].append(time.process_time() - started_cpu)
+        print(f"round {run + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in wall.items()),
+              file=sys.stderr)
+    medians = {key: median(values) for key, values in wall.items()}
+    cpu_medians = {key: median(values) for key, values in cpu.items()}
+    ratios = {"backprop/floor": medians["backprop"] / medians["floor"],
+              "autograd/backprop": medians["autograd"] / medians["backprop"],
+              "cpu backprop/floor": cpu_medians["backprop"] / cpu_medians["floor"],
+              "cpu autograd/backprop": cpu_medians["autograd"] / cpu_medians["backprop"]}
+    print(f"{name}: {len(data)} samples, batch {args.batch_size}, {SIZES}, Adam, loop={args.loop}, "
+          f"BLAS threads {args.threads or 'default'}, median of {args.runs} rounds\n")
+    rows = [[key, f"{medians[key]:.3f}", f"{min(wall[key]):.3f} – {max(wall[key]):.3f}",
+             f"{cpu_medians[key]:.3f}"] for key in wall]
+    print(table(["contestant", "median s/epoch (wall)", "min – max (wall)", "median CPU s/epoch"], rows))
+    print()
+    print(table(["ratio", "wall", "CPU", "target"],
+                [["backprop / floor", f"{ratios['backprop/floor']:.2f}",
+                  f"{ratios['cpu backprop/floor']:.2f}", "<= 1.5"],
+                 ["autograd / backprop", f"{ratios['autograd/backprop']:.2f}",
+                  f"{ratios['cpu autograd/backprop']:.2f}", "<= 1.3"]]))
+    print(f"\nmachine: {machine_line()}")
+    if not args.no_json:
+        path = write_json("train", {"dataset": name, "samples": len(data), "batch_size": args.batch_size,
+                                    "sizes": SIZES, "loop": args.loop, "runs": args.runs,
+                                    "blas_threads": args.threads or "default",
+                                    "seconds": wall, "cpu_seconds": cpu, "median": medians,
+                                    "cpu_median": cpu_medians, "ratios": ratios})
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
