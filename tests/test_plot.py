@@ -1,0 +1,71 @@
+"""Every figure renders with the Agg canvas into a non-empty PNG; nothing imports matplotlib up front."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from tinyprune import plot  # noqa: E402
+from tinyprune.experiment import Report, aggregate  # noqa: E402
+from tinyprune.nn import MLP  # noqa: E402
+from tinyprune.prune import SensitivityTable, magnitude  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(PNG) and len(data) > 1000
+
+
+@pytest.fixture
+def models():
+    dense = MLP([784, 16, 12, 10], seed=0)
+    pruned = copy.deepcopy(dense)
+    magnitude(pruned, 0.9)
+    return dense, pruned
+
+
+def test_accuracy_vs_sparsity(tmp_path):
+    runs = [{"criterion": c, "recovery": r, "sparsity": s, "seed": seed, "pruned_accuracy": 0.5,
+             "final_accuracy": 0.9 - s / 10 + seed / 100, "epochs_used": 3, "seconds": 1.0,
+             "recovered": False}
+            for c in ("magnitude", "random") for r in ("finetune", "distill") for s in (0.5, 0.9)
+            for seed in (0, 1)]
+    path = plot.accuracy_vs_sparsity(None, tmp_path / "a.png", cells=aggregate(runs), dense_accuracy=0.92)
+    assert _is_png(path)
+
+
+def test_accuracy_per_epoch_from_a_report_or_a_dict(tmp_path):
+    report = Report(config={"recovery": "finetune"}, dense_accuracy=0.9, pruned_accuracy=0.6,
+                    final_accuracy=0.88, sparsity=0.9, layer_sparsity={}, epochs_used=3, seconds=1.0,
+                    dropped=True, recovered=False, accuracy_per_epoch=[0.8, 0.85, 0.88])
+    assert _is_png(plot.accuracy_per_epoch(report, tmp_path / "r.png"))
+    assert _is_png(plot.accuracy_per_epoch({"a": [0.1, 0.2], "b": [0.3]}, tmp_path / "d.png"))
+
+
+def test_weight_histograms_connections_and_sparsity_bars(models, tmp_path):
+    dense, pruned = models
+    assert _is_png(plot.weight_histograms(dense, pruned, tmp_path / "h.png"))
+    assert _is_png(plot.first_layer_connections(pruned, tmp_path / "sub" / "c.png"))   # makes the folder
+    assert _is_png(plot.layer_sparsity_bars(pruned, tmp_path / "b.png"))
+    assert _is_png(plot.layer_sparsity_bars({"layers.0.W": 0.5}, tmp_path / "b2.png"))
+    with pytest.raises(ValueError, match="square"):
+        plot.first_layer_connections(MLP([10, 3], seed=0), tmp_path / "x.png")
+
+
+def test_layer_sensitivity(tmp_path):
+    table = SensitivityTable("magnitude", [0.0, 0.5, 0.9], ["layers.0.W", "layers.1.W"],
+                             {"layers.0.W": [0.9, 0.88, 0.5], "layers.1.W": [0.9, 0.9, 0.8]}, 0.9)
+    assert _is_png(plot.layer_sensitivity(table, tmp_path / "s.png"))
+
+
+def test_the_package_never_imports_matplotlib_or_plot():
+    code = ("import sys, tinyprune, tinyprune.experiment, tinyprune.recover, tinyprune.train; "
+            "print(any(m == 'matplotlib' or m.startswith('matplotlib.') for m in sys.modules), "
+            "'tinyprune.plot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
