@@ -53,13 +53,16 @@ def _check_model_and_input(model: MLP, X: np.ndarray) -> None:
     losses.check_finite("X", X)
 
 
-def forward(model: MLP, X: np.ndarray) -> Cache:
+def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
     """``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
 
+    ``check=False`` skips the checks of ``X`` (shape, finite values): for a training loop whose
+    ``Dataset`` was checked once (a NaN would still surface in the logits, which the loss checks).
     Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
     """
     X = np.asarray(X)
-    _check_model_and_input(model, X)
+    if check:
+        _check_model_and_input(model, X)
     inputs, pre_activations = [], []
     activation = X
     last = len(model.layers) - 1

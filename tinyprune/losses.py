@@ -35,7 +35,7 @@ def check_finite(name: str, values: np.ndarray) -> None:
 def check_labels(labels: Any, n: int, k: int) -> np.ndarray:
     """Return ``labels`` as an integer array after checking: shape ``(n,)``, values in ``0..k-1``."""
     labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
+    if labels.dtype.kind not in "iu":                # signed or unsigned integers (not bool)
         raise ValueError(f"labels must be integers (class indices 0..{k - 1}), got dtype {labels.dtype}")
     if labels.shape != (n,):
         raise ShapeError(f"expected one label per row: shape ({n},), got {labels.shape}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -250,11 +250,29 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
 
 
+# --------------------------------------------------------------------------- batches
+def _shuffled_batches(data: Dataset, batch_size: int,
+                      rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The batches of ``data.minibatches(batch_size, shuffle=True, rng=rng)``, same rows, same order,
+    each gathered into one buffer reused for the whole epoch (``np.take(X, rows, out=)``) instead of a
+    new array per batch. The buffer is overwritten by the next batch: a step must not keep it.
+    """
+    if type(data).minibatches is not Dataset.minibatches:    # a Dataset-like object batches itself
+        yield from data.minibatches(batch_size, shuffle=True, rng=rng)
+        return
+    order = rng.permutation(len(data))
+    buffer = np.empty((min(batch_size, len(data)), data.X.shape[1]), dtype=data.X.dtype)
+    for start in range(0, len(data), batch_size):
+        rows = order[start:start + batch_size]
+        # mode="clip": rows of a permutation are in range, and "raise" would copy through a temporary
+        yield np.take(data.X, rows, axis=0, out=buffer[:rows.size], mode="clip"), data.y[rows]
+
+
 # --------------------------------------------------------------------------- one step
 def _backprop_step(model: MLP, Xb: np.ndarray, yb: np.ndarray, loss: str,
                    named: list[tuple[str, Any]]) -> tuple[float, np.ndarray]:
     """Hand-derived gradients: forward cache, ``dL/dz`` in closed form, chain rule back."""
-    cache = backprop.forward(model, Xb)
+    cache = backprop.forward(model, Xb, check=False)     # the Dataset checked X once, when it was built
     value, dlogits = losses.loss_and_grad(loss, cache.logits, yb)
     grads = backprop.backward(model, cache, dlogits)
     for name, parameter in named:
@@ -412,7 +430,7 @@ def fit(
             total_loss, correct, seen = 0.0, 0, 0
             started = time.perf_counter()
             for done, (Xb, yb) in enumerate(
-                    train.minibatches(batch_size, shuffle=True, rng=epoch_rng(base_seed, epoch)), 1):
+                    _shuffled_batches(train, batch_size, epoch_rng(base_seed, epoch)), 1):
                 value, logits = step_fn(model, Xb, yb, loss, named)
                 optimizer.step()
                 step += 1
