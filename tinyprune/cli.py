@@ -211,8 +211,228 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- run
+def add_run_parser(subparsers: Any) -> None:
+    from tinyprune import experiment, prune
+
+    recipe = experiment.RECIPE
+    parser = subparsers.add_parser(
+        "run", help="the document's whole experiment: train, prune, recover, report (the main job)",
+        description="Train the dense 784-64-64-10 model (or load --dense), prune it, recover until within "
+                    "--tolerance of the dense accuracy or out of budget, print the before/after table and "
+                    "write report.json, the checkpoints and the figures into --out. The defaults are the "
+                    "recipe that won benchmarks/bench_recovery.py.")
+    add_data_arguments(parser)
+    parser.add_argument("--dense", default=None, metavar="CHECKPOINT",
+                        help="start from this trained dense checkpoint instead of training one")
+    parser.add_argument("--dense-epochs", type=int, default=DEFAULTS["epochs"],
+                        help="epochs of dense training, Adam lr 1e-3, batch 128 "
+                             f"(default: {DEFAULTS['epochs']})")
+    parser.add_argument("--sparsity", type=float, default=recipe["sparsity"],
+                        help=f"fraction of weights to prune (default: {recipe['sparsity']})")
+    parser.add_argument("--criterion", default=recipe["criterion"],
+                        choices=sorted({*experiment.CRITERIA, *prune.NEURON_CRITERIA}),
+                        help=f"pruning criterion (default: {recipe['criterion']})")
+    parser.add_argument("--scope", default=recipe["scope"], choices=prune.SCOPES,
+                        help=f"one global threshold or per layer (default: {recipe['scope']})")
+    parser.add_argument("--structure", default=recipe["structure"], choices=prune.STRUCTURES,
+                        help=f"single weights, whole neurons or n:m (default: {recipe['structure']})")
+    parser.add_argument("--schedule", default=recipe["schedule"], choices=experiment.SCHEDULES,
+                        help=f"when to prune (default: {recipe['schedule']})")
+    parser.add_argument("--recovery", default=recipe["recovery"], choices=experiment.RECOVERIES,
+                        help=f"how to recover (default: {recipe['recovery']})")
+    budget = recipe["max_rounds"] * recipe["epochs_per_round"]
+    parser.add_argument("--budget-epochs", type=int, default=budget,
+                        help="recovery budget in epochs of the training set; the loop checks after each "
+                             f"(default: {budget})")
+    parser.add_argument("--tolerance", type=float, default=recipe["tolerance"],
+                        help=f"recovered = within this fraction of the dense accuracy "
+                             f"(default: {recipe['tolerance']}, half a point)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"recovery learning rate (default: {recipe['lr']})")
+    parser.add_argument("--batch-size", type=int, default=recipe["batch_size"],
+                        help=f"recovery minibatch size (default: {recipe['batch_size']})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                        help="seed of the dense model, the pruning and the recovery "
+                             f"(default: {DEFAULTS['seed']})")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for report.json, checkpoints and figures (default: runs/<timestamp>/)")
+    parser.add_argument("--no-figures", action="store_true", help="do not draw the figures")
+    parser.add_argument("--no-progress", action="store_true", help="print nothing per epoch")
+    parser.set_defaults(handler=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    import copy
+    import time
+    from pathlib import Path
+
+    from tinyprune import experiment, prune
+    from tinyprune.train import WeightSnapshot
+
+    started = time.perf_counter()
+    if args.budget_epochs < 1:
+        raise TinypruneError(f"--budget-epochs must be >= 1, got {args.budget_epochs}")
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_dataset(args)
+    snapshot = None
+    if args.dense:
+        model = checkpoint.load(args.dense).model
+        print(f"dense model {model} from {args.dense}")
+    else:
+        model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=args.seed)
+        snapshot = WeightSnapshot(epochs=[0, 1])
+        print(f"training the dense {model} on {args.dataset} ({len(splits.train)} rows): Adam lr 1e-3, "
+              f"batch 128, {args.dense_epochs} epochs", flush=True)
+        fit(model, splits.train, epochs=args.dense_epochs, batch_size=DEFAULTS["batch_size"],
+            seed=args.seed, progress=progress_mode(args), callbacks=[snapshot])
+        checkpoint.save(out / "dense.npz", model, meta={"dataset": args.dataset, "epochs": args.dense_epochs,
+                                                       "seed": args.seed})
+    dense = copy.deepcopy(model)
+    options = dict(sparsity=args.sparsity, criterion=args.criterion, scope=args.scope,
+                   structure=args.structure, schedule=args.schedule, recovery=args.recovery,
+                   tolerance=args.tolerance,
+                   max_rounds=args.budget_epochs, epochs_per_round=1, seed=args.seed,
+                   batch_size=args.batch_size, rewind_to=snapshot)
+    if args.lr is not None:
+        options["lr"] = args.lr
+    report = experiment.prune_and_recover(model, splits, progress=progress_mode(args),
+                                          log=lambda text: print(text, flush=True), **options)
+    print()
+    print(report)
+    checkpoint.save(out / "pruned.npz", model, meta={"dataset": args.dataset, "report": "report.json",
+                                                    "final_accuracy": report.final_accuracy,
+                                                    "sparsity": report.sparsity})
+    files = ["dense.npz"] * (not args.dense) + ["pruned.npz", "report.json"]
+    if not args.no_figures:
+        try:
+            from tinyprune import plot
+        except ImportError:
+            plot = None
+        if plot is None:
+            print("matplotlib is not installed: no figures (pip install 'tinyprune[plot]')")
+        else:
+            table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
+            drawn = [plot.accuracy_per_epoch(report, out / "accuracy_per_epoch.png"),
+                     plot.weight_histograms(dense, model, out / "weight_histograms.png"),
+                     plot.layer_sparsity_bars(model, out / "layer_sparsity.png"),
+                     plot.layer_sensitivity(table, out / "layer_sensitivity.png")]
+            try:
+                drawn.append(plot.first_layer_connections(model, out / "first_layer_connections.png"))
+            except ValueError:
+                pass                                   # inputs that are not a square image
+            files += [path.name for path in drawn]
+    values = {**report.to_dict(), "dataset": args.dataset, "dense_checkpoint": args.dense or "dense.npz",
+              "out": str(out), "files": files, "total_seconds": time.perf_counter() - started}
+    (out / "report.json").write_text(json.dumps(values, indent=2) + "\n")
+    print(f"wrote {', '.join(files)} to {out}/ ({values['total_seconds']:.1f} s in all)")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise argparse.ArgumentTypeError(f"expected seeds >= 0, got {text!r}")
+    return seeds
+
+
+def add_sweep_parser(subparsers: Any) -> None:
+    from tinyprune import experiment
+
+    parser = subparsers.add_parser(
+        "sweep", help="accuracy against sparsity for several criteria and recoveries (table and figure)",
+        description="Run the prune/recover loop for every criterion x sparsity x recovery x seed from one "
+                    "trained dense model (trained here, or --dense), print mean ± std over the seeds, and "
+                    "write sweep.json and accuracy_vs_sparsity.png into --out.")
+    add_data_arguments(parser)
+    parser.add_argument("--dense", default=None, metavar="CHECKPOINT", help="the trained dense checkpoint")
+    parser.add_argument("--dense-epochs", type=int, default=DEFAULTS["epochs"],
+                        help=f"epochs of dense training when no --dense (default: {DEFAULTS['epochs']})")
+    parser.add_argument("--criteria", default="magnitude,random",
+                        help=f"comma-separated, from {', '.join(experiment.CRITERIA)} "
+                             "(default: magnitude,random)")
+    parser.add_argument("--sparsities", type=_floats, default=[0.5, 0.8, 0.9, 0.95, 0.98],
+                        help="comma-separated (default: 0.5,0.8,0.9,0.95,0.98)")
+    parser.add_argument("--recoveries", default="finetune,lr-rewind,distill,reconstruct",
+                        help=f"comma-separated, from {', '.join(experiment.RECOVERIES)} "
+                             "(default: finetune,lr-rewind,distill,reconstruct)")
+    parser.add_argument("--seeds", type=_seeds, default=[0], metavar="SEEDS",
+                        help="comma-separated seeds of the pruning and recovery (default: 0)")
+    parser.add_argument("--schedule", default="one-shot", choices=experiment.SCHEDULES,
+                        help="when to prune (default: one-shot, which every recovery accepts)")
+    parser.add_argument("--budget-epochs", type=int, default=3, help="recovery epochs per run (default: 3)")
+    parser.add_argument("--batch-size", type=int, default=experiment.RECIPE["batch_size"],
+                        help=f"recovery minibatch size (default: {experiment.RECIPE['batch_size']})")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, inline)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the dense model")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for sweep.json and the figure (default: runs/sweep-<timestamp>/)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from tinyprune import experiment
+
+    criteria = [c for c in args.criteria.split(",") if c]
+    recoveries = [r for r in args.recoveries.split(",") if r]
+    for label, values, allowed in (("criterion", criteria, experiment.CRITERIA),
+                                   ("recovery", recoveries, experiment.RECOVERIES)):
+        unknown = [v for v in values if v not in allowed]
+        if unknown or not values:
+            raise TinypruneError(f"unknown {label} {unknown or values}; "
+                                 f"expected some of {', '.join(allowed)}")
+    if "rewind" in recoveries:
+        raise TinypruneError("the sweep has no early weights to rewind to; leave out 'rewind' (use "
+                             "benchmarks/bench_recovery.py, which keeps them)")
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_dataset(args)
+    if args.dense:
+        model = checkpoint.load(args.dense).model
+    else:
+        model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=args.seed)
+        print(f"training the dense {model} on {args.dataset}, {args.dense_epochs} epochs", flush=True)
+        fit(model, splits.train, epochs=args.dense_epochs, seed=args.seed, progress=progress_mode(args))
+    result = experiment.sweep(model, splits, criteria=criteria, sparsities=args.sparsities,
+                              recoveries=recoveries, seeds=args.seeds, workers=args.workers,
+                              progress=not args.no_progress, schedule=args.schedule, max_rounds=1,
+                              epochs_per_round=args.budget_epochs, tolerance=0.0,
+                              batch_size=args.batch_size)
+    print(result)
+    result.to_json(out / "sweep.json")
+    files = ["sweep.json"]
+    try:
+        from tinyprune import plot
+    except ImportError:
+        print("matplotlib is not installed: no figure (pip install 'tinyprune[plot]')")
+    else:
+        plot.accuracy_vs_sparsity(result, out / "accuracy_vs_sparsity.png",
+                                  title=f"{args.dataset}: accuracy after {args.budget_epochs} "
+                                        "recovery epochs")
+        files.append("accuracy_vs_sparsity.png")
+    print(f"wrote {', '.join(files)} to {out}/")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
-COMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser]
+COMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_run_parser,
+                                          add_sweep_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

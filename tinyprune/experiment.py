@@ -97,7 +97,7 @@ class Report:
     """What ``prune_and_recover`` measured; ``str()`` is the before/after table, ``to_json()`` the record.
 
     Accuracies are fractions in [0, 1] on the evaluation split; ``sparsity`` is the fraction of pruned weights
-    over all weight matrices (biases excluded) and ``layer_sparsity`` the same per weight matrix;
+    (mask ``False``) over all weight matrices (biases excluded), ``layer_sparsity`` the same per matrix;
     ``epochs_used`` counts epochs of training after the dense model (gradual pruning's included);
     ``seconds`` is the wall time of the whole loop, ``closed_form_seconds`` the part spent in closed-form
     reconstruction or OBS. ``accuracy_per_epoch`` lists the accuracy after every recovery epoch.
@@ -210,19 +210,24 @@ def _choice(label: str, value: Any, allowed: Sequence[str]) -> str:
     return value
 
 
+def _pruned(parameter: Any) -> int:
+    return 0 if parameter.mask is None else int(parameter.mask.size - np.count_nonzero(parameter.mask))
+
+
 def layer_sparsity(model: MLP) -> dict[str, float]:
-    """``{"layers.l.W": fraction of zero weights}`` for every weight matrix.
+    """``{"layers.l.W": fraction of pruned weights}`` (mask ``False``) for every weight matrix.
+
+    A surviving weight that happens to be 0 is not pruned (``metrics.summary`` counts the nonzeros).
 
     >>> layer_sparsity(MLP([2, 2], seed=0))
     {'layers.0.W': 0.0}
     """
-    return {f"layers.{i}.W": float(np.mean(layer.W.data == 0)) for i, layer in enumerate(model.layers)}
+    return {f"layers.{i}.W": _pruned(layer.W) / layer.W.data.size for i, layer in enumerate(model.layers)}
 
 
 def weight_sparsity(model: MLP) -> float:
-    """The fraction of zero entries over all weight matrices (biases excluded)."""
-    zeros = sum(int(np.count_nonzero(layer.W.data == 0)) for layer in model.layers)
-    return zeros / sum(layer.W.data.size for layer in model.layers)
+    """The fraction of pruned entries (mask ``False``) over all weight matrices (biases excluded)."""
+    return sum(_pruned(layer.W) for layer in model.layers) / sum(layer.W.data.size for layer in model.layers)
 
 
 def iterative_steps(sparsity: float, steps: int) -> list[float]:

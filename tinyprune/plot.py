@@ -94,15 +94,19 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
 def accuracy_per_epoch(runs: Mapping[str, Sequence[float]] | Any, path: PathLike, *,
                        dense_accuracy: float | None = None, pruned_accuracy: float | None = None,
                        title: str | None = None) -> Path:
-    """Accuracy after every recovery epoch (epoch 0 = right after pruning, when given), one line per run.
+    """Accuracy after every recovery epoch (epoch 0: right after pruning, when given), one line per run.
 
-    ``runs`` is ``{label: [accuracy per epoch]}`` or an ``experiment.Report`` (its ``accuracy_per_epoch``).
+    ``runs`` is ``{label: [accuracy per epoch]}`` or an ``experiment.Report`` (its ``accuracy_per_epoch``;
+    with gradual pruning epoch 0 is the dense model, since pruning happens during the epochs).
     """
     if hasattr(runs, "accuracy_per_epoch"):
         report = runs
+        gradual = report.config.get("schedule") == "gradual"
         dense_accuracy = report.dense_accuracy if dense_accuracy is None else dense_accuracy
-        pruned_accuracy = report.pruned_accuracy if pruned_accuracy is None else pruned_accuracy
-        runs = {report.config.get("recovery", "recovery"): report.accuracy_per_epoch}
+        if pruned_accuracy is None:
+            pruned_accuracy = report.dense_accuracy if gradual else report.pruned_accuracy
+        runs = {f"{report.config.get('schedule', '')} pruning, {report.config.get('recovery', 'recovery')}":
+                report.accuracy_per_epoch}
     figure = _figure()
     axes = figure.add_subplot()
     for label, values in runs.items():
@@ -112,6 +116,9 @@ def accuracy_per_epoch(runs: Mapping[str, Sequence[float]] | Any, path: PathLike
         axes.plot(x, start + values, marker="o", label=label)
     if dense_accuracy is not None:
         axes.axhline(100 * dense_accuracy, color="black", linestyle="--", linewidth=1, label="dense")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("recovery epoch")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title or "accuracy during recovery")
