@@ -73,8 +73,9 @@ CRITERIA = (*pruning.CRITERIA, "obs")
 #: ``prune_and_recover`` and of ``tinyprune run``.
 RECIPE: dict[str, Any] = {
     "sparsity": 0.9, "criterion": "magnitude", "scope": "global", "structure": "weights",
-    "schedule": "gradual", "recovery": "lr-rewind", "optimizer": "adam", "lr": 3e-3, "lr_schedule": "cosine",
-    "batch_size": 32, "ramp": 2 / 3, "max_rounds": 3, "epochs_per_round": 1, "tolerance": 0.005,
+    "schedule": "gradual", "recovery": "distill", "optimizer": "adam", "lr": 3e-3, "lr_schedule": "cosine",
+    "batch_size": 32, "ramp": 0.5, "max_rounds": 3, "epochs_per_round": 1, "tolerance": 0.005,
+    "distill_output": "kl", "temperature": 4.0, "alpha": 0.5,
 }
 
 
@@ -297,9 +298,9 @@ def prune_and_recover(
     ramp: float = RECIPE["ramp"],
     prune_every: int | None = None,
     prune_steps: int = 3,
-    distill_output: str = "kl",
-    temperature: float = 4.0,
-    alpha: float = 0.5,
+    distill_output: str = RECIPE["distill_output"],
+    temperature: float = RECIPE["temperature"],
+    alpha: float = RECIPE["alpha"],
     calibration: int = 4096,
     damping: float = 1e-4,
     rewind_to: dict[str, np.ndarray] | WeightSnapshot | None = None,
