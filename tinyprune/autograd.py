@@ -181,7 +181,10 @@ class Tensor:
             node_grad = pending.pop(id(node), None)
             if node_grad is None:
                 continue
-            node.grad = node_grad if node.grad is None or node._parents else node.grad + node_grad
+            if node._parents:
+                node.grad = node_grad
+            else:  # a leaf owns its gradient (no aliasing of a sibling's) and accumulates
+                node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
             if node._backward is None:
                 continue
             for parent, parent_grad in zip(node._parents, node._backward(node_grad)):
@@ -193,7 +196,7 @@ class Tensor:
     # ------------------------------------------------- arithmetic (broadcast)
     def __add__(self, other: Any) -> Tensor:
         """z = x + y;  dz/dx = 1, dz/dy = 1 (summed back over broadcast axes)."""
-        other = _tensor(other)
+        other = _tensor(other, like=self)
 
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return _unbroadcast(g, self.shape), _unbroadcast(g, other.shape)
@@ -202,7 +205,7 @@ class Tensor:
 
     def __sub__(self, other: Any) -> Tensor:
         """z = x - y;  dz/dx = 1, dz/dy = -1."""
-        other = _tensor(other)
+        other = _tensor(other, like=self)
 
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return _unbroadcast(g, self.shape), _unbroadcast(-g, other.shape)
@@ -211,7 +214,7 @@ class Tensor:
 
     def __mul__(self, other: Any) -> Tensor:
         """z = x * y (elementwise);  dz/dx = y, dz/dy = x."""
-        other = _tensor(other)
+        other = _tensor(other, like=self)
 
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return _unbroadcast(g * other.data, self.shape), _unbroadcast(g * self.data, other.shape)
@@ -220,7 +223,7 @@ class Tensor:
 
     def __truediv__(self, other: Any) -> Tensor:
         """z = x / y;  dz/dx = 1 / y, dz/dy = -x / y^2."""
-        other = _tensor(other)
+        other = _tensor(other, like=self)
 
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return (_unbroadcast(g / other.data, self.shape),
@@ -244,16 +247,16 @@ class Tensor:
         return Tensor._result(-self.data, (self,), lambda g: (-g,))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _tensor(other) + self
+        return _tensor(other, like=self) + self
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _tensor(other) - self
+        return _tensor(other, like=self) - self
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _tensor(other) * self
+        return _tensor(other, like=self) * self
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _tensor(other) / self
+        return _tensor(other, like=self) / self
 
     # --------------------------------------------------------- matrix product
     def __matmul__(self, other: Any) -> Tensor:
@@ -304,7 +307,7 @@ class Tensor:
     # ----------------------------------------------------------------- shapes
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
         """The same values in a new shape; the gradient is reshaped back."""
-        new_shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        new_shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return Tensor._result(self.data.reshape(new_shape), (self,), lambda g: (g.reshape(self.shape),))
 
     @property
@@ -365,6 +368,14 @@ class Tensor:
         return Tensor._result(self.data[rows, labels], (self,), backward)
 
 
-def _tensor(value: Any) -> Tensor:
-    """Constants (arrays, numbers) enter the graph as leaves that need no gradient."""
-    return value if isinstance(value, Tensor) else Tensor(value)
+def _tensor(value: Any, like: Tensor | None = None) -> Tensor:
+    """Constants (arrays, numbers) enter the graph as leaves that need no gradient.
+
+    A Python number takes the dtype of ``like`` (NumPy's rule for Python scalars), so that
+    ``float32_tensor * 0.5`` stays float32 instead of becoming a float64 0-d array's product.
+    """
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and type(value) in (int, float):
+        return Tensor(np.asarray(value, dtype=like.dtype))
+    return Tensor(value)

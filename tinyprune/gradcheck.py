@@ -24,19 +24,18 @@ from tinyprune.autograd import Tensor
 def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central differences ``(f(x + ε e_j) - f(x - ε e_j)) / 2ε`` for every entry j of ``x``.
 
-    ``f`` takes the array and returns a number; ``x`` is perturbed in place and restored.
-    Shapes: x (any) -> same shape.
+    ``f`` takes the array and returns a number; ``x`` (a writable float array, any memory layout)
+    is perturbed in place and restored. Shapes: x (any) -> same shape.
     """
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    for j in range(flat.size):
-        original = flat[j]
-        flat[j] = original + eps
+    grad = np.zeros(np.shape(x), dtype=np.float64)
+    for index in np.ndindex(*np.shape(x)):
+        original = x[index]
+        x[index] = original + eps
         above = float(f(x))
-        flat[j] = original - eps
+        x[index] = original - eps
         below = float(f(x))
-        flat[j] = original
-        grad.reshape(-1)[j] = (above - below) / (2 * eps)
+        x[index] = original
+        grad[index] = (above - below) / (2 * eps)
     return grad
 
 
@@ -65,15 +64,20 @@ def compare(analytic: list[np.ndarray], numeric: list[np.ndarray], rtol: float =
             atol: float = 1e-8) -> GradcheckResult:
     """Compare lists of gradients entry by entry with ``|a - n| <= atol + rtol |n|``.
 
-    The reported ``max_error`` is the largest excess ``|a - n| - (atol + rtol |n|)`` (<= 0 when ok).
+    The reported ``max_error`` is the largest excess ``|a - n| - (atol + rtol |n|)`` (<= 0 when ok);
+    a NaN on either side counts as an infinite excess, so it fails the check.
     """
+    if len(analytic) != len(numeric):
+        raise ValueError(f"got {len(analytic)} analytic gradient(s) but {len(numeric)} numeric one(s)")
     worst = GradcheckResult(True, 0, (), 0.0, 0.0, -np.inf)
     for argument, (a, n) in enumerate(zip(analytic, numeric)):
         if np.shape(a) != np.shape(n):
             raise ValueError(f"gradient {argument} has shape {np.shape(a)}, expected {np.shape(n)}")
         if np.size(a) == 0:
             continue
-        excess = np.abs(a - n) - (atol + rtol * np.abs(n))
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN, which counts as a failure below
+            excess = np.abs(a - n) - (atol + rtol * np.abs(n))
+        excess = np.where(np.isnan(excess), np.inf, excess)
         flat_index = int(np.argmax(excess))
         if excess.reshape(-1)[flat_index] > worst.max_error:
             index = np.unravel_index(flat_index, np.shape(a))

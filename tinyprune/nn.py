@@ -88,18 +88,23 @@ class Module:
         return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy values in from ``state``; names and shapes must match this module exactly."""
+        """Copy values in from ``state``; names and shapes must match this module exactly.
+
+        Everything is checked before anything is copied, so a state dict that does not fit
+        leaves the module unchanged.
+        """
         own = dict(self.named_parameters())
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ShapeError(f"state dict does not fit this model: missing {missing}, "
                              f"unexpected {unexpected}")
+        values = {name: np.asarray(state[name]) for name in own}
         for name, parameter in own.items():
-            values = np.asarray(state[name])
-            if values.shape != parameter.shape:
-                raise ShapeError(f"state dict entry {name!r} has shape {values.shape}, "
+            if values[name].shape != parameter.shape:
+                raise ShapeError(f"state dict entry {name!r} has shape {values[name].shape}, "
                                  f"the model expects {parameter.shape}")
-            parameter.data[...] = values
+        for name, parameter in own.items():
+            parameter.data[...] = values[name]
 
 
 class Linear(Module):

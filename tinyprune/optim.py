@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.errors import ShapeError
 from tinyprune.nn import Parameter
 
 Schedule = Callable[[int], float]
@@ -48,6 +49,10 @@ class step_decay:  # noqa: N801
     lr: float
     every: int
     gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, (int, np.integer)) or self.every < 1:
+            raise ValueError(f"step_decay needs every >= 1 (steps between decays), got {self.every!r}")
 
     def __call__(self, step: int) -> float:
         return self.lr * self.gamma ** (step // self.every)
@@ -151,22 +156,26 @@ class Optimizer:
     def _step_block(self, indices: list[int], block: dict[str, np.ndarray]) -> None:
         """One update of the parameters ``indices``, whose buffers are ``block``'s vectors."""
         grad, step = block["grad"], block["step"]
+        for i in indices:
+            if np.shape(self.params[i].grad) != self.params[i].shape:
+                raise ShapeError(f"parameter {i} has shape {self.params[i].shape} but its gradient has "
+                                 f"shape {np.shape(self.params[i].grad)}")
         if len(indices) == 1:
             np.copyto(self._views["grad"][indices[0]], self.params[indices[0]].grad, casting="same_kind")
         else:
             np.concatenate([self.params[i].grad.ravel() for i in indices], out=grad, casting="same_kind")
-        for i in indices:
-            mask = self.params[i].mask
-            if mask is not None:
-                self._follow_mask(i, mask)
-                self._views["grad"][i] *= mask                  # no gradient through a pruned weight
-            else:
-                self._masks[i] = None
         weight_decay = getattr(self, "weight_decay", 0.0)
         if weight_decay:                                        # g = ∂L/∂w + λ w
             for i in indices:
                 np.multiply(self.params[i].data, weight_decay, out=self._views["step"][i])
             grad += step
+        for i in indices:                                       # after the decay: a weight pruned but
+            mask = self.params[i].mask                          # not yet zeroed must not leak λ w
+            if mask is not None:                                # into the state under the mask
+                self._follow_mask(i, mask)
+                self._views["grad"][i] *= mask                  # no gradient through a pruned weight
+            else:
+                self._masks[i] = None
         self._direction(block)
         for i in indices:
             parameter = self.params[i]

@@ -51,6 +51,13 @@ def positive_arrays(shape: tuple[int, ...] | st.SearchStrategy, low: float = 0.1
     return hnp.arrays(np.float64, shape, elements=st.floats(low, high, width=64))
 
 
+def nonzero_arrays(shape: tuple[int, ...] | st.SearchStrategy, bound: float = 10.0,
+                   margin: float = 1e-3) -> st.SearchStrategy[np.ndarray]:
+    """float64 arrays with ``margin <= |x| <= bound`` (for ``relu``, away from its kink at 0)."""
+    magnitude = st.floats(margin, bound, width=64)
+    return hnp.arrays(np.float64, shape, elements=st.one_of(magnitude, magnitude.map(lambda v: -v)))
+
+
 @st.composite
 def broadcast_pairs(draw: st.DrawFn, bound: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Two arrays whose shapes broadcast together (one side may have 1s or fewer axes)."""
@@ -92,11 +99,15 @@ def _far_from_kink(model: MLP, X: np.ndarray, margin: float) -> bool:
 
 
 @st.composite
-def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3) -> MLPCase:
+def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3, masked: bool = False) -> MLPCase:
     """An ``MLPCase``: generated sizes, seed, batch of 1..max_batch rows and labels.
 
     Biases are drawn nonzero so that ReLU units are not all on the same side; examples with a
-    pre-activation within ``margin`` of 0 are rejected (``assume``-style filtering).
+    pre-activation within ``margin`` of 0 are rejected (``assume``-style filtering). With
+    ``masked=True`` every parameter gets a random ``mask`` (keeping each entry with a drawn
+    probability 0.2, 0.5 or 0.9) and its masked entries are set to exactly 0, as pruning leaves
+    them; a hidden unit whose incoming weights are all masked keeps its bias (else its
+    pre-activation would sit exactly on the kink).
     """
     sizes = draw(mlp_sizes())
     seed = draw(seeds)
@@ -104,6 +115,16 @@ def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3) -> MLPC
     model = MLP(sizes, seed=generator, dtype=np.float64)
     for layer in model.layers:
         layer.b.data[...] = generator.uniform(-0.5, 0.5, size=layer.b.shape)
+    if masked:
+        keep = draw(st.sampled_from([0.2, 0.5, 0.9]))
+        for index, layer in enumerate(model.layers):
+            layer.W.mask = generator.random(layer.W.shape) < keep
+            bias_mask = generator.random(layer.b.shape) < keep
+            if index < len(model.layers) - 1:
+                bias_mask |= ~layer.W.mask.any(axis=0)
+            layer.b.mask = bias_mask
+            for parameter in (layer.W, layer.b):
+                parameter.data[~parameter.mask] = 0.0
     n = draw(st.integers(1, max_batch))
     X = generator.normal(size=(n, sizes[0]))
     y = generator.integers(0, sizes[-1], size=n)
