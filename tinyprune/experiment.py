@@ -464,7 +464,7 @@ def prune_and_recover(
                 history = recover.distill(model, teacher, train, epochs=epochs_per_round, optimizer=opt,
                                           batch_size=batch_size, output=distill_output,
                                           temperature=temperature, alpha=alpha, val=test, seed=seed,
-                                          callbacks=callbacks, progress=bool(progress),
+                                          callbacks=callbacks, progress=progress is True or progress == "bar",
                                           initial_epoch=epochs_done)
             else:
                 history = fit(model, train, epochs=epochs_per_round, batch_size=batch_size, optimizer=opt,
