@@ -334,7 +334,7 @@ class Tensor:
         """y = z - log sum_j e^{z_j} (stable: the row maximum is subtracted first).
 
         Local derivative: dy_i/dz_j = [i = j] - softmax(z)_j, so the gradient is
-        ``g - softmax(z) * sum(g)`` along ``axis`` (notebooks/01_mlp_and_losses.ipynb).
+        ``g - softmax(z) * sum(g)`` along ``axis`` (notebooks/02_backprop_by_hand.ipynb).
         """
         shifted = self.data - self.data.max(axis=axis, keepdims=True)
         out_data = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))

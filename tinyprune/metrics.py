@@ -1,6 +1,7 @@
 """What a model gets right and what it costs: accuracy, confusion matrix, and counts per layer.
 
-For a ``Linear`` layer with ``W`` (d_in, d_out) and ``b`` (d_out,) (``notebooks/05_pruning_criteria.ipynb``):
+For a ``Linear`` layer with ``W`` (d_in, d_out) and ``b`` (d_out,)
+(``notebooks/09_structured_pruning_and_speed.ipynb``):
 
 - parameters ``P = d_in · d_out + d_out``; nonzeros ``N = nnz(W) + nnz(b)``; sparsity ``1 - N / P``;
 - FLOPs of a forward pass for one sample: dense ``2 · d_in · d_out + d_out`` (a multiply and an add per

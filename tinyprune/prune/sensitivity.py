@@ -3,7 +3,7 @@
 For every prunable layer ``l`` and sparsity ``s``: copy the model, prune only ``W_l`` to ``s`` (layer
 scope), measure the accuracy. Layers whose accuracy barely moves can take more pruning (Han et al.
 2015, Fig. 6; Li et al. 2017 choose per-layer rates this way). The model itself is never changed.
-Derived in ``notebooks/05_pruning_criteria.ipynb`` ("which layer can take it?").
+Measured in ``notebooks/06_why_accuracy_drops.ipynb`` ("information loss", per-layer sensitivity).
 
 >>> from tinyprune.nn import MLP
 >>> X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)

@@ -10,7 +10,8 @@ The document's "sparsify by setting a small threshold" (section 3.2) and its L1 
   Weights that the loss does not defend land exactly on 0.
 
 Then ``threshold(model, tau)`` masks every ``|w| < τ`` and ``sparsify`` reports what was reached.
-Derived in ``notebooks/05_pruning_criteria.ipynb`` ("sparsify, then cut").
+Derived in ``notebooks/05_pruning_criteria.ipynb`` ("sparsify, then cut"); the document's own L1 snippet is
+taken apart in ``notebooks/10_the_documents_experiment.ipynb``.
 
 >>> from tinyprune.nn import Parameter
 >>> w = Parameter(np.array([0.3, -0.05, 0.0]))
