@@ -9,6 +9,7 @@ The public face, one import away::
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
     tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
+    tp.experiment.prune_and_recover(...)        the document's loop: prune, recover, repeat; a Report
 
 >>> import tinyprune as tp
 >>> model = tp.MLP([784, 64, 64, 10], seed=0)
@@ -22,6 +23,7 @@ from tinyprune import (
     checkpoint,
     data,
     errors,
+    experiment,
     gradcheck,
     losses,
     metrics,
@@ -44,6 +46,6 @@ __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",
     "Parameter", "ReLU", "SGD", "Sequential", "ShapeError", "Tensor", "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad", "optim", "predict",
-    "prune", "recover", "train",
+    "errors", "evaluate", "experiment", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
+    "optim", "predict", "prune", "recover", "train",
 ]
