@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=3, help="recovery epochs (default: 3)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads per process (default: 1)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: print the tables and redraw the figures from the JSON results")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default: results/bench_recovery.json)")
     args = parser.parse_args(argv)
@@ -265,6 +267,12 @@ def grid_tables(runs: list[dict[str, Any]], dense: float, dataset: str) -> str:
                          ", ".join(f"{k} {100 * v['final_mean']:.1f}"
                                    for k, v in sorted(by_criterion.items()))])
         lines.append(_markdown(["sparsity", "winner", "accuracy %", "best per criterion"], rows))
+    failed = sorted({(r["criterion"], r["sparsity"]) for r in runs
+                     if r["dataset"] == dataset and r.get("error")})
+    if failed:
+        example = next(r["error"] for r in runs if r["dataset"] == dataset and r.get("error"))
+        lines += ["", "Not run (the criterion would remove a whole layer at that sparsity, e.g. "
+                      f"\"{example[:90]}...\"): " + ", ".join(f"{c} at {s:.0%}" for c, s in failed)]
     return "\n".join(lines)
 
 
@@ -276,7 +284,7 @@ def closed_form_table(runs: list[dict[str, Any]], dense: dict[str, float]) -> st
             for criterion, recovery in (("magnitude", "none"), ("magnitude", "reconstruct"), ("obs", "none"),
                                         ("obs", "reconstruct")):
                 match = [r for r in runs if (r["dataset"], r["sparsity"], r["criterion"], r["recovery"]) ==
-                         (dataset, s, criterion, recovery)]
+                         (dataset, s, criterion, recovery) and not r.get("error")]
                 row.append(f"{pct(match[0]['final_accuracy'])} ({match[0]['seconds']:.1f} s)"
                            if match else "")
             rows.append(row)
@@ -338,6 +346,29 @@ def figures(runs: list[dict[str, Any]], dense: dict[str, float], target_result: 
     return paths
 
 
+def report_only(out: Path) -> int:
+    """Print the tables and redraw the figures from ``out`` and ``<out>_target.json`` (earlier runs)."""
+    import json
+
+    payload = json.loads(out.read_text()) if out.exists() else {"grid": [], "closed_form": [], "dense": {}}
+    target_path = out.with_name(out.stem + "_target.json")
+    target_result = payload.get("target") or (
+        json.loads(target_path.read_text())["target"] if target_path.exists() else None)
+    if target_result is not None:
+        target_result["dense"] = {int(k): v for k, v in target_result["dense"].items()}
+        target_result["targets"] = {float(k): v for k, v in target_result["targets"].items()}
+    tables = [grid_tables(payload["grid"], payload["dense"][d], d)
+              for d in payload["dense"] if payload["grid"]]
+    if payload["closed_form"]:
+        tables.append(closed_form_table(payload["closed_form"], payload["dense"]))
+    if target_result is not None:
+        tables.append(target_table(target_result))
+    drawn = figures(payload["grid"], payload["dense"], target_result, out.parent)
+    print("\n\n".join(tables))
+    print("\ndrew " + ", ".join(map(str, drawn)))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -354,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     out = args.out or common.RESULTS / "bench_recovery.json"
+    if args.report_only:
+        return report_only(out)
     cache: dict[tuple[str, int], Any] = {}
     payload: dict[str, Any] = {"options": {k: v for k, v in vars(args).items() if k != "out"}, "grid": [],
                                "closed_form": [], "target": None, "dense": {}}

@@ -162,3 +162,14 @@ def test_sweep_averages_over_seeds_and_workers_give_the_same_numbers(dense, clus
     assert cell["n"] == 2 and cell["final_mean"] == pytest.approx(np.mean(finals))
     assert cell["final_std"] == pytest.approx(np.std(finals, ddof=1))
     assert "±" in str(inline) and json.loads(inline.to_json())["cells"]
+
+
+def test_failed_runs_are_recorded_and_left_out_of_the_cells(dense, clusters):
+    runs = [{"criterion": "gradient", "sparsity": 0.98, "recovery": "finetune", "seed": 0, "error": "cut"},
+            {"criterion": "magnitude", "sparsity": 0.98, "recovery": "finetune", "seed": 0,
+             "pruned_accuracy": 0.5, "final_accuracy": 0.8, "epochs_used": 3, "seconds": 1.0,
+             "recovered": False}]
+    assert [(c["criterion"], c["n"]) for c in experiment.aggregate(runs)] == [("magnitude", 1)]
+    with pytest.raises(ValueError, match="every run of the sweep failed"):
+        sweep(dense[0], clusters, sparsities=[0.9], schedule="iterative", prune_steps=5, max_rounds=1,
+              progress=False)

@@ -549,9 +549,14 @@ class Sweep:
 
 
 def aggregate(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sample standard deviation (0 for one run) over seeds, per (criterion, sparsity, recovery)."""
+    """Mean and sample standard deviation (0 for one run) over seeds, per (criterion, sparsity, recovery).
+
+    Runs that failed (a record with an ``"error"``) are left out.
+    """
     groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
     for run in runs:
+        if run.get("error"):
+            continue                      # a run that could not be done (its error is in the runs)
         groups.setdefault((run["criterion"], run["sparsity"], run["recovery"]), []).append(run)
 
     def mean_std(values: list[float]) -> tuple[float, float]:
@@ -590,8 +595,14 @@ def _run_cell(task: dict[str, Any]) -> dict[str, Any]:
     model = copy.deepcopy(_WORKER["models"][task["seed"]])
     if options.get("rewind_to") == "snapshots":
         options["rewind_to"] = _WORKER["snapshots"].get(task["seed"])
-    report = prune_and_recover(model, _WORKER["data"], sparsity=task["sparsity"], criterion=task["criterion"],
-                               recovery=task["recovery"], seed=task["seed"], **options)
+    key = {"criterion": task["criterion"], "sparsity": task["sparsity"], "recovery": task["recovery"],
+           "seed": task["seed"]}
+    try:
+        report = prune_and_recover(model, _WORKER["data"], sparsity=task["sparsity"],
+                                   criterion=task["criterion"], recovery=task["recovery"], seed=task["seed"],
+                                   **options)
+    except ValueError as error:        # e.g. a criterion that would cut a layer off entirely at this sparsity
+        return {**key, "error": " ".join(str(error).split())}
     return {"criterion": task["criterion"], "sparsity": task["sparsity"], "recovery": task["recovery"],
             "seed": task["seed"], "dense_accuracy": report.dense_accuracy,
             "pruned_accuracy": report.pruned_accuracy, "final_accuracy": report.final_accuracy,
@@ -619,6 +630,8 @@ def sweep(model: MLP | dict[int, MLP] | Callable[[int], MLP], data: Any, *,
     """Run ``prune_and_recover`` on every (criterion, sparsity, recovery, seed) and average over the seeds.
 
     ``model`` is the trained dense model (copied for every run), ``{seed: model}``, or ``seed -> model``.
+    A run whose arguments ``prune_and_recover`` refuses (``ValueError``, e.g. a criterion that would remove a
+    whole layer at that sparsity) is recorded with its ``"error"`` and left out of the cells.
     ``options`` go to ``prune_and_recover`` (schedule, budget, optimizer, ...); with ``snapshots``
     (``{seed: WeightSnapshot}``) the ``"rewind"`` recovery rewinds to them. ``workers > 1`` runs the cells in
     that many processes (``concurrent.futures.ProcessPoolExecutor``, BLAS pinned to one thread each);
@@ -669,6 +682,10 @@ def sweep(model: MLP | dict[int, MLP] | Callable[[int], MLP], data: Any, *,
                     bar.update(1)
     if bar is not None:
         bar.close()
+    failed = [run for run in runs if run.get("error")]
+    if failed and len(failed) == len(runs):
+        raise ValueError(f"every run of the sweep failed, e.g. {failed[0]['criterion']} at "
+                         f"{failed[0]['sparsity']}: {failed[0]['error']}")
     order = {(t["criterion"], t["sparsity"], t["recovery"], t["seed"]): i for i, t in enumerate(tasks)}
     runs.sort(key=lambda r: order[(r["criterion"], r["sparsity"], r["recovery"], r["seed"])])
     shown = {k: v for k, v in options.items() if not isinstance(v, (np.ndarray, dict))}
