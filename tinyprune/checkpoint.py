@@ -46,6 +46,7 @@ import numpy as np
 
 from tinyprune import optim
 from tinyprune.errors import CheckpointError
+from tinyprune.files import fsync_folder
 from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
 
@@ -163,25 +164,10 @@ def save(path: PathLike, model: MLP, optimizer: Optimizer | None = None,
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return path
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); silently skipped where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-# --------------------------------------------------------------------------- load
 def _read_entries(path: Path) -> dict[str, np.ndarray]:
     """Every array of the archive, or ``CheckpointError`` saying why the file is not a readable .npz."""
     try:

@@ -34,6 +34,7 @@ from tinyprune.data.sources import (
     verify,
 )
 from tinyprune.errors import DataError
+from tinyprune.files import fsync_folder
 
 CHUNK_BYTES = 1 << 20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -60,20 +61,6 @@ def file_url(mirror: str, filename: str) -> str:
     'https://example.org/mnist/t10k-labels-idx1-ubyte.gz'
     """
     return mirror.rstrip("/") + "/" + filename
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable; skipped where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download_to_temp(url: str, directory: Path, timeout: float) -> Path:
@@ -117,7 +104,7 @@ def fetch_file(
             raw = temp.read_bytes()
             verify(url, raw, gunzip_if_needed(raw, url), datafile.checksums)
             os.replace(temp, final)
-            fsync_dir(directory)
+            fsync_folder(directory)
             return final
         except DataError as exc:
             failures.append(f"{exc} (deleted; nothing saved as {final})")
