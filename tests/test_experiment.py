@@ -89,11 +89,24 @@ def test_a_closed_form_recovery_takes_one_round_and_no_epoch(dense, clusters):
 
 def test_gradual_pruning_reaches_the_target_inside_the_budget(dense, clusters):
     model, report = _run(dense, clusters, sparsity=0.9, schedule="gradual", recovery="lr-rewind",
-                         tolerance=0.0, max_rounds=3, lr=3e-3, lr_schedule="cosine", dense_accuracy=1.0)
+                         tolerance=0.0, max_rounds=3, lr=3e-3, lr_schedule="cosine", dense_accuracy=1.0,
+                         start_sparsity=0.0, ramp=2 / 3)
     assert report.sparsity == pytest.approx(0.9, abs=0.005)
     assert report.epochs_used == 3 and len(report.rounds) == 3
     assert report.rounds[0].sparsity < 0.9                         # still pruning during round 1
     assert 0 < report.pruned_accuracy <= 1 and _masks_exact(model)
+    assert report.closed_form_seconds == 0                          # no head start
+
+
+def test_gradual_pruning_with_a_head_start(dense, clusters):
+    model, report = _run(dense, clusters, sparsity=0.95, schedule="gradual", recovery="distill",
+                         tolerance=0.0, max_rounds=2, dense_accuracy=1.0, start_sparsity=0.8,
+                         start_criterion="obs")
+    assert report.closed_form_seconds > 0                           # OBS and reconstruction ran
+    assert 0.8 <= report.rounds[0].sparsity <= 0.95 and report.sparsity == pytest.approx(0.95, abs=0.005)
+    model, report = _run(dense, clusters, sparsity=0.5, schedule="gradual", recovery="distill",
+                         tolerance=0.0, max_rounds=2, start_sparsity=0.9)   # the head start is the target
+    assert report.sparsity == pytest.approx(0.5, abs=0.005) and report.rounds == [] and not report.dropped
 
 
 def test_iterative_pruning_prunes_once_per_round(dense, clusters):

@@ -241,6 +241,10 @@ def add_run_parser(subparsers: Any) -> None:
                         help=f"when to prune (default: {recipe['schedule']})")
     parser.add_argument("--recovery", default=recipe["recovery"], choices=experiment.RECOVERIES,
                         help=f"how to recover (default: {recipe['recovery']})")
+    parser.add_argument("--start-sparsity", type=float, default=recipe["start_sparsity"],
+                        help="gradual schedule: prune this much at once first (by "
+                             f"{recipe['start_criterion']}, then reconstruct); 0 for none "
+                             f"(default: {recipe['start_sparsity']})")
     budget = recipe["max_rounds"] * recipe["epochs_per_round"]
     parser.add_argument("--budget-epochs", type=int, default=budget,
                         help="recovery budget in epochs of the training set; the loop checks after each "
@@ -294,7 +298,7 @@ def run_run(args: argparse.Namespace) -> int:
                    structure=args.structure, schedule=args.schedule, recovery=args.recovery,
                    tolerance=args.tolerance,
                    max_rounds=args.budget_epochs, epochs_per_round=1, seed=args.seed,
-                   batch_size=args.batch_size, rewind_to=snapshot)
+                   batch_size=args.batch_size, rewind_to=snapshot, start_sparsity=args.start_sparsity)
     if args.lr is not None:
         options["lr"] = args.lr
     report = experiment.prune_and_recover(model, splits, progress=progress_mode(args),

@@ -20,6 +20,9 @@ When pruning happens (``schedule``):
   ``s_r = s (1 - (1 - r/k)^3)`` (Zhu & Gupta's cubic steps), then recovers (Han et al. 2015's loop).
 - ``"gradual"``: B happens *during* the recovery training, every few steps, along the cubic schedule over
   the first ``ramp`` of the budget (``prune.PolynomialPruning``); every pruning step counts in the budget.
+  With a head start (``start_sparsity``) B first prunes to that sparsity at once with ``start_criterion``
+  (Optimal Brain Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``), and
+  the gradual schedule goes on from there to the target.
 
 C and F are only asked once the target sparsity is reached. The recovery budget is
 ``max_rounds · epochs_per_round`` epochs of the training set; one optimizer runs through all rounds, its
@@ -76,6 +79,7 @@ RECIPE: dict[str, Any] = {
     "schedule": "gradual", "recovery": "distill", "optimizer": "adam", "lr": 3e-3, "lr_schedule": "cosine",
     "batch_size": 32, "ramp": 0.5, "max_rounds": 3, "epochs_per_round": 1, "tolerance": 0.005,
     "distill_output": "kl", "temperature": 4.0, "alpha": 0.5,
+    "start_sparsity": 0.94, "start_criterion": "obs",
 }
 
 
@@ -163,7 +167,10 @@ class Report:
         rows += [(f"  {name} sparsity", "0.00 %", _pct(value), _pct(value))
                  for name, value in self.layer_sparsity.items()]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = [f"prune {c.get('criterion')} / {c.get('scope')} / {c.get('structure')} to "
+        head = min(c.get("start_sparsity") or 0.0, c.get("sparsity", 0))
+        start = (f"{c.get('start_criterion')} to {head:.0%} at once + reconstruction, then "
+                 if c.get("schedule") == "gradual" and head > 0 else "")
+        lines = [f"prune {start}{c.get('criterion')} / {c.get('scope')} / {c.get('structure')} to "
                  f"{c.get('sparsity', 0):.0%} ({c.get('schedule')}), recover by {c.get('recovery')} "
                  f"(tolerance {c.get('tolerance', 0) * 100:.2f} points, at most {c.get('max_rounds')} rounds "
                  f"of {c.get('epochs_per_round')} epoch(s))"]
@@ -296,6 +303,8 @@ def prune_and_recover(
     batch_size: int = RECIPE["batch_size"],
     original_lr: float = 1e-3,
     ramp: float = RECIPE["ramp"],
+    start_sparsity: float = RECIPE["start_sparsity"],
+    start_criterion: str = RECIPE["start_criterion"],
     prune_every: int | None = None,
     prune_steps: int = 3,
     distill_output: str = RECIPE["distill_output"],
@@ -313,7 +322,10 @@ def prune_and_recover(
     - ``data``: ``tinyprune.data.load(...)`` (``.train`` trains, ``.test`` is evaluated) or ``(train, test)``.
     - ``sparsity``, ``criterion`` (``prune.CRITERIA`` or ``"obs"``), ``scope``, ``structure``: what B prunes.
     - ``schedule``: ``"one-shot"``, ``"iterative"`` (``prune_steps`` cubic steps, one per round) or
-      ``"gradual"`` (cubic, every ``prune_every`` steps over the first ``ramp`` of the budget).
+      ``"gradual"`` (cubic, every ``prune_every`` steps over the first ``ramp`` of the budget, after a head
+      start: ``min(start_sparsity, sparsity)`` pruned at once by ``start_criterion`` and reconstructed in
+      closed form; ``start_sparsity=0`` for none; OBS prunes single weights, so for neurons or n:m the
+      head start uses ``criterion``).
     - ``recovery``: one of ``RECOVERIES``. Training recoveries use ``optimizer`` at ``lr`` (default: the
       original rate ``original_lr``; for ``"finetune"`` a tenth of it) with ``lr_schedule`` (``"constant"``
       or ``"cosine"`` over the whole budget). ``"retrain"`` re-initialises the survivors, ``"rewind"`` loads
@@ -350,6 +362,9 @@ def prune_and_recover(
         raise ValueError("schedule='gradual' prunes during training: it needs a recovery that trains from "
                          "the pruned weights (finetune, lr-rewind, distill) and a criterion of "
                          "tinyprune.prune (not 'obs')")
+    _choice("start_criterion", start_criterion, CRITERIA)
+    if not 0 <= start_sparsity < 1:
+        raise ValueError(f"start_sparsity must lie in [0, 1), got {start_sparsity}")
     if not 0 < ramp <= 1:
         raise ValueError(f"ramp (the fraction of the budget over which gradual pruning runs) must lie in "
                          f"(0, 1], got {ramp}")
@@ -365,7 +380,8 @@ def prune_and_recover(
               "structure": structure, "schedule": schedule, "recovery": recovery, "tolerance": tolerance,
               "max_rounds": max_rounds, "epochs_per_round": epochs_per_round, "seed": seed,
               "optimizer": optimizer, "lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size,
-              "original_lr": original_lr, "ramp": ramp, "prune_every": prune_every,
+              "original_lr": original_lr, "ramp": ramp, "start_sparsity": start_sparsity,
+              "start_criterion": start_criterion, "prune_every": prune_every,
               "prune_steps": prune_steps,
               "distill_output": distill_output, "temperature": temperature, "alpha": alpha,
               "calibration": len(calib[0]), "damping": damping, "train_rows": len(train),
@@ -419,13 +435,29 @@ def prune_and_recover(
         dropped = pruned_acc < dense_acc - tolerance
         recovered = not dropped
     elif schedule == "gradual":
-        end_step = max(1, int(round(ramp * budget_steps)))
-        every = prune_every or max(1, steps_per_epoch // 20)
-        callbacks.append(pruning.PolynomialPruning(
-            sparsity, begin_step=0, end_step=end_step, every=every, criterion=criterion, scope=scope,
-            structure=structure, data=calib if criterion in pruning.NEEDS_DATA else None, seed=seed))
-        probe = _AccuracyAt(end_step, test)
-        callbacks.append(probe)
+        head = min(start_sparsity, sparsity)
+        if head > 0:                    # the head start: prune at once, solve the survivors in closed form
+            began = time.perf_counter()
+            first = start_criterion if structure == "weights" or start_criterion != "obs" else criterion
+            _prune_to(model, head, first, scope, structure, calib, seed, damping)
+            recover.reconstruct(model, teacher, calib[0], damping=damping)
+            closed_seconds += time.perf_counter() - began
+            say(f"head start: {start_criterion} to {_pct(weight_sparsity(model))} and reconstruction: "
+                f"accuracy {_pct(evaluate(model, test)['accuracy'])}")
+        if head < sparsity:
+            end_step = max(1, int(round(ramp * budget_steps)))
+            every = prune_every or max(1, steps_per_epoch // 20)
+            callbacks.append(pruning.PolynomialPruning(
+                sparsity, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
+                criterion=criterion, scope=scope, structure=structure,
+                data=calib if criterion in pruning.NEEDS_DATA else None, seed=seed))
+            probe = _AccuracyAt(end_step, test)
+            callbacks.append(probe)
+        else:                           # the head start reached the target: C as for one-shot
+            pruned_acc = evaluate(model, test)["accuracy"]
+            at_target = True
+            dropped = pruned_acc < dense_acc - tolerance
+            recovered = not dropped
 
     steps = iterative_steps(sparsity, prune_steps) if schedule == "iterative" else []
     for number in range(1, max_rounds + 1):

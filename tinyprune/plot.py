@@ -57,12 +57,14 @@ def _weights(model: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
 
 # --------------------------------------------------------------------------- sweeps
 def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | None = None,
-                         title: str | None = None, cells: Sequence[Mapping[str, Any]] | None = None) -> Path:
+                         title: str | None = None, cells: Sequence[Mapping[str, Any]] | None = None,
+                         targets: Mapping[float, float] | None = None) -> Path:
     """Accuracy after recovery against sparsity: one line (mean ± std band over seeds) per criterion and
-    recovery; the dense model's accuracy as a dashed line.
+    recovery; the dense model's accuracy as a dashed line; ``targets`` ``{sparsity: accuracy}`` as crosses.
 
     ``sweep`` is an ``experiment.Sweep`` (or ``None`` with ``cells``, its aggregated rows: ``criterion``,
-    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``).
+    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``). The sparsity axis is on a logit scale, so
+    50, 90, 99 % are evenly spread (each step halves or tenths what is left) and high sparsities are legible.
     """
     cells = list(cells if cells is not None else sweep.cells)
     dense = dense_accuracy if dense_accuracy is not None else getattr(sweep, "dense_accuracy", None)
@@ -74,7 +76,7 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
     criteria = {criterion for criterion, _ in lines}
     for (criterion, recovery), members in sorted(lines.items()):
         members = sorted(members, key=lambda c: c["sparsity"])
-        x = np.array([100 * c["sparsity"] for c in members])
+        x = np.array([c["sparsity"] for c in members])
         mean = np.array([100 * c["final_mean"] for c in members])
         std = np.array([100 * c.get("final_std", 0.0) for c in members])
         label = recovery if len(criteria) == 1 else f"{criterion} + {recovery}"
@@ -82,7 +84,17 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
         axes.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     if dense is not None:
         axes.axhline(100 * dense, color="black", linestyle="--", linewidth=1, label="dense")
-    axes.set_xlabel("sparsity (% of weights pruned)")
+    if targets:
+        axes.plot(list(targets), [100 * v for v in targets.values()], "kx", markersize=9, label="target")
+    ticks = sorted({c["sparsity"] for c in cells} | set(targets or ()))
+    if ticks and 0 < ticks[0] and ticks[-1] < 1:
+        from matplotlib.ticker import FixedLocator, NullLocator
+
+        axes.set_xscale("logit")
+        axes.xaxis.set_major_locator(FixedLocator(ticks))
+        axes.xaxis.set_minor_locator(NullLocator())
+        axes.set_xticklabels([f"{100 * t:g} %" for t in ticks])
+    axes.set_xlabel("sparsity (% of weights pruned; logit scale)")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title or "accuracy after pruning and recovery")
     axes.grid(alpha=0.3)
