@@ -4,7 +4,8 @@ The document's model (MLP 784-64-64-10, ReLU) is trained with its recipe (Adam l
 10 epochs, seed 0) on the embedded ``mnist-5k``; then, for each criterion of ``tinyprune.prune.CRITERIA``
 and each sparsity (0.5, 0.8, 0.9, 0.95 of the weights, biases kept), a copy is pruned with
 ``scope="global"`` and evaluated on the test split. Data-dependent criteria are calibrated on
-``--calibration`` training rows drawn at random (seed 0). Random pruning is averaged over ``--random-seeds`` seeds.
+``--calibration`` training rows drawn at random (seed 0). Random pruning is averaged over
+``--random-seeds`` seeds.
 
 Also measured (the issue's "done means"): removing 50 % of the hidden neurons (``l2`` criterion, layer
 scope) and ``compact``-ing the model: its accuracy, parameter count and the speed-up of inference on the
