@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="BLAS threads (threadpoolctl); 0 leaves the library's default")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--no-json", action="store_true", help="do not write results/train.json")
+    parser.add_argument("--name", default="train", help="write results/<name>.json (default: train)")
     args = parser.parse_args(argv)
     with blas_threads(args.threads):
         return run(args)
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{ratios['cpu autograd/backprop']:.2f}", "<= 1.3"]]))
     print(f"\nmachine: {machine_line()}")
     if not args.no_json:
-        path = write_json("train", {"dataset": name, "samples": len(data), "batch_size": args.batch_size,
+        path = write_json(args.name, {"dataset": name, "samples": len(data), "batch_size": args.batch_size,
                                     "sizes": SIZES, "loop": args.loop, "runs": args.runs,
                                     "blas_threads": args.threads or "default",
                                     "seconds": wall, "cpu_seconds": cpu, "median": medians,

@@ -69,7 +69,15 @@ def machine() -> dict[str, Any]:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
         "git": git_revision(),
+        "tinyprune": _package_path(),
     }
+
+
+def _package_path() -> str:
+    """Where the tinyprune that ran was imported from (``PYTHONPATH`` may point at another tree)."""
+    import tinyprune
+
+    return str(Path(tinyprune.__file__).resolve().parent)
 
 
 def machine_line(info: dict[str, Any] | None = None) -> str:

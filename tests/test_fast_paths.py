@@ -254,3 +254,25 @@ def test_autograd_matmul_gives_no_gradient_to_an_input_that_needs_none():
     (x @ w).sum().backward()
     assert w.grad is None
     np.testing.assert_allclose(x.grad, np.ones((4, 2)) @ W.T)
+
+
+def test_a_leaf_gradient_is_never_shared_with_another_array():
+    """Leaves keep fresh products as they are (no copy) but copy anything that aliases another array."""
+    rng = np.random.default_rng(7)
+    a = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    b = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    c = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    s = a + b                                        # both parents receive the node's own gradient
+    out = (s * 2.0 + c.T).sum() + (s.reshape(6) * 1.0).sum()
+    out.backward()
+    grads = [a.grad, b.grad, c.grad, s.grad]
+    for i, first in enumerate(grads):
+        for second in grads[i + 1:]:
+            assert not np.may_share_memory(first, second)
+    np.testing.assert_allclose(a.grad, np.full((3, 2), 3.0))
+    np.testing.assert_allclose(c.grad, np.ones((2, 3)))
+    w = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    (Tensor(rng.normal(size=(4, 3))) @ w).sum().backward()
+    first = w.grad
+    (Tensor(rng.normal(size=(4, 3))) @ w).sum().backward()   # a second call accumulates into a new array
+    assert w.grad is not first

@@ -19,6 +19,7 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -177,21 +178,32 @@ class Tensor:
             if upstream.shape != self.shape:
                 raise ShapeError(f"upstream gradient has shape {upstream.shape}, expected {self.shape}")
         pending: dict[int, np.ndarray] = {id(self): upstream}
+        fresh: set[int] = set()        # ids of pending gradients that share memory with no other array
         for node in reversed(self._topological_order()):
             node_grad = pending.pop(id(node), None)
             if node_grad is None:
                 continue
             if node._parents:
                 node.grad = node_grad
-            else:  # a leaf owns its gradient (no aliasing of a sibling's) and accumulates
-                node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
+            elif node.grad is None:  # a leaf owns its gradient (no aliasing of a sibling's) ...
+                node.grad = node_grad if id(node) in fresh else node_grad.copy()
+            else:                    # ... and accumulates
+                node.grad = node.grad + node_grad
             if node._backward is None:
                 continue
-            for parent, parent_grad in zip(node._parents, node._backward(node_grad)):
+            parent_grads = node._backward(node_grad)
+            for parent, parent_grad in zip(node._parents, parent_grads):
                 if parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                pending[key] = pending[key] + parent_grad if key in pending else parent_grad
+                if key in pending:
+                    pending[key] = pending[key] + parent_grad
+                    fresh.add(key)
+                else:    # a product such as A^T g is fresh; g itself, a view of it, or a shared one is not
+                    pending[key] = parent_grad
+                    shared = np.may_share_memory(parent_grad, node_grad) or sum(
+                        other is parent_grad for other in parent_grads) > 1
+                    (fresh.discard if shared else fresh.add)(key)
 
     # ------------------------------------------------- arithmetic (broadcast)
     def __add__(self, other: Any) -> Tensor:
@@ -216,8 +228,10 @@ class Tensor:
         """z = x * y (elementwise);  dz/dx = y, dz/dy = x."""
         other = _tensor(other, like=self)
 
-        def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return _unbroadcast(g * other.data, self.shape), _unbroadcast(g * self.data, other.shape)
+        def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+            # (a constant factor, such as mean's 1/n, gets no gradient: none is computed for it)
+            return (_unbroadcast(g * other.data, self.shape) if self.requires_grad else None,
+                    _unbroadcast(g * self.data, other.shape) if other.requires_grad else None)
 
         return Tensor._result(self.data * other.data, (self, other), backward)
 
@@ -301,7 +315,7 @@ class Tensor:
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """m = sum(x) / count over ``axis``;  dm/dx = 1 / count."""
         axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
-        count = int(np.prod([self.shape[a] for a in axes]))
+        count = math.prod(self.shape[a] for a in axes)
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
     # ----------------------------------------------------------------- shapes
