@@ -108,10 +108,14 @@ GRID_OPTIONS = {"schedule": "one-shot", "max_rounds": 1, "tolerance": 0.0, "lr":
 
 
 def recipe_options(budget: int) -> dict[str, Any]:
-    """The tuned recipe, as ``prune_and_recover`` options, over ``budget`` epochs."""
+    """The tuned recipe, as ``prune_and_recover`` options: one round of ``budget`` epochs.
+
+    One round, so the loop never stops early on a look at the test accuracy: every recipe gets exactly
+    the budget (``tinyprune run`` checks after every epoch instead, as the document's flowchart does).
+    """
     from tinyprune.experiment import RECIPE
 
-    return {"schedule": "gradual", "max_rounds": budget, "epochs_per_round": 1, "tolerance": 0.0,
+    return {"schedule": "gradual", "max_rounds": 1, "epochs_per_round": budget, "tolerance": 0.0,
             **{k: RECIPE[k] for k in ("lr", "lr_schedule", "batch_size", "ramp", "distill_output",
                                       "temperature", "alpha", "start_sparsity", "start_criterion")}}
 
