@@ -44,6 +44,7 @@ import numpy as np
 from tinyprune import backprop
 from tinyprune.errors import ShapeError
 from tinyprune.nn import MLP, Parameter
+from tinyprune.random import rng
 
 
 # ----------------------------------------------------------------- helpers
@@ -52,6 +53,19 @@ def _features(X: Any) -> np.ndarray:
     if X.ndim != 2:
         raise ShapeError(f"calibration inputs must be 2-D (n, d), got shape {X.shape}")
     return X
+
+
+def _subsample(X: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
+    """At most ``max_samples`` rows, drawn at random (seeded) in their original order.
+
+    Not the first rows: a dataset stored sorted by class (as ``mnist-5k`` is) would calibrate on a
+    few classes only.
+    """
+    if max_samples is None or max_samples >= X.shape[0]:
+        return X
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be a positive number of rows, got {max_samples}")
+    return X[np.sort(rng(seed).choice(X.shape[0], size=max_samples, replace=False))]
 
 
 def _mask_of(parameter: Parameter) -> np.ndarray:
@@ -153,24 +167,21 @@ class ReconstructionReport:
 
 
 def reconstruct(model: MLP, dense: MLP, X: Any, *, damping: float = 1e-4, layers: Any = None,
-                fit_bias: bool = True, max_samples: int | None = None) -> ReconstructionReport:
+                fit_bias: bool = True, max_samples: int | None = None, seed: int = 0) -> ReconstructionReport:
     """Refit the surviving weights and biases of the pruned ``model`` to the ``dense`` model, in place.
 
     For l = 1..L in order: A = the pruned model's input to layer l (after the layers before it were refit),
     Z = the dense model's pre-activation of layer l; then ``reconstruct_layer``. Masks are kept exactly
     (pruned weights stay 0); a layer without a mask has every weight refit. No labels, no SGD.
-    ``X`` is an array, a ``Dataset`` or an ``(X, y)`` tuple (labels unused); ``max_samples`` keeps the
-    first rows.
+    ``X`` is an array, a ``Dataset`` or an ``(X, y)`` tuple (labels unused); ``max_samples`` keeps that many
+    rows drawn at random with ``seed``.
 
     Shapes: X (n, d_0) -> a ``ReconstructionReport`` (per-layer relative errors).
     """
     start = time.perf_counter()
     if model.sizes != dense.sizes:
         raise ShapeError(f"the pruned model {model.sizes} and the dense model {dense.sizes} differ in shape")
-    X = _features(X)
-    if max_samples is not None:
-        X = X[:max_samples]
-    X = X.astype(np.float64)
+    X = _subsample(_features(X), max_samples, seed).astype(np.float64)
     targets = backprop.forward(dense, X).Z
     chosen = set(_layers(model, layers))
     report = ReconstructionReport(layers=sorted(chosen), samples=X.shape[0], damping=damping)
@@ -226,7 +237,7 @@ def _obs_unit(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray, remove: in
 
 def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping: float = 0.01,
               block_size: int | None = None, layers: Any = None,
-              max_samples: int | None = None) -> dict[str, np.ndarray]:
+              max_samples: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Prune each layer's weights to ``sparsity`` by Optimal Brain Surgeon, row by row, and update the rest.
 
     Layers in order; for layer l, A = the (already pruned) model's input to layer l, ``Ã = [A, 1]``,
@@ -236,7 +247,7 @@ def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping
     block of removals (``block_size=1``: exact greedy OBS as in OBC; ``None``: blocks of 1/8 of the
     remaining candidates, about 20 solves per unit). ``sparsity`` is one number for every layer or
     ``{layer index: sparsity}``. Masks are written on the ``Parameter``s (weights only; the bias is updated)
-    and returned as ``{name: mask}``.
+    and returned as ``{name: mask}``. ``max_samples`` keeps that many rows drawn at random with ``seed``.
 
     Shapes: X (n, d_0) -> {"layers.l.W": bool (d_l, d_{l+1})}.
 
@@ -246,9 +257,7 @@ def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping
     >>> [int((~m).sum()) for m in masks.values()]                  # 4 of 8 and 3 of 6 per unit
     [24, 9]
     """
-    X = _features(X)
-    if max_samples is not None:
-        X = X[:max_samples]
+    X = _subsample(_features(X), max_samples, seed)
     per_layer = sparsity if isinstance(sparsity, dict) else {i: sparsity for i in _layers(model, layers)}
     for index, s in per_layer.items():
         if not 0.0 <= float(s) <= 1.0:
