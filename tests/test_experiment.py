@@ -7,29 +7,9 @@ import numpy as np
 import pytest
 
 from tinyprune import experiment
-from tinyprune.data import Dataset
 from tinyprune.experiment import RECOVERIES, Report, prune_and_recover, sweep
-from tinyprune.nn import MLP
-from tinyprune.train import WeightSnapshot, fit
 
 FAST = {"batch_size": 50, "lr_schedule": "constant", "calibration": 400}
-
-
-@pytest.fixture(scope="module")
-def clusters():
-    """Four Gaussian clusters in 20 dimensions: a small seeded task a 20-32-32-4 MLP learns to ~96 %."""
-    g = np.random.default_rng(0)
-    y = np.arange(1200) % 4
-    X = (0.8 * g.normal(size=(4, 20))[y] + g.normal(size=(1200, 20))).astype(np.float32)
-    return Dataset(X[:800], y[:800], 4), Dataset(X[800:], y[800:], 4)
-
-
-@pytest.fixture(scope="module")
-def dense(clusters):
-    model = MLP([20, 32, 32, 4], seed=0)
-    snapshot = WeightSnapshot(epochs=[0, 1])
-    fit(model, clusters[0], epochs=30, batch_size=32, progress=False, callbacks=[snapshot])
-    return model, snapshot
 
 
 def _run(dense, clusters, **options):

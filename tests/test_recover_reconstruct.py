@@ -5,26 +5,14 @@ import copy
 import numpy as np
 import pytest
 
-from tinyprune.data import Dataset
 from tinyprune.nn import MLP
 from tinyprune.recover import obs_prune, reconstruct, reconstruct_layer
-from tinyprune.train import evaluate, fit
+from tinyprune.train import evaluate
 
 
 @pytest.fixture(scope="module")
-def clusters():
-    """Four Gaussian clusters in 20 dimensions: a small seeded task a 20-32-32-4 MLP learns to ~96 %."""
-    g = np.random.default_rng(0)
-    y = np.arange(1200) % 4
-    X = (0.8 * g.normal(size=(4, 20))[y] + g.normal(size=(1200, 20))).astype(np.float32)
-    return Dataset(X[:800], y[:800], 4), Dataset(X[800:], y[800:], 4)
-
-
-@pytest.fixture(scope="module")
-def trained(clusters):
-    model = MLP([20, 32, 32, 4], seed=0)
-    fit(model, clusters[0], epochs=30, batch_size=32, progress=False)
-    return model
+def trained(dense):
+    return dense[0]
 
 
 @pytest.fixture

@@ -6,28 +6,9 @@ import numpy as np
 import pytest
 
 from tinyprune import recover
-from tinyprune.data import Dataset
 from tinyprune.nn import MLP
 from tinyprune.optim import SGD, Adam, cosine
-from tinyprune.train import WeightSnapshot, evaluate, fit
-
-
-@pytest.fixture(scope="module")
-def clusters():
-    """Four Gaussian clusters in 20 dimensions: a small seeded task a 20-32-32-4 MLP learns to ~96 %."""
-    g = np.random.default_rng(0)
-    y = np.arange(1200) % 4
-    X = (0.8 * g.normal(size=(4, 20))[y] + g.normal(size=(1200, 20))).astype(np.float32)
-    return Dataset(X[:800], y[:800], 4), Dataset(X[800:], y[800:], 4)
-
-
-@pytest.fixture(scope="module")
-def dense(clusters):
-    """The trained dense model and the snapshot of its weights at initialisation and after epoch 1."""
-    model = MLP([20, 32, 32, 4], seed=0)
-    snapshot = WeightSnapshot(epochs=[0, 1])
-    fit(model, clusters[0], epochs=30, batch_size=32, progress=False, callbacks=[snapshot])
-    return model, snapshot
+from tinyprune.train import evaluate
 
 
 def _pruned(model: MLP, sparsity: float = 0.9) -> MLP:
