@@ -258,8 +258,11 @@ def grid_tables(runs: list[dict[str, Any]], dense: float, dataset: str) -> str:
     best = ["**wins**"]
     for s in sparsities:
         candidates = [c for c in cells if c["criterion"] == "magnitude" and c["sparsity"] == s]
-        winner = max(candidates, key=lambda c: c["final_mean"]) if candidates else None
-        best.append(f"{winner['recovery']}" if winner else "")
+        top = max((c["final_mean"] for c in candidates), default=None)
+        winners = [c["recovery"] for c in candidates if c["final_mean"] == top]
+        best.append(winners[0] if len(winners) == 1 else
+                    f"tie of {len(winners)}" + (" (no drop: nothing to recover)" if len(winners) > 2 else
+                                                f": {' = '.join(winners)}"))
     rows.append(best)
     lines.append(_markdown(header, rows))
     criteria = sorted({c["criterion"] for c in cells})
@@ -355,7 +358,7 @@ def figures(runs: list[dict[str, Any]], dense: dict[str, float], target_result: 
             targets = {s: reference + allowed for s, allowed in TARGETS.items()}
         paths.append(plot.accuracy_vs_sparsity(
             None, folder / f"bench_recovery_{dataset}.png", cells=cells, dense_accuracy=dense[dataset],
-            targets=targets, title=f"{dataset}: magnitude pruning, 3 epochs of recovery"))
+            targets=targets, title=f"{dataset}: accuracy after pruning and 3 epochs of recovery"))
     return paths
 
 
