@@ -127,7 +127,19 @@ def test_defaults_are_the_recipe():
 
     signature = inspect.signature(prune_and_recover)
     for key, value in experiment.RECIPE.items():
+        if key == "criterion":      # None: the recipe's for weights, a neuron criterion for neurons
+            assert signature.parameters[key].default is None
+            continue
         assert signature.parameters[key].default == value, key
+
+
+@pytest.mark.parametrize("structure, expected", [("weights", experiment.RECIPE["criterion"]),
+                                                 ("neurons", "magnitude")])
+def test_default_criterion_fits_the_structure(structure, expected, dense, clusters):
+    report = prune_and_recover(copy.deepcopy(dense[0]), clusters, sparsity=0.5, structure=structure,
+                               schedule="one-shot", recovery="none", max_rounds=1, dense_accuracy=1.0)
+    assert report.config["criterion"] == expected
+    assert report.sparsity > 0
 
 
 @pytest.mark.parametrize("bad", [{"schedule": "sometimes"}, {"recovery": "pray"}, {"criterion": "vibes"},
@@ -166,3 +178,11 @@ def test_failed_runs_are_recorded_and_left_out_of_the_cells(dense, clusters):
     with pytest.raises(ValueError, match="every run of the sweep failed"):
         sweep(dense[0], clusters, sparsities=[0.9], schedule="iterative", prune_steps=5, max_rounds=1,
               progress=False)
+
+
+def test_the_loop_is_one_import_away():
+    import tinyprune as tp
+
+    assert tp.prune_and_recover is prune_and_recover and tp.sweep is experiment.sweep
+    assert tp.Report is Report and tp.RECIPE is experiment.RECIPE
+    assert {"prune_and_recover", "sweep", "Report", "Sweep", "RECIPE"} <= set(tp.__all__)

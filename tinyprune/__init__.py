@@ -9,7 +9,8 @@ The public face, one import away::
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
     tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
-    tp.experiment.prune_and_recover(...)        the document's loop: prune, recover, repeat; a Report
+    tp.prune_and_recover(model, data)           the document's loop: prune, recover, repeat; a Report
+    tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
 
 >>> import tinyprune as tp
 >>> model = tp.MLP([784, 64, 64, 10], seed=0)
@@ -35,6 +36,7 @@ from tinyprune import (
 )
 from tinyprune.autograd import Tensor, no_grad
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
+from tinyprune.experiment import RECIPE, Report, Sweep, prune_and_recover, sweep
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.optim import SGD, Adam
@@ -44,8 +46,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",
-    "Parameter", "ReLU", "SGD", "Sequential", "ShapeError", "Tensor", "TinypruneError",
+    "Parameter", "RECIPE", "ReLU", "Report", "SGD", "Sequential", "ShapeError", "Sweep", "Tensor",
+    "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
     "errors", "evaluate", "experiment", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
-    "optim", "predict", "prune", "recover", "train",
+    "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]

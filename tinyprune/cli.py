@@ -230,9 +230,10 @@ def add_run_parser(subparsers: Any) -> None:
                              f"(default: {DEFAULTS['epochs']})")
     parser.add_argument("--sparsity", type=float, default=recipe["sparsity"],
                         help=f"fraction of weights to prune (default: {recipe['sparsity']})")
-    parser.add_argument("--criterion", default=recipe["criterion"],
+    parser.add_argument("--criterion", default=None,
                         choices=sorted({*experiment.CRITERIA, *prune.NEURON_CRITERIA}),
-                        help=f"pruning criterion (default: {recipe['criterion']})")
+                        help=f"pruning criterion (default: {recipe['criterion']}; with --structure neurons: "
+                             "magnitude, a neuron's L2 norm)")
     parser.add_argument("--scope", default=recipe["scope"], choices=prune.SCOPES,
                         help=f"one global threshold or per layer (default: {recipe['scope']})")
     parser.add_argument("--structure", default=recipe["structure"], choices=prune.STRUCTURES,
