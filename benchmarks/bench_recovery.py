@@ -395,10 +395,28 @@ def figures(runs: list[dict[str, Any]], dense: dict[str, float], target_result: 
             if target_result is not None:        # the target is set by the mean of the 3 dense models
                 reference = sum(target_result["dense"].values()) / len(target_result["dense"])
             targets = {s: reference + allowed for s, allowed in TARGETS.items()}
+            if target_result is not None:        # the recipe itself, from the target's 3 dense models
+                cells += target_cells(target_result)
         paths.append(plot.accuracy_vs_sparsity(
             None, folder / f"bench_recovery_{dataset}.png", cells=cells, dense_accuracy=dense[dataset],
             targets=targets, title=f"{dataset}: accuracy after pruning and 3 epochs of recovery"))
     return paths
+
+
+def target_cells(target_result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recipe's rows of the target part as plot cells (mean ± std over the dense models' seeds)."""
+    import statistics
+
+    cells = []
+    for sparsity in sorted(TARGETS):
+        finals = [r["final_accuracy"] for r in target_result["runs"]
+                  if r["recipe"] == RECIPE_TARGET_LABEL and r["sparsity"] == sparsity]
+        if finals:
+            cells.append({"criterion": "magnitude",
+                          "recovery": "the recipe (gradual OBD; target runs, 3 seeds)",
+                          "sparsity": sparsity, "final_mean": statistics.fmean(finals),
+                          "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0})
+    return cells
 
 
 def report_only(out: Path) -> int:

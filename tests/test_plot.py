@@ -39,6 +39,14 @@ def test_accuracy_vs_sparsity(tmp_path):
     assert _is_png(path)
 
 
+def test_accuracy_vs_sparsity_with_more_lines_than_the_default_colours(tmp_path):
+    cells = [{"criterion": "magnitude", "recovery": f"recovery {i}", "sparsity": s,
+              "final_mean": 0.9 - i / 100, "final_std": 0.01} for i in range(12) for s in (0.5, 0.9, 0.98)]
+    path = plot.accuracy_vs_sparsity(None, tmp_path / "many.png", cells=cells, dense_accuracy=0.92,
+                                     targets={0.9: 0.92, 0.98: 0.9})
+    assert _is_png(path)
+
+
 def test_accuracy_per_epoch_from_a_report_or_a_dict(tmp_path):
     report = Report(config={"recovery": "finetune"}, dense_accuracy=0.9, pruned_accuracy=0.6,
                     final_accuracy=0.88, sparsity=0.9, layer_sparsity={}, epochs_used=3, seconds=1.0,

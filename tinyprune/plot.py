@@ -74,6 +74,10 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
     for cell in cells:
         lines.setdefault((cell["criterion"], cell["recovery"]), []).append(cell)
     criteria = {criterion for criterion, _ in lines}
+    if len(lines) > 10:                 # the default cycle has 10 colours: no two lines may share one
+        from matplotlib import colormaps
+
+        axes.set_prop_cycle(color=colormaps["tab20"].colors)
     for (criterion, recovery), members in sorted(lines.items()):
         members = sorted(members, key=lambda c: c["sparsity"])
         x = np.array([c["sparsity"] for c in members])
