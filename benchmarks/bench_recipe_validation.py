@@ -30,10 +30,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads: one thread is faster here
 
+from bench_recovery import PREVIOUS  # noqa: E402
 from common import table, write_json  # noqa: E402
 
 SPARSITIES = (0.9, 0.95, 0.98)
-FIRST = {"criterion": "magnitude", "lr": 3e-3, "temperature": 4.0, "alpha": 0.5}
+FIRST = {"criterion": "magnitude", **PREVIOUS}      # the first recipe: gradual magnitude, its hyperparameters
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

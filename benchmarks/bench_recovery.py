@@ -219,7 +219,8 @@ def _control(task: dict[str, Any]) -> dict[str, Any]:
     optimizer = Adam(model.parameters(), lr=task["lr"], schedule=cosine(task["lr"], steps))
     fit(model, splits.train, epochs=task["budget"], batch_size=RECIPE["batch_size"], optimizer=optimizer,
         seed=task["seed"], progress=False)
-    return {"seed": task["seed"], "lr": task["lr"], "accuracy": evaluate(model, splits.test)["accuracy"]}
+    return {"seed": task["seed"], "lr": task["lr"], "batch_size": RECIPE["batch_size"],
+            "accuracy": evaluate(model, splits.test)["accuracy"]}
 
 
 def target(args: argparse.Namespace, cache: dict) -> dict[str, Any] | None:
@@ -263,14 +264,15 @@ def control_lines(result: dict[str, Any], dense_mean: float) -> list[str]:
     """One line per control learning rate: mean accuracy and its difference to the dense models."""
     import statistics
 
-    by_rate: dict[float, list[float]] = {}
-    for control in result["controls"]:          # results written before the lr was recorded used 3e-3
-        by_rate.setdefault(control.get("lr", PREVIOUS["lr"]), []).append(control["accuracy"])
+    by_setting: dict[tuple[float, int], list[float]] = {}
+    for control in result["controls"]:          # results written before these were recorded: 3e-3, 32
+        setting = (control.get("lr", PREVIOUS["lr"]), control.get("batch_size", 32))
+        by_setting.setdefault(setting, []).append(control["accuracy"])
     lines = []
-    for lr, values in by_rate.items():
+    for (lr, batch_size), values in by_setting.items():
         mean = statistics.fmean(values)
         lines.append(f"- control: the dense models + {result['budget']} more epochs of Adam lr {lr:g}, "
-                     f"cosine, batch 32: {pct(mean)} % ({100 * (mean - dense_mean):+.2f} points)")
+                     f"cosine, batch {batch_size}: {pct(mean)} % ({100 * (mean - dense_mean):+.2f} points)")
     return lines
 
 
