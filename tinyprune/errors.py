@@ -15,3 +15,7 @@ class CheckpointError(TinypruneError):
 
 class ShapeError(TinypruneError):
     """Arrays whose shapes do not fit together (for example in ``@`` or a loss)."""
+
+
+class OutputError(TinypruneError):
+    """An output cannot be written safely: the target is not a regular file, or holds a run already."""

@@ -1,9 +1,44 @@
-"""Small file-system helpers shared by the writers (checkpoints, downloads): durable renames."""
+"""Writing outputs so that they are whole or absent: atomic files, run folders, durable renames.
+
+Every file tinyprune writes (checkpoints, reports, downloads) goes through ``atomic_write``: the bytes
+go to a temporary file beside the target, are flushed to disk (``fsync``) and only then renamed onto
+the target's name, so a crash, a full disk or ``kill -9`` leaves the old file or the new one, never a
+torn one. A temporary's name carries the writer's process id (``.NAME.<pid>.<token>.tinyprune-tmp``),
+so the next write to the same target finds and removes those left by processes that died.
+
+A run (``tinyprune run``, ``sweep``) writes a whole folder the same way: ``staged_folder`` yields a
+temporary sibling folder and renames it into place only when the run completes, so a run folder is a
+complete run or absent, and an existing run is never replaced unless ``overwrite=True``.
+
+Targets must be absent or regular files: a symlink, a device node, a FIFO or a folder is refused, never
+replaced. New files get the permissions the umask gives (``0o666 & ~umask``), like any other program's.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> atomic_write(folder / "note.txt", "hello\\n").read_text()
+'hello\\n'
+>>> with staged_folder(folder / "run") as stage:
+...     _ = atomic_write(stage / "report.json", "{}")
+>>> sorted(p.name for p in (folder / "run").iterdir())
+['report.json']
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from tinyprune.errors import OutputError
+
+TEMPORARY_SUFFIX = ".tinyprune-tmp"
+PathLike = str | os.PathLike
 
 
 def fsync_folder(folder: str | Path) -> None:
@@ -24,3 +59,231 @@ def fsync_folder(folder: str | Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "folder"), (stat.S_ISCHR, "device"),
+                       (stat.S_ISBLK, "device"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def check_target(path: PathLike, *, overwrite: bool = True) -> Path:
+    """``path`` as a ``Path`` if a file may be written there, else ``OutputError`` saying why.
+
+    Allowed: an absent path in an existing folder, or (with ``overwrite``) an existing regular file.
+
+    >>> check_target("/dev/null")
+    Traceback (most recent call last):
+    ...
+    tinyprune.errors.OutputError: /dev/null exists and is a device, not a regular file: refusing to replace it
+    """
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise OutputError(f"an output path is needed, got {str(path)!r}")
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        folder = path.parent
+        if not folder.is_dir():
+            raise OutputError(f"cannot write {path}: the folder {folder} does not exist") from None
+        return path
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{path} exists and is a {_kind(mode)}, not a regular file: refusing to replace it")
+    if not overwrite:
+        raise OutputError(f"{path} already exists: refusing to replace it (ask for overwrite)")
+    return path
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: PathLike) -> list[Path]:
+    """Remove the temporaries of ``path`` left by writers that died (their process no longer runs).
+
+    Returns what was removed. Temporaries of running processes (a concurrent writer) are left alone.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*{TEMPORARY_SUFFIX}"):
+        pid = candidate.name[len(path.name) + 2:].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue                      # not ours to judge, ours, or a concurrent writer's
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], None], *,
+                 overwrite: bool = True) -> Path:
+    """Write ``content`` (bytes, text as UTF-8, or a function that writes to a binary file) to ``path``.
+
+    Whole or absent: temporary sibling, ``fsync``, then ``os.replace`` (or, with ``overwrite=False``, a
+    hard link that fails if the target appeared meanwhile). On any failure (a full disk, an exception in
+    ``content``, an interrupt) the temporary is removed and the target is untouched. Returns the path.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+    >>> atomic_write(target, b"\\x00\\x01").read_bytes()
+    b'\\x00\\x01'
+    >>> atomic_write(target, b"again", overwrite=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tinyprune.errors.OutputError: ... already exists: refusing to replace it (ask for overwrite)
+    """
+    path = check_target(path, overwrite=overwrite)
+    remove_stale_temporaries(path)
+    temporary = _temporary_sibling(path)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            if callable(content):
+                content(file)
+            else:
+                file.write(content.encode("utf-8") if isinstance(content, str) else content)
+            file.flush()
+            os.fsync(file.fileno())
+        if overwrite:
+            check_target(path)            # still a regular file or absent (not swapped for a link meanwhile)
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise OutputError(f"{path} already exists: refusing to replace it (ask for overwrite)"
+                                  ) from None
+            os.unlink(temporary)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    fsync_folder(path.parent)
+    return path
+
+
+def check_folder(path: PathLike, *, overwrite: bool = False) -> Path:
+    """``path`` as a ``Path`` if a run may be written there, else ``OutputError``: call it before any work.
+
+    Allowed: an absent path (its parents are made when the run completes), an empty folder, or (with
+    ``overwrite``) a folder holding an earlier run.
+    """
+    path = Path(path)
+    if str(path).strip() in ("", "."):
+        raise OutputError(f"an output folder is needed, got {str(path)!r}")
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISDIR(mode):
+        raise OutputError(f"{path} exists and is a {_kind(mode) if not stat.S_ISREG(mode) else 'file'}, "
+                          "not a folder: refusing to write a run there")
+    if any(path.iterdir()) and not overwrite:
+        raise OutputError(f"{path} already holds files (an earlier run?): refusing to mix or replace them; "
+                          "choose another folder or pass --overwrite")
+    return path
+
+
+def _move_into_place(stage: Path, target: Path, overwrite: bool) -> None:
+    try:
+        os.rename(stage, target)           # replaces an absent or empty folder atomically
+        return
+    except OSError as error:
+        if not target.is_dir() or not overwrite:
+            raise OutputError(f"{target} appeared while the run was being written ({error.strerror}): "
+                              "refusing to mix two runs; the new run is not kept") from None
+    retired = _temporary_sibling(target)   # overwrite: swap the old run out, the new one in, drop the old
+    os.rename(target, retired)
+    os.rename(stage, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(target: PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; rename it to ``target`` when the block completes.
+
+    If the block raises (an error, ``KeyboardInterrupt``), the temporary folder is removed and ``target``
+    is untouched: a run folder is a complete run or absent. ``target`` is checked first (``check_folder``).
+    """
+    target = check_folder(target, overwrite=overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    stage = _temporary_sibling(target)
+    stage.mkdir()
+    try:
+        yield stage
+        _move_into_place(stage, target, overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    fsync_folder(target.parent)
+
+
+def unique_folder(parent: PathLike, stem: str) -> Path:
+    """The first of ``parent/stem``, ``parent/stem-2``, ... that does not exist yet (checked, not made).
+
+    Two runs that pick the same name at once are told apart when they move into place: ``staged_folder``
+    refuses to mix them, so a default name is chosen again at the end by ``publish_unique``.
+    """
+    parent = Path(parent)
+    candidate, number = parent / stem, 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = parent / f"{stem}-{number}"
+    return candidate
+
+
+@dataclass
+class Stage:
+    """A run being written: files go into ``folder``; ``path`` is where it lands once complete."""
+
+    folder: Path
+    path: Path | None = None
+
+
+@contextlib.contextmanager
+def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
+    """Like ``staged_folder`` for a default name: yields a ``Stage`` whose ``path`` is set on completion.
+
+    The unique name (``stem``, ``stem-2``, ...) is taken when the run completes, with an atomic rename
+    that never replaces a non-empty folder, so two runs started in the same second both keep their results.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(parent / stem)
+    stage = Stage(_temporary_sibling(parent / stem))
+    stage.folder.mkdir()
+    try:
+        yield stage
+        for _ in range(1000):
+            target = unique_folder(parent, stem)
+            try:
+                os.rename(stage.folder, target)
+            except OSError:
+                continue                   # taken meanwhile by a concurrent run: the next name
+            stage.path = target
+            break
+        else:
+            raise OutputError(f"could not find a free folder name for {parent / stem}")
+    except BaseException:
+        shutil.rmtree(stage.folder, ignore_errors=True)
+        raise
+    fsync_folder(parent)
+
+
+__all__ = ["TEMPORARY_SUFFIX", "atomic_write", "check_folder", "check_target", "fsync_folder",
+           "Stage", "remove_stale_temporaries", "staged_folder", "staged_unique_folder", "unique_folder"]
