@@ -172,7 +172,7 @@ def test_tiny_state_is_flushed_to_zero_and_nothing_else(dtype):
 def test_batches_gathered_into_a_buffer_equal_fancy_indexing(n, batch_size):
     rng = np.random.default_rng(3)
     data = Dataset(rng.normal(size=(n, 5)).astype(np.float32), rng.integers(0, 3, size=n))
-    fast = [(Xb.copy(), yb) for Xb, yb in _shuffled_batches(data, batch_size, epoch_rng(0, 1))]
+    fast = [(Xb.copy(), yb) for Xb, yb, _ in _shuffled_batches(data, batch_size, epoch_rng(0, 1))]
     plain = list(data.minibatches(batch_size, shuffle=True, rng=epoch_rng(0, 1)))
     assert len(fast) == len(plain)
     for (Xa, ya), (Xb, yb) in zip(fast, plain):
@@ -187,7 +187,7 @@ def test_a_dataset_like_object_keeps_its_own_batches():
                 yield 2 * Xb, yb
 
     data = Doubled(np.ones((4, 2), np.float32), [0, 1, 0, 1])
-    assert all(np.all(Xb == 2) for Xb, _ in _shuffled_batches(data, 3, epoch_rng(0, 1)))
+    assert all(np.all(Xb == 2) for Xb, _, _ in _shuffled_batches(data, 3, epoch_rng(0, 1)))
 
 
 # ------------------------------------------------------------------ the fused loss

@@ -9,7 +9,8 @@ The public face, one import away::
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
     tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
-    tp.prune_and_recover(model, data)           the document's loop: prune, recover, repeat; a Report
+    tp.Recipe.from_file("default")              what to prune, when, how to recover (tinyprune.recipe)
+    tp.prune_and_recover(model, data, recipe)   the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
 
 >>> import tinyprune as tp
@@ -25,6 +26,7 @@ from tinyprune import (
     data,
     errors,
     experiment,
+    files,
     gradcheck,
     losses,
     metrics,
@@ -36,19 +38,22 @@ from tinyprune import (
 )
 from tinyprune.autograd import Tensor, no_grad
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
-from tinyprune.experiment import RECIPE, Report, Sweep, prune_and_recover, sweep
+from tinyprune.experiment import Report, Sweep, prune_and_recover, sweep
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.optim import SGD, Adam
+from tinyprune.recipe import DEFAULT as DEFAULT_RECIPE
+from tinyprune.recipe import RECIPES, Recipe, RecipeError
 from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",
-    "Parameter", "RECIPE", "ReLU", "Report", "SGD", "Sequential", "ShapeError", "Sweep", "Tensor",
+    "Parameter", "DEFAULT_RECIPE", "RECIPES", "ReLU", "Recipe", "RecipeError", "Report", "SGD",
+    "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "experiment", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
+    "errors", "evaluate", "experiment", "files", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
     "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]

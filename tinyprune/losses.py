@@ -229,3 +229,64 @@ def loss_tensor(name: str, logits: Tensor, y: Any) -> Tensor:
         return cross_entropy(logits, y)
     _check_logits(logits.data)
     return squared_error(logits.log_softmax().exp(), _class_targets(y, logits.data), reduction="mean")
+
+
+# --------------------------------------------------------------------------- the loss as a part of fit
+class Loss:
+    """A training loss as a part of ``train.fit``: the value and ``dL/dz`` of one batch.
+
+    ``fit`` calls ``bind(X)`` once with the whole training input (a loss whose targets depend on the row,
+    such as distillation from a teacher's outputs, computes them there), then, for every batch,
+    ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or ``tensor(logits, y, rows)`` (engine
+    ``"autograd"``), where ``rows`` are the batch's row numbers in ``X`` (``None`` when unknown).
+    ``evaluate_as`` names the label loss that ``fit`` reports on the validation rows.
+    Subclass it to train with a loss of your own (``recover.Distillation`` is one).
+    """
+
+    evaluate_as = "cross_entropy"
+
+    def bind(self, X: np.ndarray) -> None:
+        """Prepare per-row targets for the training input ``X`` (n, d); nothing for a label loss."""
+
+    def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
+                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
+        raise NotImplementedError
+
+
+class LabelLoss(Loss):
+    """One of ``LOSSES`` on the labels: ``loss_and_grad`` and ``loss_tensor`` as a ``Loss`` part.
+
+    >>> part = LabelLoss("cross_entropy")
+    >>> value, grad = part.value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
+    >>> round(value, 4), grad.shape
+    (0.6931, (2, 2))
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = self.evaluate_as = check_loss_name(name)
+
+    def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
+                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
+        return loss_and_grad(self.name, logits, y)
+
+    def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
+        return loss_tensor(self.name, logits, y)
+
+    def __repr__(self) -> str:
+        return f"LabelLoss({self.name!r})"
+
+
+def as_loss(loss: str | Loss) -> Loss:
+    """A ``Loss`` part from a name of ``LOSSES`` or a ``Loss`` as it is; anything else is refused.
+
+    >>> as_loss("squared_error")
+    LabelLoss('squared_error')
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        return LabelLoss(loss)
+    raise ValueError(f"loss must be one of {LOSSES} or a tinyprune.losses.Loss, got {type(loss).__name__}")

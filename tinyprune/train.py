@@ -48,7 +48,8 @@ ENGINES = ("backprop", "autograd")
 Progress = bool | Literal["bar", "lines"]
 DataLike = Dataset | tuple[np.ndarray, np.ndarray]
 
-__all__ = ["ENGINES", "Callback", "History", "WeightSnapshot", "epoch_rng", "evaluate", "fit", "predict"]
+__all__ = ["ENGINES", "Callback", "History", "WeightSnapshot", "epoch_rng", "evaluate", "fit", "predict",
+           "progress_bar"]
 
 
 # --------------------------------------------------------------------------- history
@@ -251,47 +252,74 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 
 
 # --------------------------------------------------------------------------- batches
-def _shuffled_batches(data: Dataset, batch_size: int,
-                      rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The batches of ``data.minibatches(batch_size, shuffle=True, rng=rng)``, same rows, same order,
-    each gathered into one buffer reused for the whole epoch (``np.take(X, rows, out=)``) instead of a
-    new array per batch. The buffer is overwritten by the next batch: a step must not keep it.
+def _shuffled_batches(data: Dataset, batch_size: int, rng: np.random.Generator
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(X_b, y_b, rows)``: the batches of ``data.minibatches(batch_size, shuffle=True, rng=rng)``, same
+    rows, same order, each gathered into one buffer reused for the whole epoch (``np.take(X, rows,
+    out=)``) instead of a new array per batch. The buffer is overwritten by the next batch: a step must not
+    keep it. ``rows`` are the batch's row numbers (``None`` for a Dataset-like object that batches itself).
     """
     if type(data).minibatches is not Dataset.minibatches:    # a Dataset-like object batches itself
-        yield from data.minibatches(batch_size, shuffle=True, rng=rng)
+        for Xb, yb in data.minibatches(batch_size, shuffle=True, rng=rng):
+            yield Xb, yb, None
         return
     order = rng.permutation(len(data))
     buffer = np.empty((min(batch_size, len(data)), data.X.shape[1]), dtype=data.X.dtype)
     for start in range(0, len(data), batch_size):
         rows = order[start:start + batch_size]
         # mode="clip": rows of a permutation are in range, and "raise" would copy through a temporary
-        yield np.take(data.X, rows, axis=0, out=buffer[:rows.size], mode="clip"), data.y[rows]
+        yield np.take(data.X, rows, axis=0, out=buffer[:rows.size], mode="clip"), data.y[rows], rows
 
 
 # --------------------------------------------------------------------------- one step
-def _backprop_step(model: MLP, Xb: np.ndarray, yb: np.ndarray, loss: str,
-                   named: list[tuple[str, Any]]) -> tuple[float, np.ndarray]:
+def _backprop_step(model: MLP, Xb: np.ndarray, yb: np.ndarray, rows: np.ndarray | None,
+                   loss: losses.Loss, named: list[tuple[str, Any]]) -> tuple[float, np.ndarray]:
     """Hand-derived gradients: forward cache, ``dL/dz`` in closed form, chain rule back."""
     cache = backprop.forward(model, Xb, check=False)     # the Dataset checked X once, when it was built
-    value, dlogits = losses.loss_and_grad(loss, cache.logits, yb)
+    value, dlogits = loss.value_and_grad(cache.logits, yb, rows)
     grads = backprop.backward(model, cache, dlogits)
     for name, parameter in named:
         parameter.grad = grads[name]
     return value, cache.logits
 
 
-def _autograd_step(model: Module, Xb: np.ndarray, yb: np.ndarray, loss: str,
-                   named: list[tuple[str, Any]]) -> tuple[float, np.ndarray]:
+def _autograd_step(model: Module, Xb: np.ndarray, yb: np.ndarray, rows: np.ndarray | None,
+                   loss: losses.Loss, named: list[tuple[str, Any]]) -> tuple[float, np.ndarray]:
     """Autograd gradients: build the graph of ``loss(model(X_b), y_b)`` and call ``backward()``."""
     for _, parameter in named:
         parameter.grad = None          # leaves accumulate: start each step from nothing
     logits = model(Tensor(Xb))
-    value = losses.loss_tensor(loss, logits, yb)
+    value = loss.tensor(logits, yb, rows)
     value.backward()
     return float(value.data), logits.data
 
 
 # --------------------------------------------------------------------------- progress
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, unit: str, enabled: bool = True) -> Any:
+    """A tqdm bar of ``total`` ``unit``s if ``enabled`` and tqdm is installed, else one that shows nothing.
+
+    The one progress bar of the project: ``fit`` draws one per epoch, ``sweep`` one over its runs.
+    """
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stdout, leave=True, dynamic_ncols=True)
+
+
 class _Progress:
     """Per-epoch progress: a tqdm bar, one printed line per epoch, or nothing."""
 
@@ -320,10 +348,7 @@ class _Progress:
 
     def begin_epoch(self, epoch: int) -> None:
         if self.mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.total_epochs}",
-                            unit="batch", file=sys.stdout, leave=True, dynamic_ncols=True)
+            self.bar = progress_bar(self.steps_per_epoch, f"epoch {epoch}/{self.total_epochs}", "batch")
 
     def step(self, done: int, loss: float, accuracy: float) -> None:
         if self.bar is not None:
@@ -365,7 +390,7 @@ def fit(
     epochs: int,
     batch_size: int = 128,
     optimizer: Optimizer | None = None,
-    loss: str = "cross_entropy",
+    loss: str | losses.Loss = "cross_entropy",
     val: DataLike | None = None,
     engine: str = "backprop",
     seed: int | np.random.Generator | None = 0,
@@ -379,7 +404,9 @@ def fit(
     same trajectory), then ``optimizer.step()`` (default ``Adam(model.parameters(), lr=1e-3)``).
     Derived in ``notebooks/04_training.ipynb``.
 
-    - ``loss``: ``"cross_entropy"`` or ``"squared_error"`` (``tinyprune.losses.LOSSES``).
+    - ``loss``: ``"cross_entropy"`` or ``"squared_error"`` (``tinyprune.losses.LOSSES``), or a
+      ``losses.Loss`` part, such as ``recover.Distillation(teacher)`` (the document's residual method:
+      ``recover.distill`` is ``fit`` with that loss).
     - ``val``: a Dataset (or ``(X, y)``) evaluated once per epoch, after its steps.
     - ``seed``: epoch ``e`` is shuffled by ``epoch_rng(seed, e)``; the same seed gives bit-identical
       weights. ``initial_epoch`` = epochs already done: to resume, pass the restored optimizer and
@@ -398,7 +425,7 @@ def fit(
     initial_epoch = _positive_int("initial_epoch", initial_epoch, minimum=0)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    losses.check_loss_name(loss)
+    loss = losses.as_loss(loss)
     if engine == "backprop" and not isinstance(model, MLP):
         raise ValueError(f"engine='backprop' trains an MLP, got {type(model).__name__}; "
                          "use engine='autograd'")
@@ -413,6 +440,7 @@ def fit(
     elif not {id(p) for p in optimizer.params} <= {id(p) for _, p in named}:
         raise ValueError("the optimizer holds parameters that are not this model's (was it built on "
                          "another model, e.g. before copy.deepcopy?); build it on model.parameters()")
+    loss.bind(train.X)
     base_seed = _base_seed(seed)
     step_fn = _backprop_step if engine == "backprop" else _autograd_step
     steps_per_epoch = math.ceil(len(train) / batch_size)
@@ -429,9 +457,9 @@ def fit(
             bar.begin_epoch(epoch)
             total_loss, correct, seen = 0.0, 0, 0
             started = time.perf_counter()
-            for done, (Xb, yb) in enumerate(
+            for done, (Xb, yb, rows) in enumerate(
                     _shuffled_batches(train, batch_size, epoch_rng(base_seed, epoch)), 1):
-                value, logits = step_fn(model, Xb, yb, loss, named)
+                value, logits = step_fn(model, Xb, yb, rows, loss, named)
                 optimizer.step()
                 step += 1
                 n = yb.shape[0]
@@ -442,7 +470,7 @@ def fit(
                     hook(model, optimizer, epoch, step)
                 bar.step(done, total_loss / seen, correct / seen)
             seconds = time.perf_counter() - started
-            scores = evaluate(model, val, loss=loss) if val is not None else {}
+            scores = evaluate(model, val, loss=loss.evaluate_as) if val is not None else {}
             record = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen,
                       "val_loss": scores.get("loss"), "val_accuracy": scores.get("accuracy"),
                       "seconds": seconds}

@@ -65,6 +65,20 @@ def apply_mask(parameter: Parameter, mask: np.ndarray) -> None:
     np.multiply(parameter.data, new, out=parameter.data)     # as the optimizers do: W <- W * mask
 
 
+def reapply(model: Module) -> None:
+    """``W <- W ⊙ M`` for every masked parameter: zero the pruned entries again after the values were
+    replaced (a re-initialisation, a rewind to earlier weights, a loaded state dict). Masks are unchanged.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([2, 2], seed=0); W = model.layers[0].W; W.mask = np.array([[True, False]] * 2)
+    >>> reapply(model); W.data[:, 1].tolist()
+    [0.0, 0.0]
+    """
+    for parameter in model.parameters():
+        if parameter.mask is not None:
+            np.multiply(parameter.data, parameter.mask, out=parameter.data)
+
+
 def get_masks(model: Module) -> dict[str, np.ndarray]:
     """``{name: copy of the mask}`` for every parameter that has one (unpruned parameters are left out)."""
     return {name: p.mask.copy() for name, p in model.named_parameters() if p.mask is not None}

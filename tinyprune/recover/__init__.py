@@ -7,6 +7,7 @@ closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07
 
 from tinyprune.recover.distill import (
     OUTPUTS,
+    Distillation,
     distill,
     distillation_gradients,
     distillation_loss,
@@ -17,7 +18,7 @@ from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, recon
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
-    "OUTPUTS", "ReconstructionReport", "build_optimizer", "distill", "distillation_gradients",
+    "OUTPUTS", "Distillation", "ReconstructionReport", "build_optimizer", "distill", "distillation_gradients",
     "distillation_loss", "distillation_loss_tensor", "finetune", "lr_rewind", "obs_prune", "reconstruct",
     "reconstruct_layer", "reinitialize", "resolve_schedule", "retrain", "rewind", "rewind_weights",
     "train_until",

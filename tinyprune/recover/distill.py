@@ -31,18 +31,18 @@ Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from tinyprune import backprop, losses
 from tinyprune.autograd import Tensor
+from tinyprune.data.batches import Dataset
 from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
 from tinyprune.recover.finetune import build_optimizer
-from tinyprune.train import History, epoch_rng, evaluate
+from tinyprune.train import History, Progress, fit, predict
 
 OUTPUTS = ("logits", "probabilities", "kl")
 
@@ -143,34 +143,83 @@ def distillation_gradients(model: MLP, teacher_logits: np.ndarray, X: np.ndarray
 
 
 # --------------------------------------------------------------------- training
-def _features_and_labels(data: Any) -> tuple[np.ndarray, np.ndarray | None]:
+class Distillation(losses.Loss):
+    """The residual loss as a part of ``train.fit``: each batch is compared with the teacher's outputs.
+
+    ``bind(X)`` runs the dense ``teacher`` once over the training input and keeps its logits ``z_T``;
+    each step then takes ``distillation_loss(z_S, z_T[rows], y)`` (see its docstring for the three
+    ``output`` choices, ``temperature`` and ``alpha``). A batch whose rows are unknown (a Dataset-like
+    object that batches itself) asks the teacher for that batch.
+
+    >>> from tinyprune.nn import MLP
+    >>> part = Distillation(MLP([4, 3], seed=0)); part.bind(np.ones((2, 4)))
+    >>> value, grad = part.value_and_grad(part.teacher_logits, np.array([0, 0]), np.arange(2))
+    >>> value, bool(np.all(grad == 0))
+    (0.0, True)
+    """
+
+    evaluate_as = "cross_entropy"
+
+    def __init__(self, teacher: MLP, *, output: str = "logits", temperature: float = 1.0,
+                 alpha: float = 0.0) -> None:
+        _check_options(output, temperature, alpha)
+        self.teacher, self.output, self.temperature, self.alpha = teacher, output, temperature, alpha
+        self.teacher_logits: np.ndarray | None = None
+
+    def _teacher(self, X: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.teacher(X[i:i + 2000]) for i in range(0, X.shape[0], 2000)])
+
+    def bind(self, X: np.ndarray) -> None:
+        self.teacher_logits = self._teacher(X)
+
+    def _targets(self, rows: np.ndarray | None) -> np.ndarray:
+        if rows is None or self.teacher_logits is None:
+            raise ValueError("Distillation needs the batch's rows (bind() the training input first)")
+        return self.teacher_logits[rows]
+
+    def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
+                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
+        return distillation_loss(logits, self._targets(rows), y if self.alpha > 0 else None,
+                                 output=self.output, temperature=self.temperature, alpha=self.alpha)
+
+    def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
+        return distillation_loss_tensor(logits, self._targets(rows),
+                                        y if self.alpha > 0 else None, output=self.output,
+                                        temperature=self.temperature, alpha=self.alpha)
+
+
+def _dataset(data: Any, teacher: MLP, alpha: float) -> Dataset:
+    """A Dataset from a Dataset, an ``(X, y)`` pair, or ``X`` alone (labelled by the teacher)."""
     if hasattr(data, "X") and hasattr(data, "y"):
-        return np.asarray(data.X), np.asarray(data.y)
+        return data if isinstance(data, Dataset) else Dataset(np.asarray(data.X), np.asarray(data.y))
     if isinstance(data, tuple) and len(data) == 2:
-        return np.asarray(data[0]), np.asarray(data[1])
-    return np.asarray(data), None
+        return Dataset(np.asarray(data[0]), np.asarray(data[1]))
+    if alpha > 0:
+        raise ValueError("alpha > 0 mixes in cross-entropy on labels: pass a Dataset or an (X, y) tuple")
+    X = np.asarray(data)
+    if X.ndim != 2 or X.shape[1] != teacher.sizes[0]:
+        raise ValueError(f"distillation inputs must have shape (n, {teacher.sizes[0]}), got {X.shape}")
+    return Dataset(X, predict(teacher, X))
 
 
 def distill(model: MLP, teacher: MLP, data: Any, *, epochs: int = 1, batch_size: int = 128,
             optimizer: str | Optimizer = "adam", lr: float = 1e-3,
             schedule: str | Callable[[int], float] | None = "constant", momentum: float = 0.9,
             output: str = "logits", temperature: float = 1.0, alpha: float = 0.0, val: Any = None,
-            seed: int = 0, callbacks: Iterable[Any] = (), progress: bool = False,
+            seed: int = 0, callbacks: Iterable[Any] = (), progress: Progress = False,
             initial_epoch: int = 0) -> History:
     """Train the pruned ``model`` to reproduce the dense ``teacher``'s outputs, keeping every mask.
 
-    Every step is the document's section 4.3: the residual ``Δy = ŷ_dense - ŷ_pruned`` on a batch, its
-    loss's gradient back-propagated by hand (``distillation_gradients``), and an optimizer step
-    ``w <- w - α Δw`` (mask-aware, so pruned weights stay exactly 0). ``data`` is a ``Dataset``, an
-    ``(X, y)`` tuple, or just ``X`` (no labels are needed when ``alpha == 0``). ``optimizer`` is ``"adam"``,
-    ``"sgd"`` (with ``momentum``) or an ``Optimizer``; ``schedule`` is ``"constant"``, ``"cosine"`` (to 0 over
-    this call's steps) or a callable ``step -> lr``. Epochs are shuffled like ``train.fit``'s
-    (``epoch_rng(seed, epoch)``) and ``callbacks`` follow its protocol (1-based epochs, global steps), so
-    gradual pruning can run inside distillation. The teacher's logits are computed once for the training
-    set (one forward pass of the teacher).
+    ``fit`` with the loss ``Distillation(teacher, output=, temperature=, alpha=)``: every step is the
+    document's section 4.3, the residual ``Δy = ŷ_dense - ŷ_pruned`` on a batch, its loss's gradient
+    back-propagated by hand, and an optimizer step ``w <- w - α Δw`` (mask-aware, so pruned weights stay
+    exactly 0). ``data`` is a ``Dataset``, an ``(X, y)`` tuple, or just ``X`` (then the labels are the
+    teacher's predictions, so ``accuracy`` in the history is the agreement with the teacher; ``alpha`` must
+    be 0). ``optimizer`` is ``"adam"``, ``"sgd"`` (with ``momentum``) or an ``Optimizer``; ``schedule`` is
+    ``"constant"``, ``"cosine"`` (to 0 over this call's steps) or a callable ``step -> lr``. Shuffling,
+    callbacks and progress are ``fit``'s.
 
-    Shapes: data X (n, d_0) -> a ``train.History`` (``accuracy`` is on the labels when there are labels,
-    else ``None``; ``loss`` is the distillation loss).
+    Shapes: data X (n, d_0) -> a ``train.History`` (``loss`` is the distillation loss).
 
     >>> from tinyprune.nn import MLP
     >>> X = np.random.default_rng(0).random((64, 4)).astype(np.float32)
@@ -180,76 +229,19 @@ def distill(model: MLP, teacher: MLP, data: Any, *, epochs: int = 1, batch_size:
     >>> bool(np.mean((student(X) - teacher(X)) ** 2) < before / 10), len(history)
     (True, 20)
     """
-    _check_options(output, temperature, alpha)
-    X, y = _features_and_labels(data)
-    if alpha > 0 and y is None:
-        raise ValueError("alpha > 0 mixes in cross-entropy on labels: pass a Dataset or an (X, y) tuple")
+    loss = Distillation(teacher, output=output, temperature=temperature, alpha=alpha)
+    train = _dataset(data, teacher, alpha)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if X.ndim != 2 or X.shape[1] != model.sizes[0]:
-        raise ValueError(f"distillation inputs must have shape (n, {model.sizes[0]}), got {X.shape}")
-    n = X.shape[0]
-    steps_per_epoch = math.ceil(n / batch_size)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     opt = build_optimizer(model, optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                          total_steps=epochs * steps_per_epoch)
-    callbacks = list(callbacks)
-    teacher_logits = np.concatenate([teacher(X[i:i + 2000]) for i in range(0, n, 2000)])
-    history = History()
-    _call(callbacks, "on_train_begin", model, opt)
-    bar = _progress_bar(epochs * steps_per_epoch, progress)
-    step = initial_epoch * steps_per_epoch
-    named = model.named_parameters()
-    for epoch in range(initial_epoch + 1, initial_epoch + epochs + 1):
-        started = time.perf_counter()
-        order = epoch_rng(seed, epoch).permutation(n)
-        total, correct = 0.0, 0
-        for begin in range(0, n, batch_size):
-            rows = order[begin:begin + batch_size]
-            labels = None if y is None else y[rows]
-            cache = backprop.forward(model, X[rows])                         # ŷ_pruned
-            value, dlogits = distillation_loss(cache.logits, teacher_logits[rows], labels, output=output,
-                                               temperature=temperature, alpha=alpha)
-            grads = backprop.backward(model, cache, dlogits)                 # Δw, Δb (0 where masked)
-            for name, parameter in named:
-                parameter.grad = grads[name]
-            opt.step()                                                       # w <- w - α Δw
-            step += 1
-            total += value * rows.size
-            if labels is not None:
-                correct += int(np.count_nonzero(cache.logits.argmax(axis=1) == labels))
-            if bar is not None:
-                bar.update(1)
-            _call(callbacks, "on_step_end", model, opt, epoch, step)
-        scores = evaluate(model, val) if val is not None else {}
-        record = {"epoch": epoch, "loss": total / n, "accuracy": None if y is None else correct / n,
-                  "val_loss": scores.get("loss"), "val_accuracy": scores.get("accuracy"),
-                  "seconds": time.perf_counter() - started}
-        history.append(**record)
-        _call(callbacks, "on_epoch_end", model, opt, epoch, dict(record))
-    _call(callbacks, "on_train_end", model, opt)
-    if bar is not None:
-        bar.close()
+                          total_steps=epochs * math.ceil(len(train) / batch_size))
+    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=opt, loss=loss, val=val,
+                  seed=seed, progress=progress, callbacks=list(callbacks), initial_epoch=initial_epoch)
     model.zero_grad()
     return history
 
 
-def _call(callbacks: Sequence[Any], hook: str, *args: Any) -> None:
-    """Run ``hook`` on every callback that has it (the same protocol as ``train.fit``)."""
-    for callback in callbacks:
-        method = getattr(callback, hook, None)
-        if callable(method):
-            method(*args)
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="distill", leave=False)
-
-
-__all__ = ["OUTPUTS", "distill", "distillation_gradients", "distillation_loss",
+__all__ = ["OUTPUTS", "Distillation", "distill", "distillation_gradients", "distillation_loss",
            "distillation_loss_tensor"]

@@ -13,6 +13,7 @@ The document's "retraining" (its section 2.3) throws the trained values away and
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
+from tinyprune.prune import masks
 >>> model = MLP([4, 3, 2], seed=0)
 >>> W = model.layers[0].W; W.mask = np.eye(4, 3, dtype=bool); W.data *= W.mask
 >>> reinitialize(model, seed=1)
@@ -29,15 +30,10 @@ import numpy as np
 
 from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
+from tinyprune.prune import masks
 from tinyprune.random import Seed
 from tinyprune.recover.finetune import Schedule, _steps_per_epoch, build_optimizer, train_until
 from tinyprune.train import History, WeightSnapshot
-
-
-def _apply_masks(model: MLP) -> None:
-    for parameter in model.parameters():
-        if parameter.mask is not None:
-            parameter.data *= parameter.mask
 
 
 def reinitialize(model: MLP, seed: Seed = 0) -> None:
@@ -47,7 +43,7 @@ def reinitialize(model: MLP, seed: Seed = 0) -> None:
     """
     fresh = MLP(model.sizes, activation=model.activation, seed=seed, dtype=model.dtype)
     model.load_state_dict(fresh.state_dict())
-    _apply_masks(model)
+    masks.reapply(model)
 
 
 def rewind_weights(model: MLP, snapshot: dict[str, np.ndarray] | WeightSnapshot, *,
@@ -62,7 +58,7 @@ def rewind_weights(model: MLP, snapshot: dict[str, np.ndarray] | WeightSnapshot,
     else:
         state = snapshot
     model.load_state_dict(state)
-    _apply_masks(model)
+    masks.reapply(model)
 
 
 def _train(model: MLP, train: Any, epochs: int, optimizer: str | Optimizer, lr: float, schedule: Schedule,

@@ -1,0 +1,128 @@
+"""Box B of the flowchart as small parts: when the mask changes.
+
+- ``OneShot``: B prunes to the target once, before any recovery.
+- ``Iterative``: B is spread over the first ``steps`` rounds; round r first prunes to
+  ``s_r = s (1 - (1 - r/k)^p)`` (k = ``steps``, p = ``power``: 3 gives Zhu & Gupta's cubic steps, big ones
+  first), then recovers (Han et al. 2015's loop).
+- ``Gradual``: B happens *during* the recovery training, every few steps, along the same polynomial over
+  the first ``ramp`` of the budget (``prune.PolynomialPruning``); every pruning step counts in the budget.
+  With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
+  Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``).
+
+Each part tells the ``Run`` when the target is reached (``run.reached_target()``), which is when the loop
+asks "did the accuracy drop?".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tinyprune import prune
+
+if TYPE_CHECKING:
+    from tinyprune.experiment.run import Run
+    from tinyprune.recipe import Recipe
+
+
+def polynomial_steps(target: float, steps: int, power: float = 3.0) -> list[float]:
+    """``s_r = s (1 - (1 - r/k)^p)`` for r = 1..k: with p = 3, big steps first and small ones last.
+
+    >>> [round(s, 3) for s in polynomial_steps(0.9, 3)]
+    [0.633, 0.867, 0.9]
+    """
+    return [target * (1 - (1 - r / steps) ** power) for r in range(1, steps + 1)]
+
+
+def scaled(sparsity: Any, fraction: float) -> Any:
+    """``fraction`` of a sparsity, or of each layer's in a per-layer mapping."""
+    if isinstance(sparsity, dict):
+        return {name: value * fraction for name, value in sparsity.items()}
+    return sparsity * fraction
+
+
+class PruneSchedule:
+    """When B happens: at the start, before some rounds, or during training."""
+
+    name = ""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+
+    def start(self, run: Run) -> None:
+        """B at the start of the loop."""
+
+    def before_round(self, run: Run, number: int) -> None:
+        """B again before round ``number`` (1-based)."""
+
+
+class OneShot(PruneSchedule):
+    """Prune to the target once."""
+
+    name = "one-shot"
+
+    def start(self, run: Run) -> None:
+        run.prune_to(run.target)
+        run.reached_target()
+
+
+class Iterative(PruneSchedule):
+    """Prune to the next polynomial step before each of the first ``steps`` rounds."""
+
+    name = "iterative"
+
+    def before_round(self, run: Run, number: int) -> None:
+        fractions = polynomial_steps(1.0, self.recipe.steps, self.recipe.power)
+        if number <= len(fractions):
+            run.prune_to(scaled(run.target, fractions[number - 1]))
+            if number == len(fractions):
+                run.reached_target()
+
+
+class Gradual(PruneSchedule):
+    """A head start at once, then pruning every few training steps along the polynomial."""
+
+    name = "gradual"
+
+    def start(self, run: Run) -> None:
+        r = self.recipe
+        head = min(r.head_start, r.sparsity) if isinstance(r.sparsity, float) else 0.0
+        if head > 0:  # prune at once, then solve the survivors in closed form
+            run.prune_to(head, criterion=r.head_start_criterion)
+            run.reconstruct()
+            run.say(
+                f"head start: {r.head_start_criterion} to {head:.1%} and reconstruction: validation "
+                f"accuracy {run.accuracy('val'):.2%}"
+            )
+        if head >= (r.sparsity if isinstance(r.sparsity, float) else 1.0):
+            run.reached_target()
+            return
+        end_step = max(1, round(r.ramp * run.budget_steps))
+        shape = {} if r.power == 3.0 else {"power": r.power}      # TODO(merge C1): always pass power
+        every = r.prune_every or max(1, run.steps_per_epoch // 20)
+        run.callbacks.append(prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
+                                                     initial_sparsity=head, **shape, **run.prune_options(r.criterion)))
+        run.callbacks.append(_AtStep(end_step, run))
+
+
+class _AtStep:
+    """A ``fit`` callback: the run reached its target right after optimizer step ``step``."""
+
+    def __init__(self, step: int, run: Run) -> None:
+        self.step, self.run = step, run
+
+    def on_step_end(self, model: Any, optimizer: Any, epoch: int, step: int) -> None:
+        if step == self.step:
+            self.run.reached_target()
+
+
+PRUNE_SCHEDULES: dict[str, type[PruneSchedule]] = {part.name: part for part in (OneShot, Iterative, Gradual)}
+
+__all__ = [
+    "PRUNE_SCHEDULES",
+    "Gradual",
+    "Iterative",
+    "OneShot",
+    "PruneSchedule",
+    "polynomial_steps",
+    "scaled",
+]

@@ -1,0 +1,518 @@
+"""A ``Recipe``: everything one prune-and-recover experiment decides, in one validated, frozen value.
+
+The fields are grouped the way a reader thinks about the document's loop (its section 2.4):
+
+- **what** is pruned: ``sparsity`` (a fraction, or ``{"layers.0.W": 0.95, ...}`` per layer), ``criterion``,
+  ``scope``, ``structure`` (with ``n_m`` and ``block``), and ``allocation`` (how a single sparsity is
+  spread over the layers);
+- **when** the mask changes: ``schedule`` (``one-shot``, ``iterative`` in ``steps`` steps, ``gradual``
+  over the first ``ramp`` of the budget), the shape ``power`` of the polynomial steps, and the gradual
+  schedule's ``head_start`` (pruned at once by ``head_start_criterion``, the survivors solved in closed form);
+- **how it recovers**: ``recovery`` (a name of ``experiment.RECOVERIES``, or ``"reconstruct+X"``), the
+  distillation's ``distill_output``, ``temperature`` and ``alpha``, reconstruction's ``calibration`` rows and
+  ``damping``, and the dense epoch that ``rewind`` goes back to;
+- the **budget**: ``epochs`` of recovery training, asked "recovered?" every ``check_every`` epochs, within
+  ``tolerance`` of the dense accuracy;
+- the **optimizer**: ``optimizer``, ``lr`` (``None``: the recovery's own rate, e.g. a tenth of
+  ``original_lr`` for fine-tuning), ``lr_schedule`` (``None``: the recovery's own), ``batch_size``;
+- ``validation``, the fraction of training rows held out to decide "dropped?" and "recovered?" (the test
+  split decides nothing), and the ``seed``.
+
+Every field is checked once, in ``__post_init__``; a bad one raises ``RecipeError`` naming the field, the
+value and what is expected. ``recipe.replace(**changes)`` makes a variant (checked again); ``to_file`` and
+``Recipe.from_file`` write and read TOML or JSON; ``RECIPES`` holds the named recipes shipped in
+``tinyprune/recipes/*.toml``. Derived in ``notebooks/07_finetuning.ipynb``.
+
+>>> recipe = Recipe.from_file("han2015")
+>>> recipe.schedule, recipe.recovery
+('iterative', 'finetune')
+>>> recipe.replace(sparsity=0.95).sparsity
+0.95
+>>> recipe.replace(sparsity=1.5)
+Traceback (most recent call last):
+...
+tinyprune.recipe.RecipeError: sparsity: expected a fraction in [0, 1), got 1.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tinyprune.errors import TinypruneError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+RECIPE_FOLDER = Path(__file__).parent / "recipes"
+GROUPS = ("what", "when", "recovery", "budget", "optimizer", "run")
+
+
+class RecipeError(TinypruneError):
+    """A recipe field has a value that cannot work, or two fields contradict each other."""
+
+
+def _field(default: Any, group: str, help: str, **cli: Any) -> Any:
+    """A dataclass field with the metadata the command line is generated from (``help``, ``group``...)."""
+    return field(default=default, metadata={"group": group, "help": help, **cli})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One experiment of the document's loop; the defaults are the recipe that won the benchmark.
+
+    See the module docstring for the groups; ``describe()`` prints every field with its help.
+    """
+
+    # what
+    sparsity: float | Mapping[str, float] = _field(
+        0.9,
+        "what",
+        "fraction of weights to prune, or a per-layer mapping layers.0.W=0.95,layers.1.W=0.8",
+        metavar="S|NAME=S,...",
+    )
+    criterion: str = _field(
+        "obd", "what", "importance criterion (tinyprune.prune.CRITERIA; for neurons NEURON_CRITERIA)"
+    )
+    scope: str = _field("global", "what", "one ranking over all layers (global) or each layer alone (layer)")
+    structure: str = _field("weights", "what", "single weights, whole neurons, n:m groups or blocks")
+    n_m: tuple[int, int] = _field(
+        (2, 4), "what", "with structure n:m: keep n of every m weights", metavar="N,M"
+    )
+    block: tuple[int, int] = _field(
+        (4, 4), "what", "with structure blocks: the block shape (rows, columns)", metavar="R,C"
+    )
+    allocation: str | None = _field(
+        None,
+        "what",
+        "spread a single sparsity over the layers: uniform, erk, lamp or sensitivity (default: by the scope)",
+    )
+    # when
+    schedule: str = _field("gradual", "when", "when the mask changes: one-shot, iterative or gradual")
+    steps: int = _field(3, "when", "iterative: pruning steps, one per round")
+    power: float = _field(
+        3.0, "when", "shape of the polynomial steps s_t = s (1 - (1 - t/T)^power): 1 linear, 3 cubic"
+    )
+    ramp: float = _field(0.5, "when", "gradual: fraction of the budget over which pruning runs")
+    prune_every: int | None = _field(
+        None, "when", "gradual: optimizer steps between pruning steps (default: 1/20 of an epoch)"
+    )
+    head_start: float = _field(
+        0.94,
+        "when",
+        "gradual: prune this much at once first and solve the survivors in closed form (0 for none)",
+    )
+    head_start_criterion: str = _field("obs", "when", "gradual: the criterion of the head start")
+    # how it recovers
+    recovery: str = _field(
+        "distill",
+        "recovery",
+        "how to recover: none, finetune, lr-rewind, retrain, "
+        "rewind, distill, reconstruct, reconstruct+finetune, ...",
+    )
+    distill_output: str = _field("kl", "recovery", "distill: compare logits, probabilities or kl")
+    temperature: float = _field(2.0, "recovery", "distill: softmax temperature T")
+    alpha: float = _field(0.8, "recovery", "distill: weight of cross-entropy on the labels")
+    calibration: int = _field(4096, "recovery", "training rows for reconstruction, OBS and data criteria")
+    damping: float = _field(1e-4, "recovery", "reconstruction: relative ridge damping")
+    rewind_epoch: int = _field(1, "recovery", "rewind: the dense training epoch whose weights are restored")
+    # budget
+    epochs: int = _field(3, "budget", "recovery budget in epochs of the training set")
+    check_every: int = _field(1, "budget", "ask 'recovered?' every this many epochs (one round)")
+    tolerance: float = _field(
+        0.005,
+        "budget",
+        "recovered = validation accuracy within this fraction of the dense one (0.005 is half a point)",
+    )
+    # optimizer
+    optimizer: str = _field("adam", "optimizer", "adam or sgd (momentum 0.9)")
+    lr: float | None = _field(
+        None,
+        "optimizer",
+        "recovery learning rate (default: the recovery's own: "
+        "finetune original/10, distill 10 x original, else original)",
+    )
+    lr_schedule: str | None = _field(
+        None, "optimizer", "constant or cosine over the budget (default: the recovery's own)"
+    )
+    batch_size: int = _field(32, "optimizer", "recovery minibatch size")
+    original_lr: float = _field(
+        1e-3, "optimizer", "the dense model's learning rate (the recoveries' defaults derive from it)"
+    )
+    # run
+    validation: float = _field(
+        0.1, "run", "fraction of the training rows held out to decide dropped? and recovered?"
+    )
+    seed: int = _field(0, "run", "seed of the split, the pruning and the recovery")
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _check_combinations(self)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def rounds(self) -> int:
+        """How many times D and F run at most: ``epochs / check_every``."""
+        return self.epochs // self.check_every
+
+    # ------------------------------------------------------------------ variants and files
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with ``changes`` applied, checked again (an unknown field name is refused)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise RecipeError(
+                f"unknown recipe field(s) {unknown}; the fields are {', '.join(f.name for f in fields(self))}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain values (tuples as lists, ``None`` kept), in declaration order."""
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = (
+                dict(value)
+                if isinstance(value, Mapping)
+                else list(value)
+                if isinstance(value, tuple)
+                else value
+            )
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "the recipe") -> Recipe:
+        """A recipe from a mapping of field names (missing ones take the defaults); unknown keys refused."""
+        if not isinstance(values, Mapping):
+            raise RecipeError(f"{source}: expected a table of recipe fields, got {type(values).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise RecipeError(
+                f"{source}: unknown recipe field(s) {unknown}; the fields are {', '.join(names)}"
+            )
+        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
+
+    @classmethod
+    def from_file(cls, name_or_path: str | os.PathLike[str]) -> Recipe:
+        """A named recipe (``RECIPES``: ``"default"``, ``"han2015"``, ...) or a ``.toml`` / ``.json`` file.
+
+        TOML may leave out fields (they take the defaults) but not name unknown ones; TOML has no null,
+        so an absent ``lr`` means "the recovery's own rate".
+        """
+        path = Path(name_or_path)
+        if path.suffix not in (".toml", ".json"):
+            named = RECIPE_FOLDER / f"{name_or_path}.toml"
+            if not named.is_file():
+                raise RecipeError(
+                    f"no recipe named {str(name_or_path)!r}: the named recipes are "
+                    f"{', '.join(recipe_names())}, or give a .toml or .json file"
+                )
+            path = named
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise RecipeError(f"cannot read recipe file {path}: {error.strerror or error}") from None
+        try:
+            values = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RecipeError(f"{path} is not valid {path.suffix[1:].upper()}: {error}") from None
+        return cls.from_dict(values, source=str(path))
+
+    def to_file(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the recipe as TOML (``.toml``, with ``tomli_w``) or JSON (``.json``), atomically."""
+        from tinyprune.files import atomic_write
+
+        path = Path(path)
+        values = {k: v for k, v in self.to_dict().items() if v is not None}  # TOML has no null
+        if path.suffix == ".toml":
+            import tomli_w
+
+            text = tomli_w.dumps(values)
+        elif path.suffix == ".json":
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        else:
+            raise RecipeError(f"a recipe file ends in .toml or .json, got {path.name!r}")
+        return atomic_write(path, text, overwrite=overwrite)
+
+    def describe(self) -> str:
+        """One line per field: group, name, value and help."""
+        return "\n".join(
+            f"{f.metadata['group']:9} {f.name:20} {getattr(self, f.name)!r:12} {f.metadata['help']}"
+            for f in fields(self)
+        )
+
+    def check_model(self, sizes: list[int]) -> None:
+        """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``."""
+        _check_against_model(self, sizes)
+
+
+def recipe_names() -> list[str]:
+    """The names of the recipes shipped in ``tinyprune/recipes/``."""
+    return sorted(path.stem for path in RECIPE_FOLDER.glob("*.toml"))
+
+
+def recipe_summary(name: str) -> str:
+    """The first comment line of a named recipe's file: what it is and where it comes from."""
+    for line in (RECIPE_FOLDER / f"{name}.toml").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+class _Named(Mapping[str, Recipe]):
+    """``RECIPES["han2015"]``: the named recipes, read from their files when first asked for."""
+
+    def __getitem__(self, name: str) -> Recipe:
+        if name not in recipe_names():
+            raise KeyError(name)
+        return Recipe.from_file(name)
+
+    def __iter__(self) -> Any:
+        return iter(recipe_names())
+
+    def __len__(self) -> int:
+        return len(recipe_names())
+
+
+RECIPES: Mapping[str, Recipe] = _Named()
+
+
+# ---------------------------------------------------------------------- the checks
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse(name: str, value: Any, expected: str) -> RecipeError:
+    return RecipeError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _number(
+    recipe: Recipe,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> None:
+    value = getattr(recipe, name)
+    if value is None and optional:
+        return
+    inside = (
+        _is_number(value)
+        and (low < value if low_open else low <= value)
+        and (value < high if high_open else value <= high)
+    )
+    if not inside:
+        brackets = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+        kind = "a fraction" if (low, high) == (0, 1) else "a number"
+        raise _refuse(name, value, f"{kind} in {brackets}" + (" or nothing" if optional else ""))
+
+
+def _integer(recipe: Recipe, name: str, low: int, *, optional: bool = False) -> None:
+    value = getattr(recipe, name)
+    if not (value is None and optional) and not (_is_int(value) and value >= low):
+        raise _refuse(name, value, f"an integer >= {low}" + (" or nothing" if optional else ""))
+
+
+def _choice(recipe: Recipe, name: str, allowed: Any, *, optional: bool = False) -> None:
+    value = getattr(recipe, name)
+    if not (value is None and optional) and value not in allowed:
+        raise _refuse(name, value, "one of " + ", ".join(map(str, allowed)))
+
+
+def _pair(recipe: Recipe, name: str) -> None:
+    value = getattr(recipe, name)
+    if not (isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) and v >= 1 for v in value)):
+        raise _refuse(name, value, "two integers >= 1")
+
+
+def _check_sparsity(value: Any) -> None:
+    if isinstance(value, Mapping):
+        if not value:
+            raise _refuse("sparsity", dict(value), "a fraction, or a non-empty mapping of layer names")
+        for layer, fraction in value.items():
+            if not isinstance(layer, str) or not (_is_number(fraction) and 0 <= fraction < 1):
+                raise _refuse(
+                    "sparsity", dict(value), f"fractions in [0, 1) per layer name ({layer!r}: {fraction!r})"
+                )
+    elif not (_is_number(value) and 0 <= value < 1):
+        raise _refuse("sparsity", value, "a fraction in [0, 1)")
+
+
+def _check_fields(recipe: Recipe) -> None:
+    """Each field alone: type, range, known name."""
+    from tinyprune import prune
+    from tinyprune.experiment.recoveries import recovery_names, split_recovery
+    from tinyprune.experiment.schedules import PRUNE_SCHEDULES
+    from tinyprune.optim import OPTIMIZERS
+    from tinyprune.recover.distill import OUTPUTS
+    from tinyprune.recover.finetune import SCHEDULES as LR_SCHEDULES
+
+    _check_sparsity(recipe.sparsity)
+    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
+    criteria = (
+        (*prune.NEURON_CRITERIA, *prune.NEURON_ALIASES) if recipe.structure == "neurons" else weight_criteria
+    )
+    _choice(recipe, "structure", prune.STRUCTURES)
+    _choice(recipe, "criterion", criteria)
+    _choice(recipe, "scope", prune.SCOPES)
+    _pair(recipe, "n_m")
+    _pair(recipe, "block")
+    _choice(recipe, "allocation", getattr(prune, "ALLOCATIONS", ()), optional=True)
+    _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
+    _integer(recipe, "steps", 1)
+    _number(recipe, "power", 0, 100, low_open=True)
+    _number(recipe, "ramp", 0, 1, low_open=True)
+    _integer(recipe, "prune_every", 1, optional=True)
+    _number(recipe, "head_start", 0, 1, high_open=True)
+    _choice(recipe, "head_start_criterion", weight_criteria)
+    if not isinstance(recipe.recovery, str) or not all(
+        p in recovery_names() for p in recipe.recovery.split("+")
+    ):
+        raise _refuse(
+            "recovery",
+            recipe.recovery,
+            "one of "
+            + ", ".join(recovery_names())
+            + " (or closed form + training, e.g. reconstruct+finetune)",
+        )
+    try:
+        split_recovery(recipe.recovery)  # refuses compositions that cannot work
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
+    _choice(recipe, "distill_output", OUTPUTS)
+    _number(recipe, "temperature", 0, 1e6, low_open=True)
+    _number(recipe, "alpha", 0, 1)
+    _integer(recipe, "calibration", 1)
+    _number(recipe, "damping", 0, 1e6)
+    _integer(recipe, "rewind_epoch", 0)
+    _integer(recipe, "epochs", 1)
+    _integer(recipe, "check_every", 1)
+    _number(recipe, "tolerance", 0, 1, high_open=True)
+    _choice(recipe, "optimizer", tuple(OPTIMIZERS))
+    _number(recipe, "lr", 0, 1e3, low_open=True, optional=True)
+    _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
+    _integer(recipe, "batch_size", 1)
+    _number(recipe, "original_lr", 0, 1e3, low_open=True)
+    _number(recipe, "validation", 0, 0.5, low_open=True)
+    _integer(recipe, "seed", 0)
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    """Fields that contradict each other: refused here, before anything trains."""
+    from tinyprune.experiment.recoveries import split_recovery
+
+    closed_form, training = split_recovery(recipe.recovery)
+    mapping = isinstance(recipe.sparsity, Mapping)
+    if recipe.epochs % recipe.check_every:
+        raise RecipeError(
+            f"epochs ({recipe.epochs}) must be a multiple of check_every ({recipe.check_every}): "
+            "the budget is a whole number of rounds"
+        )
+    if recipe.structure == "n:m":
+        n, m = recipe.n_m
+        if n >= m or mapping or not math.isclose(recipe.sparsity, 1 - n / m):
+            raise RecipeError(
+                f"structure n:m keeps n of every m weights, so sparsity must be 1 - n/m = "
+                f"{1 - n / m:g} with n < m; got sparsity {recipe.sparsity!r} and n_m {recipe.n_m}"
+            )
+    if recipe.schedule == "gradual":
+        if closed_form:
+            raise RecipeError(
+                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule 'gradual' "
+                "changes the mask during training: use schedule one-shot or iterative"
+            )
+        if training not in ("finetune", "lr-rewind", "distill"):
+            raise RecipeError(
+                f"schedule 'gradual' prunes during training: recovery must train from the pruned "
+                f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
+            )
+        if recipe.criterion == "obs":
+            raise RecipeError(
+                "schedule 'gradual' prunes every few steps during training; criterion 'obs' "
+                "solves a closed form for each: use it as head_start_criterion instead"
+            )
+        if recipe.head_start > 0 and (
+            mapping
+            or recipe.allocation is not None
+            or recipe.structure != "weights"
+            and recipe.head_start_criterion == "obs"
+        ):
+            raise RecipeError(
+                "head_start prunes one overall sparsity of single weights: set head_start = 0 "
+                "for a per-layer sparsity, an allocation, or neurons/n:m/blocks with 'obs'"
+            )
+    elif recipe.head_start > 0:
+        raise RecipeError(
+            f"head_start applies to schedule 'gradual' only; with schedule {recipe.schedule!r} "
+            "set head_start = 0"
+        )
+    if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
+        raise RecipeError(
+            f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
+            f"the rounds, epochs / check_every = {recipe.rounds}"
+        )
+    if recipe.allocation is not None and (mapping or recipe.structure != "weights"):
+        raise RecipeError(
+            "allocation spreads one sparsity of single weights over the layers: give a "
+            "single sparsity and structure 'weights', or leave allocation unset"
+        )
+    if mapping and recipe.structure not in ("weights",):
+        raise RecipeError("a per-layer sparsity mapping prunes single weights: use structure 'weights'")
+    if recipe.structure != "weights" and recipe.criterion == "obs":
+        raise RecipeError("criterion 'obs' removes single weights: use structure 'weights'")
+
+
+def _check_against_model(recipe: Recipe, sizes: list[int]) -> None:
+    """What the recipe would do to an MLP with these layer sizes, refused before any training."""
+    layers = [f"layers.{i}.W" for i in range(len(sizes) - 1)]
+    if isinstance(recipe.sparsity, Mapping):
+        unknown = sorted(set(recipe.sparsity) - set(layers))
+        if unknown:
+            raise RecipeError(
+                f"sparsity names layer(s) {unknown} that the model {sizes} does not have; "
+                f"its weight matrices are {', '.join(layers)}"
+            )
+    if recipe.structure == "neurons":
+        hidden = sizes[1:-1]
+        if not hidden:
+            raise RecipeError(f"structure 'neurons' removes hidden units, and the model {sizes} has none")
+        if recipe.scope == "layer":
+            emptied = [h for h in hidden if round(recipe.sparsity * h) >= h]
+            if emptied:
+                raise RecipeError(
+                    f"sparsity {recipe.sparsity} of the neurons of each layer would remove every "
+                    f"unit of a layer of {emptied[0]}: choose a smaller sparsity"
+                )
+        elif round(recipe.sparsity * sum(hidden)) > sum(hidden) - len(hidden):
+            raise RecipeError(
+                f"sparsity {recipe.sparsity} of the {sum(hidden)} hidden units would leave fewer "
+                f"than one unit per layer: at most {1 - len(hidden) / sum(hidden):.3f}"
+            )
+    if recipe.structure == "n:m" and any(d % recipe.n_m[1] for d in sizes[:-1]):
+        raise RecipeError(
+            f"structure n:m groups m = {recipe.n_m[1]} inputs, but the model {sizes} has a layer "
+            "whose input size is not a multiple of m"
+        )
+
+
+#: The recipe that won the benchmark: the default of ``prune_and_recover`` and ``tinyprune run``.
+DEFAULT = Recipe()
+
+__all__ = ["DEFAULT", "GROUPS", "RECIPES", "Recipe", "RecipeError", "recipe_names", "recipe_summary"]
