@@ -19,8 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
+
+import numpy as np
 
 from tinyprune import __version__, checkpoint, data, metrics
 from tinyprune.errors import TinypruneError
@@ -211,136 +215,241 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- the recipe's flags
+#: Recipe fields whose flag is spelled differently on the command line (the budget is in epochs of
+#: recovery, not of the dense training, which ``--dense-epochs`` sets).
+FLAG_NAMES = {"epochs": "budget-epochs"}
+FLAG_ALIASES = {"sparsity": ("--layer-sparsity",)}
+
+
+def _flag(name: str) -> str:
+    return "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
+
+
+def _sparsity(text: str) -> float | dict[str, float]:
+    """``"0.9"`` -> 0.9; ``"layers.0.W=0.95,layers.1.W=0.8"`` -> a per-layer mapping."""
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.9 or layer=fraction pairs such as "
+                                         f"layers.0.W=0.95,layers.1.W=0.8, got {text!r}") from None
+
+
+def _field_parser(recipe_field: Any) -> Callable[[str], Any]:
+    """How one recipe field is read from its flag's text: by the type of its default value."""
+    name, default = recipe_field.name, recipe_field.default
+    if name == "sparsity":
+        return _sparsity
+
+    def parse(text: str) -> Any:
+        if text.strip().lower() in ("none", "") and recipe_field.type.endswith("None"):
+            return None
+        try:
+            if isinstance(default, tuple):
+                return tuple(int(part) for part in text.split(","))
+            if isinstance(default, bool):
+                return text.lower() in ("1", "true", "yes")
+            if isinstance(default, int) or "int" in recipe_field.type:
+                return int(text)
+            if isinstance(default, float) or "float" in recipe_field.type:
+                return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_flag(name)}: cannot read {text!r} as the expected value "
+                                             f"(default {default!r})") from None
+        return text
+
+    return parse
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Sequence[str] = ()) -> None:
+    """``--recipe NAME|FILE`` and one flag per ``Recipe`` field (help from the field's metadata).
+
+    A flag that is not given keeps the recipe's value; the recipe checks every value (``RecipeError``).
+    """
+    from dataclasses import fields
+
+    from tinyprune.recipe import GROUPS, Recipe, recipe_names
+
+    parser.add_argument("--recipe", default=default, metavar="NAME|FILE",
+                        help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json file; "
+                             f"the flags below override its fields (default: {default})")
+    base = Recipe.from_file(default)
+    groups = {group: parser.add_argument_group(f"recipe: {group}") for group in GROUPS}
+    for recipe_field in fields(Recipe):
+        if recipe_field.name in skip:
+            continue
+        meta = recipe_field.metadata
+        shown = getattr(base, recipe_field.name)
+        groups[meta["group"]].add_argument(
+            _flag(recipe_field.name), *FLAG_ALIASES.get(recipe_field.name, ()), dest=f"recipe_{recipe_field.name}",
+            type=_field_parser(recipe_field), default=argparse.SUPPRESS, metavar=meta.get("metavar"),
+            help=f"{meta['help']} (recipe {default}: {shown if shown is not None else 'its own'})")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Any:
+    """The ``Recipe`` of ``--recipe`` with every given flag applied (checked by ``Recipe``)."""
+    from tinyprune.recipe import Recipe
+
+    changes = {key[len("recipe_"):]: value for key, value in vars(args).items() if key.startswith("recipe_")}
+    return Recipe.from_file(args.recipe).replace(**changes)
+
+
+def _output_folder(args: argparse.Namespace, stem: str) -> Any:
+    """The staged run folder: ``--out`` (checked now, before any work) or a unique ``runs/<stem>``."""
+    from tinyprune import files
+
+    if args.out is not None:
+        return files.staged_folder(args.out, overwrite=args.overwrite)
+    return files.staged_unique_folder("runs", time.strftime(stem))
+
+
+def _stage_path(stage: Any) -> Path:
+    return Path(stage.folder if hasattr(stage, "folder") else stage)
+
+
+def _dense_model(args: argparse.Namespace, splits: data.Splits, seed: int, rewind_epochs: Sequence[int]
+                 ) -> tuple[MLP, Any]:
+    """The dense model: loaded from ``--dense``, or trained here (with a snapshot of its early weights)."""
+    from tinyprune.train import WeightSnapshot
+
+    if args.dense:
+        model = checkpoint.load(args.dense).model
+        print(f"dense model {model} from {args.dense}")
+        return model, None
+    if args.dense_epochs < 1:
+        raise TinypruneError(f"--dense-epochs must be an integer >= 1, got {args.dense_epochs}")
+    model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=seed)
+    snapshot = WeightSnapshot(epochs=sorted({0, *rewind_epochs}))
+    print(f"training the dense {model} on {args.dataset} ({len(splits.train)} rows): Adam lr 1e-3, "
+          f"batch 128, {args.dense_epochs} epochs", flush=True)
+    fit(model, splits.train, epochs=args.dense_epochs, batch_size=DEFAULTS["batch_size"], seed=seed,
+        progress=progress_mode(args), callbacks=[snapshot])
+    return model, snapshot
+
+
+def _check_dense_epochs(args: argparse.Namespace) -> None:
+    if not args.dense and args.dense_epochs < 1:
+        raise TinypruneError(f"--dense-epochs must be an integer >= 1, got {args.dense_epochs}")
+
+
+def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, splits: data.Splits) -> list[str]:
+    """The run's figures; a figure that cannot be drawn is reported on one line and skipped."""
+    from tinyprune import prune
+
+    try:
+        from tinyprune import plot
+
+        table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
+        drawn = [plot.accuracy_per_epoch(report, folder / "accuracy_per_epoch.png"),
+                 plot.weight_histograms(dense, model, folder / "weight_histograms.png"),
+                 plot.layer_sparsity_bars(model, folder / "layer_sparsity.png"),
+                 plot.layer_sensitivity(table, folder / "layer_sensitivity.png")]
+        if int(np.sqrt(model.sizes[0])) ** 2 == model.sizes[0]:         # inputs that are a square image
+            drawn.append(plot.first_layer_connections(model, folder / "first_layer_connections.png"))
+    except Exception as error:            # a figure that fails never loses the run: say so and go on
+        print(f"no figures: {type(error).__name__}: {_one_line(error)}")
+        return []
+    return [path.name for path in drawn]
+
+
 # --------------------------------------------------------------------------- run
 def add_run_parser(subparsers: Any) -> None:
-    from tinyprune import experiment, prune
-
-    recipe = experiment.RECIPE
     parser = subparsers.add_parser(
         "run", help="the document's whole experiment: train, prune, recover, report (the main job)",
-        description="Train the dense 784-64-64-10 model (or load --dense), prune it, recover until within "
-                    "--tolerance of the dense accuracy or out of budget, print the before/after table and "
-                    "write report.json, the checkpoints and the figures into --out. The defaults are the "
-                    "recipe that won benchmarks/bench_recovery.py.")
+        description="Train the dense 784-64-64-10 model (or load --dense), prune it and recover it by a recipe "
+                    "(--recipe, default: the benchmark's winner; every recipe field is a flag below), deciding "
+                    "'dropped?' and 'recovered?' on validation rows held out of the training set, print the "
+                    "before/after table and write report.json, the checkpoints and the figures into --out, "
+                    "which holds a complete run or nothing.",
+        epilog="examples:\n  tinyprune run\n  tinyprune run --recipe document --sparsity 0.8\n"
+               "  tinyprune run --recipe han2015 --budget-epochs 2 --check-every 2 --steps 1\n"
+               "  tinyprune recipes",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
     parser.add_argument("--dense", default=None, metavar="CHECKPOINT",
                         help="start from this trained dense checkpoint instead of training one")
     parser.add_argument("--dense-epochs", type=int, default=DEFAULTS["epochs"],
                         help="epochs of dense training, Adam lr 1e-3, batch 128 "
                              f"(default: {DEFAULTS['epochs']})")
-    parser.add_argument("--sparsity", type=float, default=recipe["sparsity"],
-                        help=f"fraction of weights to prune (default: {recipe['sparsity']})")
-    parser.add_argument("--criterion", default=None,
-                        choices=sorted({*experiment.CRITERIA, *prune.NEURON_CRITERIA}),
-                        help=f"pruning criterion (default: {recipe['criterion']}; with --structure neurons: "
-                             "magnitude, a neuron's L2 norm)")
-    parser.add_argument("--scope", default=recipe["scope"], choices=prune.SCOPES,
-                        help=f"one global threshold or per layer (default: {recipe['scope']})")
-    parser.add_argument("--structure", default=recipe["structure"], choices=prune.STRUCTURES,
-                        help=f"single weights, whole neurons or n:m (default: {recipe['structure']})")
-    parser.add_argument("--schedule", default=recipe["schedule"], choices=experiment.SCHEDULES,
-                        help=f"when to prune (default: {recipe['schedule']})")
-    parser.add_argument("--recovery", default=recipe["recovery"], choices=experiment.RECOVERIES,
-                        help=f"how to recover (default: {recipe['recovery']})")
-    parser.add_argument("--start-sparsity", type=float, default=recipe["start_sparsity"],
-                        help="gradual schedule: prune this much at once first (by "
-                             f"{recipe['start_criterion']}, then reconstruct); 0 for none "
-                             f"(default: {recipe['start_sparsity']})")
-    budget = recipe["max_rounds"] * recipe["epochs_per_round"]
-    parser.add_argument("--budget-epochs", type=int, default=budget,
-                        help="recovery budget in epochs of the training set; the loop checks after each "
-                             f"(default: {budget})")
-    parser.add_argument("--tolerance", type=float, default=recipe["tolerance"],
-                        help=f"recovered = within this fraction of the dense accuracy "
-                             f"(default: {recipe['tolerance']}, half a point)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help=f"recovery learning rate (default: {recipe['lr']})")
-    parser.add_argument("--batch-size", type=int, default=recipe["batch_size"],
-                        help=f"recovery minibatch size (default: {recipe['batch_size']})")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
-                        help="seed of the dense model, the pruning and the recovery "
-                             f"(default: {DEFAULTS['seed']})")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder for report.json, checkpoints and figures (default: runs/<timestamp>/)")
+                        help="a new (or empty) folder for report.json, checkpoints and figures "
+                             "(default: a new runs/<timestamp>/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     parser.add_argument("--no-figures", action="store_true", help="do not draw the figures")
     parser.add_argument("--no-progress", action="store_true", help="print nothing per epoch")
+    add_recipe_arguments(parser, "default")
     parser.set_defaults(handler=run_run)
 
 
 def run_run(args: argparse.Namespace) -> int:
     import copy
-    import time
-    from pathlib import Path
 
-    from tinyprune import experiment, prune
-    from tinyprune.train import WeightSnapshot
+    from tinyprune import experiment
 
     started = time.perf_counter()
-    if args.budget_epochs < 1:
-        raise TinypruneError(f"--budget-epochs must be >= 1, got {args.budget_epochs}")
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    recipe = recipe_from_args(args)                     # every refusal before any training
+    _check_dense_epochs(args)
+    stage_context = _output_folder(args, "%Y%m%d-%H%M%S")
     splits = load_dataset(args)
-    snapshot = None
-    if args.dense:
-        model = checkpoint.load(args.dense).model
-        print(f"dense model {model} from {args.dense}")
-    else:
-        model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=args.seed)
-        snapshot = WeightSnapshot(epochs=[0, 1])
-        print(f"training the dense {model} on {args.dataset} ({len(splits.train)} rows): Adam lr 1e-3, "
-              f"batch 128, {args.dense_epochs} epochs", flush=True)
-        fit(model, splits.train, epochs=args.dense_epochs, batch_size=DEFAULTS["batch_size"],
-            seed=args.seed, progress=progress_mode(args), callbacks=[snapshot])
-        checkpoint.save(out / "dense.npz", model, meta={"dataset": args.dataset, "epochs": args.dense_epochs,
-                                                       "seed": args.seed})
-    dense = copy.deepcopy(model)
-    options = dict(sparsity=args.sparsity, criterion=args.criterion, scope=args.scope,
-                   structure=args.structure, schedule=args.schedule, recovery=args.recovery,
-                   tolerance=args.tolerance,
-                   max_rounds=args.budget_epochs, epochs_per_round=1, seed=args.seed,
-                   batch_size=args.batch_size, rewind_to=snapshot, start_sparsity=args.start_sparsity)
-    if args.lr is not None:
-        options["lr"] = args.lr
-    report = experiment.prune_and_recover(model, splits, progress=progress_mode(args),
-                                          log=lambda text: print(text, flush=True), **options)
-    print()
-    print(report)
-    checkpoint.save(out / "pruned.npz", model, meta={"dataset": args.dataset, "report": "report.json",
-                                                    "final_accuracy": report.final_accuracy,
-                                                    "sparsity": report.sparsity})
-    files = ["dense.npz"] * (not args.dense) + ["pruned.npz", "report.json"]
-    if not args.no_figures:
-        try:
-            from tinyprune import plot
-        except ImportError:
-            plot = None
-        if plot is None:
-            print("matplotlib is not installed: no figures (pip install 'tinyprune[plot]')")
-        else:
-            table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
-            drawn = [plot.accuracy_per_epoch(report, out / "accuracy_per_epoch.png"),
-                     plot.weight_histograms(dense, model, out / "weight_histograms.png"),
-                     plot.layer_sparsity_bars(model, out / "layer_sparsity.png"),
-                     plot.layer_sensitivity(table, out / "layer_sensitivity.png")]
-            try:
-                drawn.append(plot.first_layer_connections(model, out / "first_layer_connections.png"))
-            except ValueError:
-                pass                                   # inputs that are not a square image
-            files += [path.name for path in drawn]
-    values = {**report.to_dict(), "dataset": args.dataset, "dense_checkpoint": args.dense or "dense.npz",
-              "out": str(out), "files": files, "total_seconds": time.perf_counter() - started}
-    (out / "report.json").write_text(json.dumps(values, indent=2) + "\n")
-    print(f"wrote {', '.join(files)} to {out}/ ({values['total_seconds']:.1f} s in all)")
+    dense_sizes = checkpoint.load(args.dense).model.sizes if args.dense else \
+        [splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes]
+    recipe.check_model(dense_sizes)
+    if args.dense and recipe.recovery.split("+")[-1] == "rewind":
+        raise TinypruneError("recovery 'rewind' needs the dense training's early weights: train the dense model "
+                             "here (leave out --dense)")
+    with stage_context as stage:
+        folder = _stage_path(stage)
+        model, snapshot = _dense_model(args, splits, recipe.seed, [recipe.rewind_epoch])
+        files = []
+        if not args.dense:
+            checkpoint.save(folder / "dense.npz", model, meta={"dataset": args.dataset, "seed": recipe.seed,
+                                                              "epochs": args.dense_epochs})
+            files.append("dense.npz")
+        dense = copy.deepcopy(model)
+        report = experiment.prune_and_recover(model, splits, recipe, rewind_to=snapshot,
+                                              progress=progress_mode(args), log=lambda text: print(text, flush=True))
+        print()
+        print(report)
+        checkpoint.save(folder / "pruned.npz", model, meta={"dataset": args.dataset, "report": "report.json",
+                                                           "final_accuracy": report.final_accuracy,
+                                                           "sparsity": report.sparsity})
+        files += ["pruned.npz", "report.json"]
+        values = {**report.to_dict(), "dataset": args.dataset, "dense_checkpoint": args.dense or "dense.npz",
+                  "files": files, "total_seconds": time.perf_counter() - started}
+        report_text = json.dumps(values, indent=2, default=str) + "\n"
+        from tinyprune.files import atomic_write
+
+        atomic_write(folder / "report.json", report_text)       # written before the figures: never lost
+        if not args.no_figures:
+            drawn = _draw_figures(folder, report, dense, model, splits)
+            if drawn:
+                files += drawn
+                values["files"] = files
+                atomic_write(folder / "report.json", json.dumps(values, indent=2, default=str) + "\n")
+    out = args.out if args.out is not None else stage.path
+    print(f"wrote {', '.join(files)} to {out}/ ({time.perf_counter() - started:.1f} s in all)")
     return 0
 
 
 # --------------------------------------------------------------------------- sweep
 def _floats(text: str) -> list[float]:
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return values
 
 
 def _seeds(text: str) -> list[int]:
@@ -354,90 +463,102 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_sweep_parser(subparsers: Any) -> None:
-    from tinyprune import experiment
-
     parser = subparsers.add_parser(
         "sweep", help="accuracy against sparsity for several criteria and recoveries (table and figure)",
         description="Run the prune/recover loop for every criterion x sparsity x recovery x seed from one "
-                    "trained dense model (trained here, or --dense), print mean ± std over the seeds, and "
-                    "write sweep.json and accuracy_vs_sparsity.png into --out.")
+                    "trained dense model (trained here, or --dense), each a variant of --recipe (default: the "
+                    "document's loop, one-shot, which every recovery accepts), print mean ± std over the "
+                    "seeds, and write sweep.json and accuracy_vs_sparsity.png into --out.",
+        epilog="example:\n  tinyprune sweep --criteria magnitude,lamp --sparsities 0.5,0.9 "
+               "--recoveries finetune,distill --budget-epochs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
     parser.add_argument("--dense", default=None, metavar="CHECKPOINT", help="the trained dense checkpoint")
     parser.add_argument("--dense-epochs", type=int, default=DEFAULTS["epochs"],
                         help=f"epochs of dense training when no --dense (default: {DEFAULTS['epochs']})")
-    parser.add_argument("--criteria", default="magnitude,random",
-                        help=f"comma-separated, from {', '.join(experiment.CRITERIA)} "
-                             "(default: magnitude,random)")
+    parser.add_argument("--criteria", type=_names, default=["magnitude", "random"],
+                        help="comma-separated criteria (default: magnitude,random)")
     parser.add_argument("--sparsities", type=_floats, default=[0.5, 0.8, 0.9, 0.95, 0.98],
                         help="comma-separated (default: 0.5,0.8,0.9,0.95,0.98)")
-    parser.add_argument("--recoveries", default="finetune,lr-rewind,distill,reconstruct",
-                        help=f"comma-separated, from {', '.join(experiment.RECOVERIES)} "
-                             "(default: finetune,lr-rewind,distill,reconstruct)")
+    parser.add_argument("--recoveries", type=_names, default=["finetune", "lr-rewind", "distill", "reconstruct"],
+                        help="comma-separated recoveries (default: finetune,lr-rewind,distill,reconstruct)")
     parser.add_argument("--seeds", type=_seeds, default=[0], metavar="SEEDS",
-                        help="comma-separated seeds of the pruning and recovery (default: 0)")
-    parser.add_argument("--schedule", default="one-shot", choices=experiment.SCHEDULES,
-                        help="when to prune (default: one-shot, which every recovery accepts)")
-    parser.add_argument("--budget-epochs", type=int, default=3, help="recovery epochs per run (default: 3)")
-    parser.add_argument("--batch-size", type=int, default=experiment.RECIPE["batch_size"],
-                        help=f"recovery minibatch size (default: {experiment.RECIPE['batch_size']})")
+                        help="comma-separated seeds of the split, pruning and recovery (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, inline)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the dense model")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder for sweep.json and the figure (default: runs/sweep-<timestamp>/)")
+                        help="a new (or empty) folder for sweep.json and the figure (default: runs/sweep-<time>/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier sweep in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_recipe_arguments(parser, "document", skip=("criterion", "sparsity", "recovery"))
     parser.set_defaults(handler=run_sweep)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from tinyprune import experiment
+    from tinyprune.files import atomic_write
 
-    criteria = [c for c in args.criteria.split(",") if c]
-    recoveries = [r for r in args.recoveries.split(",") if r]
-    for label, values, allowed in (("criterion", criteria, experiment.CRITERIA),
-                                   ("recovery", recoveries, experiment.RECOVERIES)):
-        unknown = [v for v in values if v not in allowed]
-        if unknown or not values:
-            raise TinypruneError(f"unknown {label} {unknown or values}; "
-                                 f"expected some of {', '.join(allowed)}")
-    if "rewind" in recoveries:
-        raise TinypruneError("the sweep has no early weights to rewind to; leave out 'rewind' (use "
+    recipe = recipe_from_args(args)
+    for criterion in args.criteria:                   # every cell checked before any training
+        for sparsity in args.sparsities:
+            for recovery in args.recoveries:
+                recipe.replace(criterion=criterion, sparsity=sparsity, recovery=recovery)
+    if any(r.split("+")[-1] == "rewind" for r in args.recoveries):
+        raise TinypruneError("the sweep keeps no early weights to rewind to; leave out 'rewind' (use "
                              "benchmarks/bench_recovery.py, which keeps them)")
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(args.workers, bool) or args.workers < 1:
+        raise TinypruneError(f"--workers must be an integer >= 1, got {args.workers}")
+    _check_dense_epochs(args)
+    stage_context = _output_folder(args, "sweep-%Y%m%d-%H%M%S")
     splits = load_dataset(args)
-    if args.dense:
-        model = checkpoint.load(args.dense).model
-    else:
-        model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=args.seed)
-        print(f"training the dense {model} on {args.dataset}, {args.dense_epochs} epochs", flush=True)
-        fit(model, splits.train, epochs=args.dense_epochs, seed=args.seed, progress=progress_mode(args))
-    result = experiment.sweep(model, splits, criteria=criteria, sparsities=args.sparsities,
-                              recoveries=recoveries, seeds=args.seeds, workers=args.workers,
-                              progress=not args.no_progress, schedule=args.schedule, max_rounds=1,
-                              epochs_per_round=args.budget_epochs, tolerance=0.0,
-                              batch_size=args.batch_size)
-    print(result)
-    result.to_json(out / "sweep.json")
-    files = ["sweep.json"]
-    try:
-        from tinyprune import plot
-    except ImportError:
-        print("matplotlib is not installed: no figure (pip install 'tinyprune[plot]')")
-    else:
-        plot.accuracy_vs_sparsity(result, out / "accuracy_vs_sparsity.png",
-                                  title=f"{args.dataset}: accuracy after {args.budget_epochs} "
-                                        "recovery epochs")
-        files.append("accuracy_vs_sparsity.png")
+    with stage_context as stage:
+        folder = _stage_path(stage)
+        model, _ = _dense_model(args, splits, recipe.seed, [])
+        result = experiment.sweep(model, splits, recipe, criteria=args.criteria, sparsities=args.sparsities,
+                                  recoveries=args.recoveries, seeds=args.seeds, workers=args.workers,
+                                  progress=not args.no_progress)
+        print(result)
+        atomic_write(folder / "sweep.json", result.to_json() + "\n")
+        files = ["sweep.json"]
+        try:
+            from tinyprune import plot
+
+            plot.accuracy_vs_sparsity(result, folder / "accuracy_vs_sparsity.png",
+                                      title=f"{args.dataset}: accuracy after at most {recipe.epochs} recovery "
+                                            "epochs")
+            files.append("accuracy_vs_sparsity.png")
+        except Exception as error:        # a figure that fails never loses the sweep: say so and go on
+            print(f"no figure: {type(error).__name__}: {_one_line(error)}")
+    out = args.out if args.out is not None else stage.path
     print(f"wrote {', '.join(files)} to {out}/")
+    return 0
+
+
+# --------------------------------------------------------------------------- recipes
+def add_recipes_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "recipes", help="list the named recipes, or show one field by field",
+        description="List the recipes shipped with tinyprune (one line each: where it comes from), or show "
+                    "every field of one with its help. Use one with `tinyprune run --recipe NAME`.")
+    parser.add_argument("name", nargs="?", default=None, metavar="NAME|FILE",
+                        help="show this recipe's fields instead of the list")
+    parser.set_defaults(handler=run_recipes)
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    from tinyprune.recipe import Recipe, recipe_names, recipe_summary
+
+    if args.name:
+        print(Recipe.from_file(args.name).describe())
+        return 0
+    width = max(len(name) for name in recipe_names())
+    for name in recipe_names():
+        print(f"{name.ljust(width)}  {recipe_summary(name)}")
     return 0
 
 
 # --------------------------------------------------------------------------- main
 COMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_run_parser,
-                                          add_sweep_parser]
+                                          add_sweep_parser, add_recipes_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

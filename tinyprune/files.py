@@ -79,9 +79,9 @@ def check_target(path: PathLike, *, overwrite: bool = True) -> Path:
     ...
     tinyprune.errors.OutputError: /dev/null exists and is a device, not a regular file: refusing to replace it
     """
-    path = Path(path)
-    if str(path) in ("", "."):
+    if str(path).strip() in ("", "."):
         raise OutputError(f"an output path is needed, got {str(path)!r}")
+    path = Path(path)
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -182,9 +182,9 @@ def check_folder(path: PathLike, *, overwrite: bool = False) -> Path:
     Allowed: an absent path (its parents are made when the run completes), an empty folder, or (with
     ``overwrite``) a folder holding an earlier run.
     """
-    path = Path(path)
     if str(path).strip() in ("", "."):
         raise OutputError(f"an output folder is needed, got {str(path)!r}")
+    path = Path(path)
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:

@@ -117,11 +117,11 @@ def accuracy_per_epoch(runs: Mapping[str, Sequence[float]] | Any, path: PathLike
     """
     if hasattr(runs, "accuracy_per_epoch"):
         report = runs
-        gradual = report.config.get("schedule") == "gradual"
+        gradual = report.recipe.get("schedule") == "gradual"
         dense_accuracy = report.dense_accuracy if dense_accuracy is None else dense_accuracy
         if pruned_accuracy is None:
             pruned_accuracy = report.dense_accuracy if gradual else report.pruned_accuracy
-        runs = {f"{report.config.get('schedule', '')} pruning, {report.config.get('recovery', 'recovery')}":
+        runs = {f"{report.recipe.get('schedule', '')} pruning, {report.recipe.get('recovery', 'recovery')}":
                 report.accuracy_per_epoch}
     figure = _figure()
     axes = figure.add_subplot()
