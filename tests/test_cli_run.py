@@ -1,66 +1,177 @@
-"""`tinyprune run` and `tinyprune sweep` end to end on a tiny configuration of the embedded digits."""
+"""`tinyprune run`, `sweep` and `recipes` end to end on tiny settings of the embedded digits: the flags come
+from the Recipe, every refusal comes before training, and a run folder is a complete run or absent."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from tinyprune import checkpoint, cli
+from tinyprune.recipe import recipe_names
 
-REPORT_FIELDS = ("dense_accuracy", "pruned_accuracy", "final_accuracy", "sparsity", "layer_sparsity",
-                 "epochs_used", "seconds", "rounds", "accuracy_per_epoch", "config", "files")
+TINY = ["--dense-epochs", "1", "--no-progress"]
+REPORT_FIELDS = ("dense_accuracy", "pruned_accuracy", "final_accuracy", "dense_val_accuracy",
+                 "final_val_accuracy", "sparsity", "layer_sparsity", "epochs_used", "seconds", "rounds",
+                 "accuracy_per_epoch", "recipe", "files", "rows")
 
 
 def test_run_end_to_end_writes_report_checkpoints_and_figures(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "run"
-    code = cli.main(["run", "--dense-epochs", "1", "--budget-epochs", "2", "--sparsity", "0.8",
-                     "--schedule", "one-shot", "--recovery", "reconstruct+finetune", "--out", str(out),
-                     "--no-progress"])
+    code = cli.main(["run", *TINY, "--recipe", "document", "--budget-epochs", "2", "--sparsity", "0.8",
+                     "--recovery", "reconstruct+finetune", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "dense" in printed and "recovered" in printed and "layers.0.W sparsity" in printed
+    assert "validation accuracy" in printed and "layers.0.W sparsity" in printed
     report = json.loads((out / "report.json").read_text())
     for key in REPORT_FIELDS:
         assert key in report, key
     assert report["sparsity"] == pytest.approx(0.8, abs=0.005)
-    assert 1 <= report["epochs_used"] <= 2 and report["config"]["recovery"] == "reconstruct+finetune"
+    assert report["epochs_used"] <= 2 and report["recipe"]["recovery"] == "reconstruct+finetune"
+    assert report["rows"] == {"train": 3600, "val": 400, "test": 1000}
     pruned = checkpoint.load(out / "pruned.npz").model
     assert all(layer.W.mask is not None for layer in pruned.layers)
     assert checkpoint.load(out / "dense.npz").model.layers[0].W.mask is None
     for name in report["files"]:
         assert (out / name).stat().st_size > 0, name
     assert sum(name.endswith(".png") for name in report["files"]) == 5
+    assert sorted(p.name for p in out.iterdir()) == sorted(report["files"])
 
 
 def test_run_from_a_dense_checkpoint_with_the_default_recipe(tmp_path):
     first = tmp_path / "first"
-    assert cli.main(["run", "--dense-epochs", "1", "--budget-epochs", "1", "--sparsity", "0.5",
-                     "--schedule", "one-shot", "--recovery", "none", "--out", str(first), "--no-figures",
-                     "--no-progress"]) == 0
+    assert cli.main(["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--sparsity", "0.5",
+                     "--recovery", "none", "--out", str(first), "--no-figures"]) == 0
     second = tmp_path / "second"
     assert cli.main(["run", "--dense", str(first / "dense.npz"), "--budget-epochs", "1", "--sparsity", "0.7",
-                     "--out", str(second), "--no-figures", "--no-progress"]) == 0
+                     "--head-start", "0.5", "--out", str(second), "--no-figures", "--no-progress"]) == 0
     report = json.loads((second / "report.json").read_text())
-    assert report["config"]["schedule"] == "gradual" and report["sparsity"] == pytest.approx(0.7, abs=0.005)
+    assert report["recipe"]["schedule"] == "gradual" and report["sparsity"] == pytest.approx(0.7, abs=0.005)
     assert report["dense_checkpoint"].endswith("dense.npz") and not (second / "dense.npz").exists()
 
 
-def test_run_refuses_bad_input_with_exit_code_2(tmp_path, capsys):
-    assert cli.main(["run", "--budget-epochs", "0", "--out", str(tmp_path)]) == 2
-    assert cli.main(["run", "--recovery", "magic"]) == 2
-    assert cli.main(["run", "--dense", str(tmp_path / "missing.npz"), "--out", str(tmp_path)]) == 2
-    assert "error" in capsys.readouterr().err
+def test_a_recipe_file_and_flags_override_it(tmp_path):
+    from tinyprune.recipe import Recipe
+
+    path = Recipe.from_file("document").replace(sparsity=0.6, epochs=1).to_file(tmp_path / "mine.toml")
+    out = tmp_path / "run"
+    assert cli.main(["run", *TINY, "--recipe", str(path), "--layer-sparsity", "layers.0.W=0.7,layers.1.W=0.4",
+                     "--out", str(out), "--no-figures"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recipe"]["sparsity"] == {"layers.0.W": 0.7, "layers.1.W": 0.4}
+    assert report["layer_sparsity"]["layers.0.W"] == pytest.approx(0.7, abs=0.005)
+    assert report["layer_sparsity"]["layers.2.W"] == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget-epochs", "0"], "epochs"),
+    (["--recovery", "magic"], "recovery"),
+    (["--sparsity", "nan"], "sparsity"),
+    (["--sparsity", "-0.1"], "sparsity"),
+    (["--lr", "nan"], "lr"),
+    (["--lr", "-1"], "lr"),
+    (["--seed", "-1"], "seed"),
+    (["--out", ""], "output folder"),
+    (["--recipe", "nope"], "no recipe named"),
+    (["--recipe", "document", "--structure", "n:m"], "n:m"),
+    (["--recipe", "document", "--structure", "neurons", "--criterion", "l2", "--sparsity", "0.999"], "unit"),
+    (["--recovery", "reconstruct+finetune"], "gradual"),
+    (["--recipe", "lottery", "--dense", "missing.npz"], "missing.npz"),
+    (["--dense-epochs", "0"], "dense-epochs"),
+])
+def test_run_refuses_bad_input_before_training_with_exit_code_2(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    assert cli.main(["run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_never_replaces_or_mixes_with_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--recovery", "none",
+            "--out", str(out), "--no-figures"]
+    assert cli.main(argv) == 0
+    first = (out / "report.json").read_bytes()
+    assert cli.main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "report.json").read_bytes() == first
+    assert cli.main([*argv, "--overwrite", "--seed", "1"]) == 0
+    assert (out / "report.json").read_bytes() != first
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]         # no temporary left beside it
+
+
+def test_default_folders_are_unique_even_in_the_same_second(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.time, "strftime", lambda pattern: "same-second")
+    argv = ["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--recovery", "none", "--no-figures"]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["same-second", "same-second-2"]
+
+
+def test_an_interrupted_run_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "tinyprune", "run", "--dense-epochs", "30", "--no-progress",
+                              "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    for _ in range(600):                       # wait until the run is under way (its temporary folder exists)
+        if any(p.name.endswith(".tinyprune-tmp") for p in tmp_path.iterdir()):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_figure_that_fails_never_loses_the_report(tmp_path, monkeypatch, capsys):
+    from tinyprune import plot
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(plot, "weight_histograms", broken)
+    out = tmp_path / "run"
+    assert cli.main(["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--out", str(out)]) == 0
+    assert "no figures" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["files"] == ["dense.npz", "pruned.npz", "report.json"]
 
 
 def test_sweep_prints_the_table_and_draws_the_figure(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "sweep"
-    code = cli.main(["sweep", "--dense-epochs", "1", "--criteria", "magnitude", "--sparsities", "0.5,0.9",
+    code = cli.main(["sweep", *TINY, "--criteria", "magnitude", "--sparsities", "0.5,0.9",
                      "--recoveries", "none,reconstruct", "--seeds", "0,1", "--budget-epochs", "1",
-                     "--out", str(out), "--no-progress"])
+                     "--out", str(out)])
     assert code == 0
     assert "±" in capsys.readouterr().out
     result = json.loads((out / "sweep.json").read_text())
     assert len(result["cells"]) == 4 and len(result["runs"]) == 8
     assert (out / "accuracy_vs_sparsity.png").stat().st_size > 0
-    assert cli.main(["sweep", "--recoveries", "rewind", "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--recoveries", "rewind"], ["--sparsities", ""], ["--criteria", "vibes"],
+                                  ["--budget-epochs", "0"], ["--workers", "0"]])
+def test_sweep_refuses_bad_input_before_training(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    assert cli.main(["sweep", *argv, "--out", str(tmp_path / "s")]) == 2
+    assert not (tmp_path / "s").exists()
+
+
+def test_budget_epochs_means_the_same_in_run_and_sweep():
+    parser = cli.build_parser()
+    run = parser.parse_args(["run", "--budget-epochs", "4"])
+    sweep = parser.parse_args(["sweep", "--budget-epochs", "4"])
+    assert cli.recipe_from_args(run).epochs == cli.recipe_from_args(sweep).epochs == 4
+
+
+def test_recipes_lists_every_named_recipe(capsys):
+    assert cli.main(["recipes"]) == 0
+    printed = capsys.readouterr().out
+    assert [line.split()[0] for line in printed.splitlines()] == recipe_names()
+    assert cli.main(["recipes", "han2015"]) == 0
+    assert "iterative" in capsys.readouterr().out

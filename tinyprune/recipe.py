@@ -367,7 +367,7 @@ def _check_fields(recipe: Recipe) -> None:
     _check_sparsity(recipe.sparsity)
     weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
     criteria = (
-        (*prune.NEURON_CRITERIA, *prune.NEURON_ALIASES) if recipe.structure == "neurons" else weight_criteria
+        (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES) if recipe.structure == "neurons" else weight_criteria
     )
     _choice(recipe, "structure", prune.STRUCTURES)
     _choice(recipe, "criterion", criteria)
