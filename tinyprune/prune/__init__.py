@@ -1,11 +1,13 @@
 """Pruning: score weights or neurons, mask the least important, compact, schedule, sparsify, probe.
 
 ``tp.prune.prune(model, sparsity, criterion, scope, structure, data)`` is the verb; ``magnitude``,
-``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m`` and
-``threshold`` are its short forms. Modules, one concept each: ``criteria`` (scores), ``select`` (scores
-to masks), ``masks`` (the mask laws), ``compact`` (physically smaller MLPs), ``schedules`` (one-shot,
-iterative, polynomial), ``sparsify`` (L1 and soft-threshold training), ``sensitivity`` (one layer at a
-time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
+``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m``, ``blocks``
+and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer mapping, which
+``allocate`` chooses (uniform, ERK, LAMP, sensitivity). Modules, one concept each: ``criteria``
+(scores), ``select`` (scores to masks, blocks), ``masks`` (the mask laws), ``obs`` (Optimal Brain
+Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLPs), ``schedules``
+(one-shot; polynomial and geometric curves), ``sparsify`` (L1 and soft-threshold training),
+``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
@@ -17,7 +19,8 @@ time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 [20, 4, 4, 3]
 """
 
-from tinyprune.prune import criteria, masks, select
+from tinyprune.prune import criteria, masks, obs, select
+from tinyprune.prune.allocate import METHODS, allocate, implied_sparsity
 from tinyprune.prune.compact import compact, compaction_report
 from tinyprune.prune.core import (
     CRITERIA,
@@ -25,12 +28,14 @@ from tinyprune.prune.core import (
     NEURON_CRITERIA,
     SCOPES,
     STRUCTURES,
+    blocks,
     gradient,
     hybrid,
     lamp,
     magnitude,
     n_m,
     neurons,
+    normalise_neuron_scores,
     obd,
     prune,
     random,
@@ -38,22 +43,26 @@ from tinyprune.prune.core import (
     threshold,
 )
 from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
+from tinyprune.prune.obs import obs_prune
 from tinyprune.prune.schedules import (
     IterativePruning,
     PolynomialPruning,
+    geometric_steps,
     iterative,
     iterative_sparsities,
     one_shot,
     polynomial_sparsity,
+    polynomial_steps,
 )
 from tinyprune.prune.sensitivity import SensitivityTable, sensitivity
 from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyReport, sparsify
 
 __all__ = [
-    "CRITERIA", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning", "L1Regularized",
-    "PolynomialPruning", "SensitivityTable", "SoftThreshold", "SparsifyReport", "apply_mask", "combine",
-    "compact", "compaction_report", "criteria", "get_masks", "gradient", "hybrid", "iterative",
-    "iterative_sparsities", "lamp", "magnitude", "mask_stats", "masks", "n_m", "neurons", "obd", "one_shot",
-    "polynomial_sparsity", "prune", "random", "remove", "reset", "select", "sensitivity", "set_masks",
-    "sparsify", "taylor", "threshold",
+    "CRITERIA", "METHODS", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning",
+    "L1Regularized", "PolynomialPruning", "SensitivityTable", "SoftThreshold", "SparsifyReport", "allocate",
+    "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
+    "get_masks", "gradient", "hybrid", "implied_sparsity", "iterative", "iterative_sparsities", "lamp",
+    "magnitude", "mask_stats", "masks", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
+    "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "remove", "reset",
+    "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",
 ]

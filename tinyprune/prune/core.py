@@ -5,8 +5,10 @@
     apply_mask(parameter, mask)                # masks.py: mask <- mask AND old; pruned weights <- 0
 
 ``sparsity`` is the *total* fraction pruned among the eligible entries, counting earlier pruning:
-``prune(m, 0.5)`` then ``prune(m, 0.8)`` leaves 80 % pruned, not 90 %. Nothing is changed when an
-argument is rejected. Derived in ``notebooks/05_pruning_criteria.ipynb`` and
+``prune(m, 0.5)`` then ``prune(m, 0.8)`` leaves 80 % pruned, not 90 %. It may also be a mapping
+``{"layers.0.W": 0.95, "layers.1.W": 0.8}``: each named layer to its own sparsity (missing layers: 0;
+``prune.implied_sparsity`` gives the global sparsity it implies; ``prune.allocate`` makes one). Nothing
+is changed when an argument is rejected. Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> from tinyprune.nn import MLP
@@ -19,48 +21,72 @@ True
 >>> _ = neurons(model, 0.25)                      # then a quarter of the 128 hidden neurons
 >>> int((~model.layers[0].b.mask).sum() + (~model.layers[1].b.mask).sum())
 32
+>>> masks = prune(MLP([784, 64, 64, 10], seed=0), {"layers.0.W": 0.95, "layers.1.W": 0.5})
+>>> [int((~m).sum()) for m in masks.values()]     # the output layer is missing: not pruned
+[47667, 2048, 0]
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from tinyprune.nn import MLP
-from tinyprune.prune import criteria, select
+from tinyprune.prune import criteria, obs, select
 from tinyprune.prune.masks import apply_mask
 from tinyprune.random import Seed
 
-CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp")
+CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp", "obs")
 NEURON_CRITERIA = ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation", "random")
 NEURON_ALIASES = {"magnitude": "l2", "taylor": "taylor_activation"}
-STRUCTURES = ("weights", "neurons", "n:m")
+STRUCTURES = ("weights", "neurons", "n:m", "blocks")
 SCOPES = ("layer", "global")
 NEEDS_DATA = {"gradient": "X, y", "taylor": "X, y", "hybrid": "X, y", "obd": "X, y",
-              "activation": "X", "taylor_activation": "X, y"}
+              "activation": "X", "taylor_activation": "X, y", "obs": "X"}
 CRITERION_OPTIONS = {"gradient": ("loss", "batch_size"), "taylor": ("loss", "batch_size"),
                      "hybrid": ("alpha", "loss", "batch_size"), "obd": ("hessian", "loss", "batch_size"),
-                     "activation": ("batch_size",), "taylor_activation": ("loss", "batch_size")}
+                     "activation": ("batch_size",), "taylor_activation": ("loss", "batch_size"),
+                     "obs": ("damping", "block_size", "max_samples")}
 SELECT_OPTIONS = {"weights": ("prune_biases", "exclude", "include_output"),
                   "n:m": ("n", "m", "exclude", "include_output"),
-                  "neurons": ("exclude",)}
+                  "neurons": ("exclude",),
+                  "blocks": ("block", "exclude", "include_output")}
 
 Masks = dict[str, np.ndarray]
+Sparsity = float | Mapping[str, float]        # one total sparsity, or one per named layer
 
 
 # ------------------------------------------------------------------ argument checks
-def check_sparsity(sparsity: Any) -> float:
+def check_sparsity(sparsity: Any, label: str = "sparsity") -> float:
     """``sparsity`` as a float in ``[0, 1)``, or ``ValueError`` saying so (NaN and bools rejected)."""
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
-        raise ValueError(f"sparsity must be a number in [0, 1) (the fraction pruned), got {sparsity!r}")
+        raise ValueError(f"{label} must be a number in [0, 1) (the fraction pruned), got {sparsity!r}")
     value = float(sparsity)
     if math.isnan(value) or not 0.0 <= value < 1.0:
-        raise ValueError(f"sparsity must lie in [0, 1) (the fraction pruned; 1 would remove everything), "
+        raise ValueError(f"{label} must lie in [0, 1) (the fraction pruned; 1 would remove everything), "
                          f"got {sparsity!r}")
     return value
+
+
+def per_layer_sparsity(sparsity: Mapping[str, Any], names: Sequence[str], what: str = "layer") -> list[float]:
+    """The sparsity of each of ``names`` from a mapping ``{name: sparsity}`` (0 where a name is missing).
+
+    A name that is not in ``names`` is refused (a typo would otherwise prune nothing, silently).
+
+    >>> per_layer_sparsity({"layers.1.W": 0.5}, ["layers.0.W", "layers.1.W"])
+    [0.0, 0.5]
+    """
+    if not isinstance(sparsity, Mapping):
+        raise ValueError(f"expected a mapping {{{what} name: sparsity}}, got {type(sparsity).__name__}")
+    unknown = [name for name in sparsity if name not in names]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown} in the sparsity mapping; expected names from "
+                         f"{list(names)} (a missing one is not pruned)")
+    return [check_sparsity(sparsity.get(name, 0.0), f"the sparsity of {name!r}") for name in names]
 
 
 def _choice(label: str, value: Any, allowed: Iterable[str]) -> str:
@@ -167,25 +193,35 @@ def neuron_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed
 
 
 # ------------------------------------------------------------------ the verb
-def prune(model: MLP, sparsity: float | None, criterion: str = "magnitude", scope: str = "global",
+def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", scope: str = "global",
           structure: str = "weights", data: Any = None, seed: Seed = 0, **options: Any) -> Masks:
     """Prune ``model`` in place to a total ``sparsity`` and return ``{param_name: new mask}``.
 
-    - ``criterion``: for weights and n:m one of ``CRITERIA``; for neurons one of ``NEURON_CRITERIA``
-      (``"magnitude"`` means ``"l2"`` and ``"taylor"`` means ``"taylor_activation"`` there).
+    - ``sparsity``: a number in [0, 1), or a mapping ``{"layers.l.W": s_l}`` (``{"layers.l": s_l}`` for
+      neurons): each named layer to its own sparsity, the rest to 0 (a name that cannot be pruned is
+      refused). With a mapping the scope is per layer by definition and ``scope`` is not used.
+    - ``criterion``: for weights, blocks and n:m one of ``CRITERIA``; for neurons one of ``NEURON_CRITERIA``
+      (``"magnitude"`` means ``"l2"`` and ``"taylor"`` means ``"taylor_activation"`` there). ``"obs"``
+      (weights only) is Optimal Brain Surgeon (``prune.obs``): it also moves the surviving weights and
+      biases, and it counts per output unit (see ``obs_prune``); options ``damping=0.01``,
+      ``block_size=None``, ``max_samples=None``.
     - ``scope``: ``"global"`` (one threshold over all eligible entries) or ``"layer"`` (each parameter,
-      or each hidden layer for neurons, to the same sparsity). Ignored by ``"n:m"``.
+      or each hidden layer for neurons, to the same sparsity). Ignored by ``"n:m"``. For neurons the
+      global comparison divides each layer's scores by the mean |score| of its living neurons
+      (``normalise_neuron_scores``) and keeps at least one neuron per hidden layer.
     - ``structure``: ``"weights"`` (unstructured), ``"neurons"`` (whole hidden neurons: a column of
       ``W_l``, the entry of ``b_l``, the row of ``W_{l+1}``; ``sparsity`` is the fraction of hidden
-      neurons), or ``"n:m"`` (``n`` of every ``m`` weights along the input dimension are kept; options
-      ``n=2, m=4``; ``sparsity`` must be ``None`` or ``1 - n/m``).
+      neurons), ``"blocks"`` (``block=(r, c)`` tiles of ``W``; ``sparsity`` is the fraction of *blocks*,
+      see ``select.block_scores``), or ``"n:m"`` (``n`` of every ``m`` weights along the input dimension
+      are kept; options ``n=2, m=4``; ``sparsity`` must be ``None`` or ``1 - n/m``).
     - ``data``: calibration data ``(X, y)`` or a Dataset, for the criteria in ``NEEDS_DATA``.
     - ``options``: ``prune_biases=False``, ``exclude=()`` (names like ``"layers.2"`` or
-      ``"layers.2.W"``), ``include_output=True``, and the criterion's own (``alpha``, ``hessian``,
-      ``loss``, ``batch_size``).
+      ``"layers.2.W"``), ``include_output=True``, ``block`` (blocks), and the criterion's own
+      (``alpha``, ``hessian``, ``loss``, ``batch_size``, ``damping``, ...).
 
-    Exactly ``round(sparsity · n)`` eligible entries end up pruned (earlier pruning counts; if more are
-    already pruned, nothing more is). Shapes: masks have their parameters' shapes, dtype bool.
+    Exactly ``round(sparsity · n)`` eligible entries (neurons, blocks) end up pruned, in total or per
+    layer (earlier pruning counts; if more are already pruned, nothing more is); OBS: per output unit.
+    Shapes: masks have their parameters' shapes, dtype bool.
     """
     _choice("structure", structure, STRUCTURES)
     _choice("scope", scope, SCOPES)
@@ -206,12 +242,17 @@ def prune(model: MLP, sparsity: float | None, criterion: str = "magnitude", scop
 
     if structure == "n:m":
         n, m = select_options.pop("n", 2), select_options.pop("m", 4)
+        if isinstance(sparsity, Mapping):
+            raise ValueError(f"with structure='n:m' every layer has the sparsity 1 - n/m = {1 - n / m}; a "
+                             f"per-layer mapping does not apply (exclude layers instead)")
         if sparsity is not None and (not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool)
                                      or not math.isclose(float(sparsity), 1 - n / m)):
             raise ValueError(f"with structure='n:m' the sparsity is 1 - n/m = {1 - n / m}; pass "
                              f"sparsity=None (or that value), got {sparsity!r}")
-    else:
+    elif not isinstance(sparsity, Mapping):
         sparsity = check_sparsity(sparsity)
+    if key == "obs" and structure != "weights":
+        raise ValueError(f"criterion 'obs' prunes single weights: use structure='weights', not {structure!r}")
 
     X, y = resolve_data(data)
     if key in NEEDS_DATA and (X is None or (NEEDS_DATA[key] == "X, y" and y is None)):
@@ -221,21 +262,70 @@ def prune(model: MLP, sparsity: float | None, criterion: str = "magnitude", scop
 
     if structure == "neurons":
         return _prune_neurons(model, sparsity, key, scope, X, y, seed, criterion_options, **select_options)
+    if key == "obs":
+        return _prune_obs(model, sparsity, scope, X, seed, criterion_options, **select_options)
+    block = select_options.pop("block", None)
     params = dict(model.named_parameters())
     names = eligible(model, **select_options) if structure == "weights" else eligible(
         model, prune_biases=False, **select_options)
+    targets = per_layer_sparsity(sparsity, names) if isinstance(sparsity, Mapping) else sparsity
     scores = weight_scores(model, key, X, y, seed, **criterion_options)
     alive = [params[name].mask for name in names]
     chosen = [scores[name] for name in names]
     if structure == "n:m":
         keep = [select.n_of_m(s, n, m, a) for s, a in zip(chosen, alive)]
-    elif scope == "global":
-        keep = select.global_(chosen, sparsity, alive)
+    elif structure == "blocks":
+        keep = _select_blocks(chosen, targets, scope, alive, block)
     else:
-        keep = select.layerwise(chosen, sparsity, alive)
+        keep = _select(chosen, targets, scope, alive)
     masks = dict(zip(names, keep))
     _check_not_empty(masks)
     return _apply(model, masks)
+
+
+def _select(scores: list[np.ndarray], targets: float | list[float], scope: str,
+            alive: list[np.ndarray | None]) -> list[np.ndarray]:
+    """One global threshold, or every array to its own (or the common) sparsity."""
+    if scope == "global" and not isinstance(targets, list):
+        return select.global_(scores, targets, alive)
+    return select.layerwise(scores, targets, alive)
+
+
+def _select_blocks(scores: list[np.ndarray], targets: float | list[float], scope: str,
+                   alive: list[np.ndarray | None], block: Any) -> list[np.ndarray]:
+    """Block scores (RMS of each tile's scores), the usual selection over blocks, then back to weights."""
+    block = select.check_block(block)
+    tiles = [select.block_scores(score, block, mask) for score, mask in zip(scores, alive)]
+    keep = _select([rms for rms, _ in tiles], targets, scope, [living for _, living in tiles])
+    return [select.expand_blocks(kept, block, score.shape) & (True if mask is None else mask)
+            for kept, score, mask in zip(keep, scores, alive)]
+
+
+def _prune_obs(model: MLP, sparsity: Sparsity, scope: str, X: np.ndarray, seed: Seed,
+               options: dict[str, Any], prune_biases: bool = False, exclude: Any = None,
+               include_output: bool = True) -> Masks:
+    """OBS to per-layer sparsities: the mapping's, the common one (layer scope), or those that one global
+    magnitude threshold gives (global scope, as the experiment's OBS head start has always done)."""
+    if prune_biases:
+        raise ValueError("criterion 'obs' prunes weights only (it updates the biases): prune_biases=True "
+                         "is not supported")
+    names = eligible(model, False, exclude, include_output)
+    indices = [int(name.split(".")[1]) for name in names]
+    if isinstance(sparsity, Mapping):
+        allocation = dict(zip(indices, per_layer_sparsity(sparsity, names)))
+    elif scope == "global":
+        probe = copy.deepcopy(model)
+        prune(probe, sparsity, "magnitude", "global", exclude=exclude, include_output=include_output)
+        allocation = {i: 1 - float(probe.layers[i].W.mask.mean()) for i in indices}
+    else:
+        allocation = {i: sparsity for i in indices}
+    for index, share in allocation.items():
+        d = model.layers[index].W.shape[0]
+        if round(share * d) >= d:
+            raise ValueError(f"OBS at sparsity {share:.4f} would leave layers.{index}.W with no weights "
+                             f"at all (each unit keeps d - round(s · d) of its d = {d} inputs); lower the "
+                             f"sparsity")
+    return obs.obs_prune(model, X, allocation, seed=seed, **options)
 
 
 def hidden_alive(model: MLP) -> dict[str, np.ndarray]:
@@ -251,7 +341,47 @@ def hidden_alive(model: MLP) -> dict[str, np.ndarray]:
     return alive
 
 
-def _prune_neurons(model: MLP, sparsity: float, criterion: str, scope: str, X: Any, y: Any, seed: Seed,
+def normalise_neuron_scores(scores: Sequence[np.ndarray],
+                            alive: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Every layer's neuron scores divided by the mean |score| of its living neurons: ``ŝ_j = s_j / mean|s|``.
+
+    The global comparison of neurons needs scores on one scale: a layer with 784 inputs has column norms
+    ``sqrt(784 / 64)`` times those of a layer with 64, so raw scores would empty one layer first (issue
+    13). Dividing by the layer's mean (Torch-Pruning's default ``normalizer="mean"``) makes scores
+    invariant to a layer's scale and to its width, and keeps each layer's spread: a layer whose neurons
+    differ a lot gives up more. (Dividing by the L2 norm of the score vector would shrink wide layers'
+    scores by ``1/sqrt(h)``.) A layer whose living scores are all 0 is left as it is.
+    Shapes: one (h_l,) array per hidden layer -> float64 arrays of the same shapes.
+
+    >>> normalise_neuron_scores([np.array([1.0, 3.0]), np.array([10.0, 30.0, 20.0])],
+    ...                         [np.array([True, True]), np.array([True, True, False])])
+    [array([0.5, 1.5]), array([0.5, 1.5, 1. ])]
+    """
+    normalised = []
+    for score, living in zip(scores, alive):
+        score = np.asarray(score, dtype=np.float64)
+        scale = float(np.mean(np.abs(score[living]))) if np.any(living) else 0.0
+        normalised.append(score / scale if scale > 0 else score.copy())
+    return normalised
+
+
+def _global_neurons(scores: list[np.ndarray], sparsity: float, alive: list[np.ndarray]) -> list[np.ndarray]:
+    """Exactly ``round(s · Σ h_l)`` neurons go, the lowest normalised scores across layers, and the best
+    living neuron of every layer stays (the floor: one neuron per hidden layer)."""
+    normalised = normalise_neuron_scores(scores, alive)
+    total = sum(score.size for score in normalised)
+    k = round(sparsity * total)
+    if k > total - len(normalised):
+        raise ValueError(f"global neuron pruning to {sparsity} would remove {k} of the {total} hidden "
+                         f"neurons, that is every neuron of some hidden layer: each keeps at least one, so "
+                         f"at most {total - len(normalised)} can go; lower the sparsity")
+    for score, living in zip(normalised, alive):
+        if living.any():
+            score[np.argmax(np.where(living, score, -np.inf))] = np.inf      # the floor: never pruned
+    return select.smallest_k(normalised, k, alive)
+
+
+def _prune_neurons(model: MLP, sparsity: Sparsity, criterion: str, scope: str, X: Any, y: Any, seed: Seed,
                    criterion_options: dict[str, Any], exclude: Any = None) -> Masks:
     if len(model.layers) < 2:
         raise ValueError(f"structure='neurons' needs a hidden layer; {model} has none (input and output "
@@ -260,10 +390,16 @@ def _prune_neurons(model: MLP, sparsity: float, criterion: str, scope: str, X: A
     layers = [f"layers.{i}" for i in range(len(model.layers) - 1) if f"layers.{i}" not in excluded]
     if not layers:
         raise ValueError("no hidden layer is left to prune: every one was excluded")
+    targets = per_layer_sparsity(sparsity, layers, "hidden layer") if isinstance(sparsity, Mapping) else None
     scores = neuron_scores(model, criterion, X, y, seed, **criterion_options)
     alive_now = hidden_alive(model)
     chosen, alive = [scores[name] for name in layers], [alive_now[name] for name in layers]
-    keep = (select.global_ if scope == "global" else select.layerwise)(chosen, sparsity, alive)
+    if targets is not None:
+        keep = select.layerwise(chosen, targets, alive)
+    elif scope == "global":
+        keep = _global_neurons(chosen, sparsity, alive)
+    else:
+        keep = select.layerwise(chosen, sparsity, alive)
     for name, flags in zip(layers, keep):
         if not flags.any():
             raise ValueError(f"this pruning would remove every neuron of hidden layer {name}; lower the "
@@ -322,6 +458,19 @@ def neurons(model: MLP, sparsity: float, criterion: str = "l2", scope: str = "gl
             **options: Any) -> Masks:
     """``prune(model, sparsity, criterion, scope, structure="neurons")``: remove whole hidden neurons."""
     return prune(model, sparsity, criterion, scope, structure="neurons", data=data, **options)
+
+
+def blocks(model: MLP, sparsity: Sparsity, block: tuple[int, int] = (4, 4), criterion: str = "magnitude",
+           scope: str = "global", data: Any = None, **options: Any) -> Masks:
+    """``prune(model, sparsity, criterion, scope, structure="blocks", block=block)``: whole (r, c) tiles go.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([8, 8, 2], seed=0)
+    >>> masks = blocks(model, 0.5, block=(4, 4), scope="layer", include_output=False)
+    >>> int((~masks["layers.0.W"]).sum())             # 2 of the 4 tiles of 4x4
+    32
+    """
+    return prune(model, sparsity, criterion, scope, structure="blocks", data=data, block=block, **options)
 
 
 def n_m(model: MLP, n: int = 2, m: int = 4, criterion: str = "magnitude", data: Any = None,

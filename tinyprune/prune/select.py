@@ -5,7 +5,9 @@ already pruned* (they are pruned first, whatever their score), then the lowest s
 threshold are broken by position (flat index, in the order of the parameters): lower index pruned first,
 so the result is deterministic. Finding the k-th smallest score is one ``np.partition`` (linear time,
 no full sort). Derived in ``notebooks/05_pruning_criteria.ipynb`` ("layer-wise or global?") and
-``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons, N:M).
+``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons, N:M). Blocks: the scores of each
+``(r, c)`` tile are pooled into one (``block_scores``), the same selection runs on the tiles, and the
+kept tiles are spread back over the weights (``expand_blocks``).
 
 >>> keep = smallest_k([np.array([0.3, 0.1, 0.2]), np.array([0.1, 0.9])], k=2)
 >>> [m.tolist() for m in keep]        # the two 0.1s go; the tie is broken by position
@@ -88,11 +90,21 @@ def smallest_k(scores: Sequence[np.ndarray], k: int,
     return keep
 
 
-def layerwise(scores: Sequence[np.ndarray], sparsity: float,
+def layerwise(scores: Sequence[np.ndarray], sparsity: float | Sequence[float],
               alive: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
-    """Every array to the same sparsity: ``round(s · n_i)`` pruned in array i (``smallest_k`` on each)."""
+    """Array i to sparsity ``s_i``: ``round(s_i · n_i)`` pruned in array i (``smallest_k`` on each).
+
+    ``sparsity`` is one number for every array or one per array (a per-layer allocation).
+
+    >>> [m.tolist() for m in layerwise([np.array([3.0, 1.0]), np.array([1.0, 2.0])], [0.5, 0.0])]
+    [[True, False], [True, True]]
+    """
     alive = [None] * len(scores) if alive is None else list(alive)
-    return [smallest_k([s], round(sparsity * np.size(s)), [m])[0] for s, m in zip(scores, alive)]
+    sparsities = [sparsity] * len(scores) if np.ndim(sparsity) == 0 else list(sparsity)
+    if len(sparsities) != len(scores):
+        raise ValueError(f"got {len(scores)} score arrays but {len(sparsities)} sparsities")
+    return [smallest_k([s], round(share * np.size(s)), [m])[0]
+            for s, share, m in zip(scores, sparsities, alive)]
 
 
 def global_(scores: Sequence[np.ndarray], sparsity: float,
@@ -145,3 +157,65 @@ def n_of_m(scores: np.ndarray, n: int = 2, m: int = 4, alive: np.ndarray | None 
     np.put_along_axis(rank, order, np.arange(m)[None, :, None], axis=1)
     keep = (rank < n).reshape(scores.shape)
     return keep if alive is None else keep & alive
+
+
+def check_block(block: object) -> tuple[int, int]:
+    """``block`` as ``(rows, columns)``, two ints >= 1, or ``ValueError`` saying what is expected."""
+    if block is None:
+        raise ValueError("structure='blocks' needs block=(r, c), the rows and columns of a block, "
+                         "e.g. block=(4, 4)")
+    whole = (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in block) \
+        if isinstance(block, (tuple, list)) and len(block) == 2 else [False]
+    if not all(whole):
+        raise ValueError(f"block must be two ints >= 1 (rows, columns), got {block!r}")
+    return int(block[0]), int(block[1])
+
+
+def _tiles(array: np.ndarray, block: tuple[int, int], fill: object) -> np.ndarray:
+    """``array`` (d, h) padded with ``fill`` to whole blocks and viewed as (R, r, C, c)."""
+    (r, c), (d, h) = block, array.shape
+    rows, cols = -(-d // r), -(-h // c)
+    padded = np.full((rows * r, cols * c), fill, dtype=array.dtype)
+    padded[:d, :h] = array
+    return padded.reshape(rows, r, cols, c)
+
+
+def block_scores(scores: np.ndarray, block: tuple[int, int],
+                 alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pool a weight matrix's scores into one score per ``(r, c)`` block: the root mean square
+    ``sqrt(Σ_{i∈B} s_i² / |B|)``, and whether the block still has a living entry.
+
+    The blocks tile ``W`` from its top-left corner; where ``d`` or ``h`` is not a multiple of ``r`` or ``c``,
+    the last row or column of blocks is partial (an *edge block*) and ``|B|`` is its own number of entries,
+    so that a small edge block competes on the same scale as a full one (the L2 norm would favour
+    pruning it just for being small). With ``|w|`` as the score the block score is its weights' RMS.
+    Entries already pruned count as score 0. Shapes: scores (d, h) -> ((⌈d/r⌉, ⌈h/c⌉) float64, same bool).
+
+    >>> rms, living = block_scores(np.array([[3.0, 4.0, 1.0]]), (1, 2))   # blocks [3, 4] and [1]
+    >>> rms.tolist(), living.tolist()
+    ([[3.5355339059327378, 1.0]], [[True, True]])
+    """
+    scores = np.asarray(scores)
+    _check_scores(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"blocks tile a weight matrix (2-D); got scores of shape {scores.shape}")
+    squares = scores.astype(np.float64) ** 2
+    if alive is not None:
+        squares = squares * alive
+    sums = _tiles(squares, block, 0.0).sum(axis=(1, 3))
+    counts = _tiles(np.ones(scores.shape), block, 0.0).sum(axis=(1, 3))
+    living = np.ones(sums.shape, bool) if alive is None else \
+        _tiles(np.asarray(alive), block, False).any(axis=(1, 3))
+    return np.sqrt(sums / counts), living
+
+
+def expand_blocks(keep: np.ndarray, block: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A keep-mask over blocks spread over the weights: entry (i, j) follows block (i // r, j // c).
+
+    Shapes: keep (⌈d/r⌉, ⌈h/c⌉) bool -> (d, h) bool.
+
+    >>> expand_blocks(np.array([[True, False]]), (2, 2), (2, 3)).astype(int).tolist()
+    [[1, 1, 0], [1, 1, 0]]
+    """
+    r, c = block
+    return np.repeat(np.repeat(np.asarray(keep, bool), r, axis=0), c, axis=1)[:shape[0], :shape[1]]
