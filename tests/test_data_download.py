@@ -153,11 +153,14 @@ def test_the_fetch_command_works(server, tiny_mnist, tmp_path, capsys):
     assert main(["mnist", "--root", str(tmp_path / "x"), "--mirror", server["bad"], "--timeout", "5"]) == 1
 
 
-def test_decompressed_local_files_are_read(tiny_mnist, tmp_path):
+def test_decompressed_local_files_need_trust(tiny_mnist, tmp_path):
+    """Only the MD5 of the .gz files is known: nothing vouches for decompressed ones but the user."""
     for filename, array in tiny_arrays().items():
         write_idx(tmp_path / filename.removesuffix(".gz"), array)
-    splits = load("mnist", root=tmp_path, download=False)
-    assert len(splits.train) == N_TRAIN
+    with pytest.raises(DataError, match="cannot be verified"):
+        load("mnist", root=tmp_path, download=False)
+    splits = load("mnist", root=tmp_path, download=False, trust=True)
+    assert len(splits.train) == N_TRAIN and splits.verified is False
 
 
 def test_local_file_with_wrong_checksum_is_refused(server, tiny_mnist, tmp_path):
