@@ -48,6 +48,10 @@ def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYPRUNE_DATA", str(tmp_path / "cache"))
 
 
+def decompressed(filename):
+    return filename.removesuffix(".gz")
+
+
 def write_all(folder, arrays, *, compress=True, names=None):
     folder.mkdir(exist_ok=True)
     for filename, array in arrays.items():
@@ -78,7 +82,7 @@ def test_raw_idx_under_gz_names_is_refused(tmp_path, monkeypatch):
 
 def test_decompressed_files_with_only_a_gz_checksum_are_refused(tmp_path, monkeypatch):
     register(monkeypatch, tiny_arrays())
-    folder = write_all(tmp_path / "mine", tiny_arrays(), compress=False, names=lambda f: f.removesuffix(".gz"))
+    folder = write_all(tmp_path / "mine", tiny_arrays(), compress=False, names=decompressed)
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte: cannot be verified: the known checksums "
                                         r"\(md5-gz\) are of the gzip file"):
         load("mnist", root=folder, download=False)
@@ -98,7 +102,7 @@ def test_known_content_checksum_accepts_other_compressions(tmp_path, monkeypatch
     """Like Debian's recompressed Fashion-MNIST: the SHA-256 of the content vouches for the file."""
     register(monkeypatch, tiny_arrays(), content_sha256=True)
     if how == "decompressed":
-        folder = write_all(tmp_path / "mine", tiny_arrays(), compress=False, names=lambda f: f.removesuffix(".gz"))
+        folder = write_all(tmp_path / "mine", tiny_arrays(), compress=False, names=decompressed)
     else:
         folder = tmp_path / "mine"
         folder.mkdir()
@@ -112,7 +116,7 @@ def test_content_checksum_still_refuses_other_content(tmp_path, monkeypatch):
     register(monkeypatch, tiny_arrays(), content_sha256=True)
     changed = tiny_arrays()
     changed[FILES[3]] = changed[FILES[3]][::-1].copy()
-    folder = write_all(tmp_path / "mine", changed, compress=False, names=lambda f: f.removesuffix(".gz"))
+    folder = write_all(tmp_path / "mine", changed, compress=False, names=decompressed)
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: checksum mismatch: expected sha256-idx"):
         load("mnist", root=folder, download=False)
 
@@ -189,7 +193,8 @@ def test_images_must_be_uint8(monkeypatch, tmp_path):
 
 def test_float_labels_are_refused_not_truncated(monkeypatch, tmp_path):
     message = crafted(monkeypatch, tmp_path, f1=np.full(N_TRAIN, 3.7, np.float32))
-    assert message == "train-labels-idx1-ubyte.gz: labels must be integers, got float32; refusing to round them"
+    assert message == ("train-labels-idx1-ubyte.gz: labels must be integers, got float32; "
+                       "refusing to round them")
 
 
 def test_negative_labels_say_so_and_name_the_file(monkeypatch, tmp_path):

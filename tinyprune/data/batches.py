@@ -31,8 +31,8 @@ def _as_array(values: object, what: str) -> np.ndarray:
     try:
         return np.asarray(values)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{what} must be an array of numbers with one row per sample, got {type(values).__name__} "
-                        f"that NumPy cannot turn into one ({exc})") from None
+        raise DataError(f"{what} must be an array of numbers with one row per sample, got "
+                        f"{type(values).__name__} that NumPy cannot turn into one ({exc})") from None
 
 
 def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[np.ndarray, int]:
@@ -53,7 +53,8 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
         raise DataError(
             f"labels y must be integers, got dtype {y.dtype}; for whole numbers use y.astype(np.int64)"
         )
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))):
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, (int, np.integer))):
         raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
     y = y.astype(np.int64, copy=False)
     negative = np.flatnonzero(y < 0)
@@ -226,8 +227,8 @@ class Splits:
             if not isinstance(getattr(self, part), Dataset):
                 raise DataError(f"Splits.{part} must be a Dataset, got {type(getattr(self, part)).__name__}")
         if self.train.X.shape[1] != self.test.X.shape[1]:
-            raise DataError(f"train has {self.train.X.shape[1]} features but test has {self.test.X.shape[1]}; "
-                            "they must match")
+            raise DataError(f"train has {self.train.X.shape[1]} features but test has "
+                            f"{self.test.X.shape[1]}; they must match")
         if self.verified not in (True, False, None):
             raise DataError(f"Splits.verified must be True, False or None, got {self.verified!r}")
 

@@ -212,10 +212,10 @@ def verify(name: str, raw: bytes, content: bytes, checksums: tuple[Checksum, ...
     of the decompressed content). A file to which no checksum applies is refused: nothing vouches for
     it (decompressed MNIST, say: only the MD5s of the .gz files are published).
 
-    >>> verify("a.gz", b"\\x00\\x00\\x08\\x01", b"\\x00\\x00\\x08\\x01", ())
+    >>> verify("a.gz", b"\\x00\\x00\\x08\\x01", b"\\x00\\x00\\x08\\x01", ())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    tinyprune.errors.DataError: a.gz: named .gz but not gzip data (it starts with 00 00 08 01); expected the file as published
+    tinyprune.errors.DataError: a.gz: named .gz but not gzip data (it starts with 00 00 08 01); ...
     """
     if name.endswith(".gz") and not is_gzip(raw):
         raise DataError(f"{name}: named .gz but not gzip data (it starts with {raw[:4].hex(' ')}); "
@@ -223,8 +223,9 @@ def verify(name: str, raw: bytes, content: bytes, checksums: tuple[Checksum, ...
     applicable = [c for c in checksums if c.kind == "sha256-idx" or is_gzip(raw)]
     if not applicable:
         known = ", ".join(c.kind for c in checksums) or "none"
-        raise DataError(f"{name}: cannot be verified: the known checksums ({known}) are of the gzip file as "
-                        "published, and this file is not gzip data (decompressed?); use the published .gz file")
+        raise DataError(f"{name}: cannot be verified: the known checksums ({known}) are of the gzip file "
+                        "as published, and this file is not gzip data (decompressed?); "
+                        "use the published .gz file")
     mismatches = []
     for checksum in applicable:
         actual = digest_of(checksum.kind, raw, content)
@@ -332,7 +333,8 @@ def check_images(images: np.ndarray, where: str, shape: tuple[int, ...]) -> None
     """Images must be uint8 of shape (n, *shape): (n, 28, 28) for the IDX files of every known dataset."""
     expected = "(n, " + ", ".join(map(str, shape)) + ")"
     if images.dtype != np.uint8 or images.shape[1:] != tuple(shape):
-        raise DataError(f"{where}: expected uint8 images of shape {expected}, got {images.dtype} {images.shape}")
+        raise DataError(f"{where}: expected uint8 images of shape {expected}, "
+                        f"got {images.dtype} {images.shape}")
 
 
 def check_known_labels(labels: np.ndarray, where: str, n_images: int, images_where: str,
@@ -363,10 +365,9 @@ def load_idx_source(source: IdxSource, found: dict[DataFile, Path], trust: bool 
     for datafile in source.files:
         arrays[datafile], file_verified = read_verified(found[datafile], datafile, trust)
         verified = verified and file_verified
-    parts = [
-        _make_dataset(arrays[images], arrays[labels], found[images], found[labels], source)
-        for images, labels in ((source.train_images, source.train_labels), (source.test_images, source.test_labels))
-    ]
+    pairs = ((source.train_images, source.train_labels), (source.test_images, source.test_labels))
+    parts = [_make_dataset(arrays[images], arrays[labels], found[images], found[labels], source)
+             for images, labels in pairs]
     where = str(found[source.train_images].parent)
     return Splits(*parts, name=source.name, num_classes=source.num_classes, source=where, verified=verified)
 
@@ -396,7 +397,8 @@ def load_embedded(source: EmbeddedSource) -> Splits:
 
 def check_download_options(mirrors: object, timeout: object, deadline: object) -> None:
     """``mirrors``: None or a list of URL strings; ``timeout`` and ``deadline``: positive finite seconds."""
-    if mirrors is not None and not (isinstance(mirrors, (list, tuple)) and all(isinstance(m, str) for m in mirrors)):
+    is_url_list = isinstance(mirrors, (list, tuple)) and all(isinstance(m, str) for m in mirrors)
+    if mirrors is not None and not is_url_list:
         raise DataError(f"mirrors must be a list of URL strings, got {mirrors!r}")
     for name, seconds in (("timeout", timeout), ("deadline", deadline)):
         if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
