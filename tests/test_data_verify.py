@@ -231,3 +231,15 @@ def test_splits_check_their_parts():
         Splits(a, b, name="x")
     with pytest.raises(DataError, match="Splits.test must be a Dataset, got list"):
         Splits(a, [1, 2], name="x")
+
+
+def test_embedded_file_with_an_object_array_is_refused_unread(tmp_path, monkeypatch):
+    """No pickle: an object array (which only unpickling could read) is refused, never unpickled."""
+    import numpy as np
+
+    crafted = tmp_path / "mnist_5k.npz"
+    np.savez(crafted, images=np.array([None], dtype=object), labels=np.zeros(1, np.uint8),
+             test_index=np.zeros(1, np.uint16))
+    monkeypatch.setitem(sources.SOURCES, "mnist-5k", dataclasses.replace(sources.MNIST_5K, path=crafted))
+    with pytest.raises(DataError, match="embedded dataset unreadable .*allow_pickle=False"):
+        load("mnist-5k")

@@ -5,6 +5,7 @@ root), an exception or Ctrl-C inside a run, two runs with the same name, and tar
 replaced (symlinks, devices, FIFOs, sockets, folders).
 """
 
+import ast
 import errno
 import os
 import re
@@ -383,3 +384,36 @@ def test_bad_stems_are_refused(tmp_path, stem):
         with staged_unique_folder(tmp_path, stem):
             pass
     assert listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------- no pickle anywhere
+
+
+PICKLERS = ("pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal")
+
+
+def pickle_offences(node):
+    """What is wrong with one syntax node: an import of a pickler, or np.load without allow_pickle=False."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+        if any(name.split(".")[0] in PICKLERS for name in names):
+            return ["imports a pickler"]
+    function = node.func if isinstance(node, ast.Call) else None
+    is_np_load = (isinstance(function, ast.Attribute) and function.attr == "load"
+                  and isinstance(function.value, ast.Name) and function.value.id in ("np", "numpy"))
+    if is_np_load:
+        flag = {keyword.arg: keyword.value for keyword in node.keywords}.get("allow_pickle")
+        if not (isinstance(flag, ast.Constant) and flag.value is False):
+            return ["calls np.load without allow_pickle=False"]
+    return []
+
+
+def test_no_module_unpickles():
+    """No module imports pickle (or its cousins), and every np.load says allow_pickle=False."""
+    offences = [f"{path.relative_to(REPO)}:{node.lineno} {offence}"
+                for path in sorted((REPO / "tinyprune").rglob("*.py"))
+                for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                for offence in pickle_offences(node)]
+    assert offences == []
+    assert pickle_offences(ast.parse("import pickle").body[0]) == ["imports a pickler"]     # the check bites
+    assert pickle_offences(ast.parse("np.load(f)").body[0].value) != []
