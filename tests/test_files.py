@@ -417,3 +417,16 @@ def test_no_module_unpickles():
     assert offences == []
     assert pickle_offences(ast.parse("import pickle").body[0]) == ["imports a pickler"]     # the check bites
     assert pickle_offences(ast.parse("np.load(f)").body[0].value) != []
+
+
+def test_every_test_the_readme_cites_exists():
+    """The README's "What tinyprune promises" names the tests behind each promise: they must exist."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## What tinyprune promises", 1)[1].split("\n## ", 1)[0]
+    cited_files = set(re.findall(r"tests/(test_\w+\.py)", section))
+    cited_tests = set(re.findall(r"\b(test_\w+)\b(?!\.py)", section))
+    assert cited_files and cited_tests
+    assert {name for name in cited_files if not (REPO / "tests" / name).is_file()} == set()
+    defined = {match for path in (REPO / "tests").glob("test_*.py")
+               for match in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
+    assert cited_tests - defined == set()
