@@ -25,6 +25,7 @@ BAD = {
     "2-D labels": (np.zeros((2, 2)), [[0], [1]], "1-D"),
     "negative label": (np.zeros((2, 2)), [1, -1], "never negative; found 1 negative, the first -1 at row 1"),
     "only negative": (np.zeros((1, 2)), [-1], "never negative; found 1 negative, the first -1 at row 0"),
+    "huge label": (np.zeros((2, 2)), np.array([0, 2**64 - 1], np.uint64), r"got 2\d+ \(counted"),
     "fractional labels": (np.zeros((2, 2)), [3.7, 1.0], "integers, got dtype float64"),
     "one-hot labels": (np.zeros((2, 2)), [[0, 1], [1, 0]], "argmax"),
     "ragged X": ([[0.0, 1.0], [2.0]], [0, 1], "features X must be an array of numbers"),
@@ -50,6 +51,8 @@ def test_label_out_of_range_for_given_num_classes():
 def test_bad_num_classes(num_classes):
     with pytest.raises(DataError, match="num_classes must be"):
         Dataset(np.zeros((2, 1)), [0, 1], num_classes=num_classes)
+    with pytest.raises(DataError, match="num_classes must be"):
+        Dataset(np.zeros((2, 1)), [0, 0], num_classes=num_classes)
 
 
 def test_keeps_float32_and_does_not_copy():

@@ -18,6 +18,9 @@ import numpy as np
 from tinyprune.errors import DataError
 
 Seed = int | np.random.Generator | None
+#: The most classes a Dataset may have: labels are stored as int64, and a one-hot row of more columns
+#: than this would not fit in memory anyway.
+MAX_CLASSES = 2**31 - 1
 
 
 def _generator(seed: Seed) -> np.random.Generator:
@@ -56,7 +59,8 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
     if num_classes is not None and (isinstance(num_classes, bool)
                                     or not isinstance(num_classes, (int, np.integer))):
         raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
-    y = y.astype(np.int64, copy=False)
+    given_classes = num_classes
+    # Range checks on the labels as given: a uint64 label of 2**64 - 1 must not turn into -1 by the cast.
     negative = np.flatnonzero(y < 0)
     if negative.size:
         raise DataError(f"labels must be class indices 0, 1, 2, ..., never negative; found {negative.size} "
@@ -65,15 +69,16 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
         if not y.size:
             raise DataError("num_classes must be given when there are no labels to count the classes from")
         num_classes = int(y.max()) + 1
-    if num_classes < 1:
-        raise DataError(f"num_classes must be at least 1, got {num_classes}")
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise DataError(f"num_classes must be at least 1 and at most {MAX_CLASSES}, got {num_classes}"
+                        + (" (counted from the largest label)" if given_classes is None else ""))
     outside = np.flatnonzero(y >= num_classes)
     if outside.size:
         raise DataError(
             f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
             f"found {outside.size} outside, the first {y[outside[0]]} at row {outside[0]}"
         )
-    return y, int(num_classes)
+    return y.astype(np.int64, copy=False), int(num_classes)
 
 
 def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
