@@ -25,6 +25,8 @@ from pathlib import Path
 
 from tinyprune.data.idx import gunzip_if_needed
 from tinyprune.data.sources import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
     DataFile,
     EmbeddedSource,
     IdxSource,
@@ -43,8 +45,6 @@ CHUNK_BYTES = 1 << 20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: The most bytes accepted for a file whose size the registry does not give.
 MAX_UNKNOWN_BYTES = 64 << 20
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_DEADLINE = 600.0
 
 
 def check_url(url: str) -> None:

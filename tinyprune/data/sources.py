@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ from tinyprune.errors import DataError
 
 EMBEDDED_PATH = Path(__file__).with_name("mnist_5k.npz")
 FETCH_MODULE = "tinyprune.data.download"
+#: Seconds a download may wait for each read from a mirror, and for each whole file.
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_DEADLINE = 600.0
 
 
 @dataclass(frozen=True)
@@ -221,8 +225,10 @@ def verify(name: str, raw: bytes, content: bytes, checksums: tuple[Checksum, ...
         raise DataError(f"{name}: named .gz but not gzip data (it starts with {raw[:4].hex(' ')}); "
                         "expected the file as published")
     applicable = [c for c in checksums if c.kind == "sha256-idx" or is_gzip(raw)]
+    if not checksums:
+        raise DataError(f"{name}: cannot be verified: no checksum of it is known")
     if not applicable:
-        known = ", ".join(c.kind for c in checksums) or "none"
+        known = ", ".join(c.kind for c in checksums)
         raise DataError(f"{name}: cannot be verified: the known checksums ({known}) are of the gzip file "
                         "as published, and this file is not gzip data (decompressed?); "
                         "use the published .gz file")
@@ -401,7 +407,7 @@ def check_download_options(mirrors: object, timeout: object, deadline: object) -
     if mirrors is not None and not is_url_list:
         raise DataError(f"mirrors must be a list of URL strings, got {mirrors!r}")
     for name, seconds in (("timeout", timeout), ("deadline", deadline)):
-        if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+        if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
                 or not math.isfinite(seconds) or seconds <= 0):
             raise DataError(f"{name} must be a positive number of seconds, got {seconds!r}")
 
@@ -412,8 +418,8 @@ def load(
     download: bool = True,
     *,
     mirrors: list[str] | tuple[str, ...] | None = None,
-    timeout: float = 60.0,
-    deadline: float = 600.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    deadline: float = DEFAULT_DEADLINE,
     trust: bool = False,
 ) -> Splits:
     """Load a dataset by name as ``Splits(train, test, name, num_classes=10, source, verified)``.
