@@ -23,7 +23,14 @@ BAD = {
     "float labels": (np.zeros((2, 2)), [0.0, 1.0], "integers"),
     "bool labels": (np.zeros((2, 2)), [True, False], "integers"),
     "2-D labels": (np.zeros((2, 2)), [[0], [1]], "1-D"),
-    "negative label": (np.zeros((2, 2)), [1, -1], r"0\.\.1"),
+    "negative label": (np.zeros((2, 2)), [1, -1], "never negative; found 1 negative, the first -1 at row 1"),
+    "only negative": (np.zeros((1, 2)), [-1], "never negative; found 1 negative, the first -1 at row 0"),
+    "huge label": (np.zeros((2, 2)), np.array([0, 2**64 - 1], np.uint64), r"got 1844\d+ \(counted"),
+    "fractional labels": (np.zeros((2, 2)), [3.7, 1.0], "integers, got dtype float64"),
+    "one-hot labels": (np.zeros((2, 2)), [[0, 1], [1, 0]], "argmax"),
+    "ragged X": ([[0.0, 1.0], [2.0]], [0, 1], "features X must be an array of numbers"),
+    "text X": (np.array([["a", "b"]]), [0], "floats"),
+    "complex X": (np.zeros((1, 2), dtype=complex), [0], "floats"),
     "length mismatch": (np.zeros((3, 2)), [0, 1], "3 rows but y has 2"),
     "empty": (np.zeros((0, 2)), [], "empty"),
 }
@@ -36,8 +43,16 @@ def test_validation_errors(X, y, message):
 
 
 def test_label_out_of_range_for_given_num_classes():
-    with pytest.raises(DataError, match=r"0\.\.2 \(num_classes=3\)"):
+    with pytest.raises(DataError, match=r"0\.\.2 \(num_classes=3\); found 1 outside, the first 3 at row 1"):
         Dataset(np.zeros((2, 1)), [0, 3], num_classes=3)
+
+
+@pytest.mark.parametrize("num_classes", [2.5, True, "3", 0, -1])
+def test_bad_num_classes(num_classes):
+    with pytest.raises(DataError, match="num_classes must be"):
+        Dataset(np.zeros((2, 1)), [0, 1], num_classes=num_classes)
+    with pytest.raises(DataError, match="num_classes must be"):
+        Dataset(np.zeros((2, 1)), [0, 0], num_classes=num_classes)
 
 
 def test_keeps_float32_and_does_not_copy():

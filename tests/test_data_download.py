@@ -1,12 +1,17 @@
-"""Downloads from a local http.server on 127.0.0.1 (never the network): good, failing and lying mirrors."""
+"""Downloads from a local http.server on 127.0.0.1 (never the network): good, failing, lying, redirecting,
+trickling and oversized mirrors. Every case is bounded in time (the module runs in a few seconds)."""
 
 import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +20,7 @@ from tinyprune.data import load, sources, write_idx
 from tinyprune.data.download import check_url, fetch_dataset, fetch_file, main
 from tinyprune.data.idx import idx_bytes
 from tinyprune.data.sources import Checksum, DataFile, verify
-from tinyprune.errors import DataError
+from tinyprune.errors import DataError, OutputError
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -31,9 +36,65 @@ def tiny_arrays():
     }
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
+class MirrorHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves good/ and bad/ as files; the other first path parts misbehave on purpose (see serve_*)."""
+
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        kind, _, filename = self.path.lstrip("/").partition("/")
+        misbehave = getattr(self, "serve_" + kind.replace("-", "_"), None)
+        if misbehave is None:
+            return super().do_GET()
+        return misbehave(filename)
+
+    def good_bytes(self, filename):
+        return (Path(self.directory) / "good" / filename).read_bytes()
+
+    def send_body(self, body, announce=True):
+        self.send_response(200)
+        if announce:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass                                # the client gave up: so do we
+
+    def redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def serve_to_http(self, filename):          # a redirect to plain http elsewhere (refused, never followed)
+        self.redirect(f"http://example.org/{filename}")
+
+    def serve_to_good(self, filename):          # a redirect that check_url allows
+        self.redirect(f"/good/{filename}")
+
+    def serve_trickle(self, filename):          # the right bytes, one every 0.2 s: no single read times out
+        body = self.good_bytes(filename)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def serve_oversize(self, filename):         # announces and sends more than the file has
+        self.send_body(self.good_bytes(filename) + bytes(1000))
+
+    def serve_unannounced(self, filename):      # sends more than the file has without a Content-Length
+        self.send_body(self.good_bytes(filename) + bytes(100_000), announce=False)
+
+    def serve_raw(self, filename):              # the IDX bytes uncompressed, under the .gz name
+        self.send_body(gzip.decompress(self.good_bytes(filename)))
 
 
 @pytest.fixture
@@ -47,12 +108,14 @@ def server(tmp_path):
         corrupted = array.copy()
         corrupted.flat[0] ^= 1
         write_idx(www / "bad" / filename, corrupted)
-    handler = functools.partial(QuietHandler, directory=str(www))
+    handler = functools.partial(MirrorHandler, directory=str(www))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield {"good": f"{base}/good/", "bad": f"{base}/bad/", "missing": f"{base}/missing/", "www": www}
+    urls = {kind: f"{base}/{kind}/" for kind in ("good", "bad", "missing", "to-http", "to-good", "trickle",
+                                                   "oversize", "unannounced", "raw")}
+    yield {**urls, "www": www}
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
@@ -62,16 +125,21 @@ def md5_of(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def published(path):
+    """The registry entry of a file served from good/: its MD5 and its size, like the real ones."""
+    return sources._md5(path.name, md5_of(path), path.stat().st_size)
+
+
 @pytest.fixture
 def tiny_mnist(server, monkeypatch, tmp_path):
-    """Register the tiny files as 'mnist' (their checksums, no mirrors, no system folders)."""
+    """Register the tiny files as 'mnist' (their checksums and sizes, no mirrors, no system folders)."""
     good = server["www"] / "good"
     fake = dataclasses.replace(
         sources.MNIST,
-        train_images=sources._md5("train-images-idx3-ubyte.gz", md5_of(good / "train-images-idx3-ubyte.gz")),
-        train_labels=sources._md5("train-labels-idx1-ubyte.gz", md5_of(good / "train-labels-idx1-ubyte.gz")),
-        test_images=sources._md5("t10k-images-idx3-ubyte.gz", md5_of(good / "t10k-images-idx3-ubyte.gz")),
-        test_labels=sources._md5("t10k-labels-idx1-ubyte.gz", md5_of(good / "t10k-labels-idx1-ubyte.gz")),
+        train_images=published(good / "train-images-idx3-ubyte.gz"),
+        train_labels=published(good / "train-labels-idx1-ubyte.gz"),
+        test_images=published(good / "t10k-images-idx3-ubyte.gz"),
+        test_labels=published(good / "t10k-labels-idx1-ubyte.gz"),
         mirrors=(),
         system_dirs=(),
     )
@@ -153,11 +221,14 @@ def test_the_fetch_command_works(server, tiny_mnist, tmp_path, capsys):
     assert main(["mnist", "--root", str(tmp_path / "x"), "--mirror", server["bad"], "--timeout", "5"]) == 1
 
 
-def test_decompressed_local_files_are_read(tiny_mnist, tmp_path):
+def test_decompressed_local_files_need_trust(tiny_mnist, tmp_path):
+    """Only the MD5 of the .gz files is known: nothing vouches for decompressed ones but the user."""
     for filename, array in tiny_arrays().items():
         write_idx(tmp_path / filename.removesuffix(".gz"), array)
-    splits = load("mnist", root=tmp_path, download=False)
-    assert len(splits.train) == N_TRAIN
+    with pytest.raises(DataError, match="cannot be verified"):
+        load("mnist", root=tmp_path, download=False)
+    splits = load("mnist", root=tmp_path, download=False, trust=True)
+    assert len(splits.train) == N_TRAIN and splits.verified is False
 
 
 def test_local_file_with_wrong_checksum_is_refused(server, tiny_mnist, tmp_path):
@@ -196,3 +267,90 @@ def test_http_only_to_this_machine(tmp_path):
 def test_embedded_dataset_has_nothing_to_fetch():
     with pytest.raises(DataError, match="embedded"):
         fetch_dataset("mnist-5k")
+
+
+# ------------------------------------------------------- hostile and unlucky mirrors (issue 15 item 2)
+
+
+def test_redirect_to_plain_http_is_refused(server, tiny_mnist, tmp_path):
+    with pytest.raises(DataError) as info:
+        fetch_file(tiny_mnist.test_labels, [server["to-http"]], tmp_path / "dest", timeout=5)
+    message = str(info.value)
+    assert "redirected (302) to http://example.org/t10k-labels-idx1-ubyte.gz" in message
+    assert "downloads must use https" in message
+    assert leftovers(tmp_path / "dest") == []
+
+
+def test_redirect_that_check_url_allows_is_followed(server, tiny_mnist, tmp_path):
+    path = fetch_file(tiny_mnist.test_labels, [server["to-good"]], tmp_path, timeout=5)
+    assert md5_of(path) == tiny_mnist.test_labels.checksums[0].digest
+
+
+def test_trickling_mirror_is_cut_off_at_the_deadline(server, tiny_mnist, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"not complete after the deadline of 0\.6 s \(\d+ bytes received\)"):
+        fetch_file(tiny_mnist.train_images, [server["trickle"]], tmp_path / "dest", timeout=5, deadline=0.6)
+    assert time.monotonic() - started < 2.0          # each read returns within 0.2 s; the clock stops it
+    assert leftovers(tmp_path / "dest") == []
+
+
+def test_trickling_mirror_then_good_one(server, tiny_mnist, tmp_path):
+    splits = load("mnist", root=tmp_path / "mine", mirrors=[server["trickle"], server["good"]],
+                  timeout=5, deadline=0.4)
+    assert splits.verified is True
+    assert leftovers(tmp_path / "mine") == sorted(tiny_arrays())
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("oversize", r"the server announces \d+ bytes, more than the \d+ this file has"),
+    ("unannounced", r"more than the \d+ bytes this file has"),
+])
+def test_more_bytes_than_the_file_has_are_refused(server, tiny_mnist, tmp_path, kind, message):
+    with pytest.raises(DataError, match=message):
+        fetch_file(tiny_mnist.train_labels, [server[kind]], tmp_path / "dest", timeout=5)
+    assert leftovers(tmp_path / "dest") == []
+
+
+def test_uncompressed_bytes_under_a_gz_name_are_refused(server, tiny_mnist, tmp_path):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz: named \.gz but not gzip data"):
+        fetch_file(tiny_mnist.test_images, [server["raw"]], tmp_path / "dest", timeout=5)
+    assert leftovers(tmp_path / "dest") == []
+
+
+@pytest.mark.parametrize("fault", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk full", "interrupt"])
+def test_fault_while_saving_leaves_nothing(server, tiny_mnist, tmp_path, monkeypatch, fault):
+    def failing_fsync(descriptor):
+        raise fault
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    expected = DataError if isinstance(fault, OSError) else KeyboardInterrupt
+    with pytest.raises(expected, match="No space left on device" if expected is DataError else None):
+        fetch_file(tiny_mnist.test_labels, [server["good"]], tmp_path / "dest", timeout=5)
+    assert leftovers(tmp_path / "dest") == []        # neither the file nor a temporary
+
+
+def test_an_existing_file_is_never_replaced(server, tiny_mnist, tmp_path):
+    target = tmp_path / tiny_mnist.test_labels.filename
+    target.write_bytes(b"mine")
+    with pytest.raises(OutputError, match="already exists"):
+        fetch_file(tiny_mnist.test_labels, [server["good"]], tmp_path, timeout=5)
+    assert target.read_bytes() == b"mine"
+    # What a concurrent fetch of the same file leaves: accepted as it is.
+    target.write_bytes((server["www"] / "good" / target.name).read_bytes())
+    assert fetch_file(tiny_mnist.test_labels, [server["good"]], tmp_path, timeout=5) == target
+
+
+def test_fetch_command_deadline_and_bad_numbers(server, tiny_mnist, tmp_path, capsys):
+    root = str(tmp_path / "x")
+    assert main(["mnist", "--root", root, "--mirror", server["trickle"], "--deadline", "0.3"]) == 1
+    assert "deadline of 0.3 s" in capsys.readouterr().err
+    assert main(["mnist", "--root", root, "--timeout", "-1"]) == 1
+    assert "timeout must be a positive number of seconds, got -1.0" in capsys.readouterr().err
+    assert leftovers(tmp_path / "x") == []
+
+
+def test_registry_knows_every_published_size():
+    for name in ("mnist", "fashion-mnist"):
+        assert all(f.size and f.size > 0 for f in sources.get_source(name).files)
+    assert sources.MNIST.train_images.size == 9_912_422

@@ -26,7 +26,9 @@ replaced. New files get the permissions the umask gives (``0o666 & ~umask``), li
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -100,6 +102,12 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
 
 
+def _temporary_pattern(path: Path) -> re.Pattern:
+    # Exactly what _temporary_sibling makes for this name: the target "a" must not claim the temporaries
+    # of "a.123" (".a.123.<pid>.<token>..."), and a name holding "[" or "*" is no pattern.
+    return re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -116,11 +124,20 @@ def remove_stale_temporaries(path: PathLike) -> list[Path]:
     Returns what was removed. Temporaries of running processes (a concurrent writer) are left alone.
     """
     path = Path(path)
+    pattern = _temporary_pattern(path)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []                         # no folder yet: nothing can be left in it
     removed = []
-    for candidate in path.parent.glob(f".{path.name}.*{TEMPORARY_SUFFIX}"):
-        pid = candidate.name[len(path.name) + 2:].split(".")[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
-            continue                      # not ours to judge, ours, or a concurrent writer's
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _alive(pid):
+            continue                      # ours, or a concurrent writer's
+        candidate = path.parent / name
         if candidate.is_dir() and not candidate.is_symlink():
             shutil.rmtree(candidate, ignore_errors=True)
         else:
@@ -146,6 +163,9 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
     ...
     tinyprune.errors.OutputError: ... already exists: refusing to replace it (ask for overwrite)
     """
+    if not (callable(content) or isinstance(content, (bytes, bytearray, memoryview, str))):
+        raise OutputError(f"cannot write {type(content).__name__} to {path}: expected bytes, text, "
+                          "or a function that writes to a binary file")
     path = check_target(path, overwrite=overwrite)
     remove_stale_temporaries(path)
     temporary = _temporary_sibling(path)
@@ -155,7 +175,7 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
             if callable(content):
                 content(file)
             else:
-                file.write(content.encode("utf-8") if isinstance(content, str) else content)
+                file.write(content.encode("utf-8") if isinstance(content, str) else bytes(content))
             file.flush()
             os.fsync(file.fileno())
         if overwrite:
@@ -212,15 +232,35 @@ def _move_into_place(stage: Path, target: Path, overwrite: bool) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it made, deepest first (to remove them if the run fails)."""
+    made = []
+    for parent in [folder, *folder.parents]:
+        if os.path.lexists(parent):
+            break
+        made.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break                         # not empty (someone else wrote there) or gone: leave the rest
+
+
 @contextlib.contextmanager
 def staged_folder(target: PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; rename it to ``target`` when the block completes.
 
-    If the block raises (an error, ``KeyboardInterrupt``), the temporary folder is removed and ``target``
-    is untouched: a run folder is a complete run or absent. ``target`` is checked first (``check_folder``).
+    If the block raises (an error, ``KeyboardInterrupt``), the temporary folder is removed, and so are the
+    parent folders made for it, and ``target`` is untouched: a run folder is a complete run or absent.
+    ``target`` is checked first (``check_folder``).
     """
     target = check_folder(target, overwrite=overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(target.parent)
     remove_stale_temporaries(target)
     stage = _temporary_sibling(target)
     stage.mkdir()
@@ -229,6 +269,7 @@ def staged_folder(target: PathLike, *, overwrite: bool = False) -> Iterator[Path
         _move_into_place(stage, target, overwrite)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        _remove_if_empty(made)
         raise
     fsync_folder(target.parent)
 
@@ -255,6 +296,17 @@ class Stage:
     path: Path | None = None
 
 
+#: Why a rename onto a candidate name fails when another run took that name first.
+_NAME_TAKEN = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
+
+
+def check_stem(stem: str) -> str:
+    """A default run name must be one plain folder name (no ``/``, not ``.`` or ``..``)."""
+    if not isinstance(stem, str) or stem in ("", ".", "..") or "/" in stem or os.sep in stem or "\0" in stem:
+        raise OutputError(f"a run name must be one plain folder name, got {stem!r}")
+    return stem
+
+
 @contextlib.contextmanager
 def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
     """Like ``staged_folder`` for a default name: yields a ``Stage`` whose ``path`` is set on completion.
@@ -262,8 +314,8 @@ def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
     The unique name (``stem``, ``stem-2``, ...) is taken when the run completes, with an atomic rename
     that never replaces a non-empty folder, so two runs started in the same second both keep their results.
     """
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
+    parent, stem = Path(parent), check_stem(stem)
+    made = _make_parents(parent)
     remove_stale_temporaries(parent / stem)
     stage = Stage(_temporary_sibling(parent / stem))
     stage.folder.mkdir()
@@ -273,17 +325,20 @@ def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
             target = unique_folder(parent, stem)
             try:
                 os.rename(stage.folder, target)
-            except OSError:
-                continue                   # taken meanwhile by a concurrent run: the next name
+            except OSError as error:
+                if error.errno in _NAME_TAKEN:
+                    continue               # taken meanwhile by a concurrent run: the next name
+                raise OutputError(f"cannot move the finished run to {target}: {error.strerror}") from None
             stage.path = target
             break
         else:
             raise OutputError(f"could not find a free folder name for {parent / stem}")
     except BaseException:
         shutil.rmtree(stage.folder, ignore_errors=True)
+        _remove_if_empty(made)
         raise
     fsync_folder(parent)
 
 
-__all__ = ["TEMPORARY_SUFFIX", "atomic_write", "check_folder", "check_target", "fsync_folder",
+__all__ = ["TEMPORARY_SUFFIX", "atomic_write", "check_folder", "check_stem", "check_target", "fsync_folder",
            "Stage", "remove_stale_temporaries", "staged_folder", "staged_unique_folder", "unique_folder"]

@@ -18,6 +18,9 @@ import numpy as np
 from tinyprune.errors import DataError
 
 Seed = int | np.random.Generator | None
+#: The most classes a Dataset may have: labels are stored as int64, and a one-hot row of more columns
+#: than this would not fit in memory anyway.
+MAX_CLASSES = 2**31 - 1
 
 
 def _generator(seed: Seed) -> np.random.Generator:
@@ -26,34 +29,56 @@ def _generator(seed: Seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
+def _as_array(values: object, what: str) -> np.ndarray:
+    # np.asarray of a ragged list raises NumPy's own ValueError; say what was wrong in our terms instead.
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{what} must be an array of numbers with one row per sample, got "
+                        f"{type(values).__name__} that NumPy cannot turn into one ({exc})") from None
+
+
 def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[np.ndarray, int]:
     """Check that ``y`` is a 1-D array of integer labels in 0..k-1; return it as int64 and k.
 
-    k is ``num_classes`` if given, else ``y.max() + 1``.
+    k is ``num_classes`` if given (a positive int), else ``y.max() + 1``. Float labels are refused, never
+    rounded: 3.7 is not a class.
 
     >>> check_labels([2, 0, 1])
     (array([2, 0, 1]), 3)
     """
-    y = np.asarray(y)
+    y = _as_array(y, "labels y")
     if y.ndim != 1:
-        raise DataError(f"labels y must be 1-D (n,), got shape {y.shape}")
+        hint = " (one-hot rows? use y.argmax(axis=1))" if y.ndim == 2 and y.shape[1] > 1 else ""
+        raise DataError(f"labels y must be 1-D (n,), got shape {y.shape}{hint}")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         # bool is not an np.integer, so True/False labels are refused too.
         raise DataError(
             f"labels y must be integers, got dtype {y.dtype}; for whole numbers use y.astype(np.int64)"
         )
-    y = y.astype(np.int64, copy=False)
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, (int, np.integer))):
+        raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
+    given_classes = num_classes
+    # Range checks on the labels as given: a uint64 label of 2**64 - 1 must not turn into -1 by the cast.
+    negative = np.flatnonzero(y < 0)
+    if negative.size:
+        raise DataError(f"labels must be class indices 0, 1, 2, ..., never negative; found {negative.size} "
+                        f"negative, the first {y[negative[0]]} at row {negative[0]}")
     if num_classes is None:
-        num_classes = int(y.max()) + 1 if y.size else 0
-    if num_classes < 1:
-        raise DataError(f"num_classes must be at least 1, got {num_classes}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        bad = y[(y < 0) | (y >= num_classes)]
+        if not y.size:
+            raise DataError("num_classes must be given when there are no labels to count the classes from")
+        num_classes = int(y.max()) + 1
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise DataError(f"num_classes must be at least 1 and at most {MAX_CLASSES}, got {num_classes}"
+                        + (" (counted from the largest label)" if given_classes is None else ""))
+    outside = np.flatnonzero(y >= num_classes)
+    if outside.size:
         raise DataError(
             f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
-            f"found {bad.size} outside, e.g. {bad[0]}"
+            f"found {outside.size} outside, the first {y[outside[0]]} at row {outside[0]}"
         )
-    return y, int(num_classes)
+    return y.astype(np.int64, copy=False), int(num_classes)
 
 
 def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -71,7 +96,7 @@ def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.
 
 
 def _check_features(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X)
+    X = _as_array(X, "features X")
     if X.ndim != 2:
         hint = " (reshape images to (n, height * width))" if X.ndim > 2 else ""
         raise DataError(f"features X must be 2-D (n, d), got shape {X.shape}{hint}")
@@ -188,12 +213,30 @@ def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) ->
 
 @dataclass(frozen=True)
 class Splits:
-    """What ``load`` returns: a train and a test ``Dataset`` of one named dataset."""
+    """What ``load`` returns: a train and a test ``Dataset`` of one named dataset, and where it came from.
+
+    ``source`` is the folder (or embedded file) that was read; ``verified`` is True when every file
+    matched a known checksum, False when the caller trusted files that did not (``load(trust=True)``),
+    and None for Splits made by hand. Reports and checkpoints record both.
+    """
 
     train: Dataset
     test: Dataset
     name: str
     num_classes: int = 10
+    source: str | None = None
+    verified: bool | None = None
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            if not isinstance(getattr(self, part), Dataset):
+                raise DataError(f"Splits.{part} must be a Dataset, got {type(getattr(self, part)).__name__}")
+        if self.train.X.shape[1] != self.test.X.shape[1]:
+            raise DataError(f"train has {self.train.X.shape[1]} features but test has "
+                            f"{self.test.X.shape[1]}; they must match")
+        if self.verified not in (True, False, None):
+            raise DataError(f"Splits.verified must be True, False or None, got {self.verified!r}")
 
     def __repr__(self) -> str:
-        return f"Splits(name={self.name!r}, train={self.train!r}, test={self.test!r})"
+        state = {True: "verified", False: "UNVERIFIED", None: "made by hand"}[self.verified]
+        return f"Splits(name={self.name!r}, {state}, train={self.train!r}, test={self.test!r})"
