@@ -107,7 +107,8 @@ def test_a_run_never_replaces_or_mixes_with_an_earlier_run(tmp_path, capsys):
 def test_default_folders_are_unique_even_in_the_same_second(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli.time, "strftime", lambda pattern: "same-second")
-    argv = ["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--recovery", "none", "--no-figures"]
+    argv = ["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--recovery", "none",
+            "--no-figures"]
     assert cli.main(argv) == 0 and cli.main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["same-second", "same-second-2"]
 
@@ -115,9 +116,9 @@ def test_default_folders_are_unique_even_in_the_same_second(tmp_path, monkeypatc
 def test_an_interrupted_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "tinyprune", "run", "--dense-epochs", "30", "--no-progress",
-                              "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-m", "tinyprune", "run", "--dense-epochs", "30",
+                              "--no-progress", "--out", str(out)], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(600):                       # wait until the run is under way (its temporary folder exists)
         if any(p.name.endswith(".tinyprune-tmp") for p in tmp_path.iterdir()):
             break
@@ -139,7 +140,8 @@ def test_a_figure_that_fails_never_loses_the_report(tmp_path, monkeypatch, capsy
     out = tmp_path / "run"
     assert cli.main(["run", *TINY, "--recipe", "document", "--budget-epochs", "1", "--out", str(out)]) == 0
     assert "no figures" in capsys.readouterr().out
-    assert json.loads((out / "report.json").read_text())["files"] == ["dense.npz", "pruned.npz", "report.json"]
+    files = json.loads((out / "report.json").read_text())["files"]
+    assert files == ["dense.npz", "pruned.npz", "report.json"]
 
 
 def test_sweep_prints_the_table_and_draws_the_figure(tmp_path, capsys):

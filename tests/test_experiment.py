@@ -64,7 +64,8 @@ def test_the_test_split_decides_nothing(dense, clusters):
     """Changing the test rows' labels changes what is reported and nothing that is decided."""
     train, test = clusters
     shuffled = Dataset(test.X, np.random.default_rng(1).permutation(test.y), 4)
-    runs = [_run(dense, (train, split), sparsity=0.9, recovery="finetune", epochs=4) for split in (test, shuffled)]
+    runs = [_run(dense, (train, split), sparsity=0.9, recovery="finetune", epochs=4)
+            for split in (test, shuffled)]
     (model_a, a), (model_b, b) = runs
     assert [r.round for r in a.rounds] == [r.round for r in b.rounds] and a.epochs_used == b.epochs_used
     assert a.accuracy_per_epoch == b.accuracy_per_epoch
@@ -156,7 +157,8 @@ def test_the_default_recipe_is_the_benchmarks_winner():
                                  {"schedule": "gradual", "recovery": "reconstruct"},
                                  {"schedule": "iterative", "steps": 5, "epochs": 2},
                                  {"structure": "n:m"}, {"sparsity": {"layers.7.W": 0.5}},
-                                 {"structure": "neurons", "criterion": "l2", "sparsity": 0.99, "scope": "layer"}])
+                                 {"structure": "neurons", "criterion": "l2", "sparsity": 0.99,
+                                  "scope": "layer"}])
 def test_bad_recipes_are_refused_before_anything_changes(bad, dense, clusters):
     model = copy.deepcopy(dense[0])
     before = model.state_dict()

@@ -274,8 +274,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
     from tinyprune.recipe import GROUPS, Recipe, recipe_names
 
     parser.add_argument("--recipe", default=default, metavar="NAME|FILE",
-                        help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json file; "
-                             f"the flags below override its fields (default: {default})")
+                        help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json "
+                             f"file; the flags below override its fields (default: {default})")
     base = Recipe.from_file(default)
     groups = {group: parser.add_argument_group(f"recipe: {group}") for group in GROUPS}
     for recipe_field in fields(Recipe):
@@ -284,7 +284,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
         meta = recipe_field.metadata
         shown = getattr(base, recipe_field.name)
         groups[meta["group"]].add_argument(
-            _flag(recipe_field.name), *FLAG_ALIASES.get(recipe_field.name, ()), dest=f"recipe_{recipe_field.name}",
+            _flag(recipe_field.name), *FLAG_ALIASES.get(recipe_field.name, ()),
+            dest=f"recipe_{recipe_field.name}",
             type=_field_parser(recipe_field), default=argparse.SUPPRESS, metavar=meta.get("metavar"),
             help=f"{meta['help']} (recipe {default}: {shown if shown is not None else 'its own'})")
 
@@ -359,10 +360,10 @@ def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, splits: dat
 def add_run_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help="the document's whole experiment: train, prune, recover, report (the main job)",
-        description="Train the dense 784-64-64-10 model (or load --dense), prune it and recover it by a recipe "
-                    "(--recipe, default: the benchmark's winner; every recipe field is a flag below), deciding "
-                    "'dropped?' and 'recovered?' on validation rows held out of the training set, print the "
-                    "before/after table and write report.json, the checkpoints and the figures into --out, "
+        description="Train the dense 784-64-64-10 model (or load --dense), prune it and recover it by a "
+                    "recipe (--recipe, default: the benchmark's winner; every recipe field is a flag below), "
+                    "deciding 'dropped?' and 'recovered?' on validation rows held out of the training set, "
+                    "print the before/after table and write report.json, the checkpoints and the figures into --out, "
                     "which holds a complete run or nothing.",
         epilog="examples:\n  tinyprune run\n  tinyprune run --recipe document --sparsity 0.8\n"
                "  tinyprune run --recipe han2015 --budget-epochs 2 --check-every 2 --steps 1\n"
@@ -398,8 +399,8 @@ def run_run(args: argparse.Namespace) -> int:
         [splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes]
     recipe.check_model(dense_sizes)
     if args.dense and recipe.recovery.split("+")[-1] == "rewind":
-        raise TinypruneError("recovery 'rewind' needs the dense training's early weights: train the dense model "
-                             "here (leave out --dense)")
+        raise TinypruneError("recovery 'rewind' needs the dense training's early weights: train the dense "
+                             "model here (leave out --dense)")
     with stage_context as stage:
         folder = _stage_path(stage)
         model, snapshot = _dense_model(args, splits, recipe.seed, [recipe.rewind_epoch])
@@ -410,7 +411,8 @@ def run_run(args: argparse.Namespace) -> int:
             files.append("dense.npz")
         dense = copy.deepcopy(model)
         report = experiment.prune_and_recover(model, splits, recipe, rewind_to=snapshot,
-                                              progress=progress_mode(args), log=lambda text: print(text, flush=True))
+                                              progress=progress_mode(args),
+                                              log=lambda text: print(text, flush=True))
         print()
         print(report)
         checkpoint.save(folder / "pruned.npz", model, meta={"dataset": args.dataset, "report": "report.json",
@@ -466,8 +468,8 @@ def add_sweep_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sweep", help="accuracy against sparsity for several criteria and recoveries (table and figure)",
         description="Run the prune/recover loop for every criterion x sparsity x recovery x seed from one "
-                    "trained dense model (trained here, or --dense), each a variant of --recipe (default: the "
-                    "document's loop, one-shot, which every recovery accepts), print mean ± std over the "
+                    "trained dense model (trained here, or --dense), each a variant of --recipe (default: "
+                    "the document's loop, one-shot, which every recovery accepts), print mean ± std over the "
                     "seeds, and write sweep.json and accuracy_vs_sparsity.png into --out.",
         epilog="example:\n  tinyprune sweep --criteria magnitude,lamp --sparsities 0.5,0.9 "
                "--recoveries finetune,distill --budget-epochs 2",
@@ -480,13 +482,15 @@ def add_sweep_parser(subparsers: Any) -> None:
                         help="comma-separated criteria (default: magnitude,random)")
     parser.add_argument("--sparsities", type=_floats, default=[0.5, 0.8, 0.9, 0.95, 0.98],
                         help="comma-separated (default: 0.5,0.8,0.9,0.95,0.98)")
-    parser.add_argument("--recoveries", type=_names, default=["finetune", "lr-rewind", "distill", "reconstruct"],
+    parser.add_argument("--recoveries", type=_names,
+                        default=["finetune", "lr-rewind", "distill", "reconstruct"],
                         help="comma-separated recoveries (default: finetune,lr-rewind,distill,reconstruct)")
     parser.add_argument("--seeds", type=_seeds, default=[0], metavar="SEEDS",
                         help="comma-separated seeds of the split, pruning and recovery (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, inline)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="a new (or empty) folder for sweep.json and the figure (default: runs/sweep-<time>/)")
+                        help="a new (or empty) folder for sweep.json and the figure "
+                             "(default: runs/sweep-<time>/)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier sweep in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_recipe_arguments(parser, "document", skip=("criterion", "sparsity", "recovery"))
@@ -523,8 +527,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             from tinyprune import plot
 
             plot.accuracy_vs_sparsity(result, folder / "accuracy_vs_sparsity.png",
-                                      title=f"{args.dataset}: accuracy after at most {recipe.epochs} recovery "
-                                            "epochs")
+                                      title=f"{args.dataset}: accuracy after at most {recipe.epochs} "
+                                            "recovery epochs")
             files.append("accuracy_vs_sparsity.png")
         except Exception as error:        # a figure that fails never loses the sweep: say so and go on
             print(f"no figure: {type(error).__name__}: {_one_line(error)}")

@@ -366,15 +366,14 @@ def _check_fields(recipe: Recipe) -> None:
 
     _check_sparsity(recipe.sparsity)
     weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
-    criteria = (
-        (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES) if recipe.structure == "neurons" else weight_criteria
-    )
+    neuron_criteria = (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES)
+    criteria = neuron_criteria if recipe.structure == "neurons" else weight_criteria
     _choice(recipe, "structure", prune.STRUCTURES)
     _choice(recipe, "criterion", criteria)
     _choice(recipe, "scope", prune.SCOPES)
     _pair(recipe, "n_m")
     _pair(recipe, "block")
-    _choice(recipe, "allocation", getattr(prune, "ALLOCATIONS", ()), optional=True)
+    _choice(recipe, "allocation", prune.METHODS, optional=True)
     _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
     _integer(recipe, "steps", 1)
     _number(recipe, "power", 0, 100, low_open=True)

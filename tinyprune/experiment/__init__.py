@@ -17,10 +17,12 @@ from tinyprune.experiment.loop import prune_and_recover
 from tinyprune.experiment.recoveries import RECOVERIES, Recovery, make_recovery, split_recovery
 from tinyprune.experiment.report import Report, Round, layer_sparsity, weight_sparsity
 from tinyprune.experiment.run import Run, three_splits
-from tinyprune.experiment.schedules import PRUNE_SCHEDULES, PruneSchedule, polynomial_steps
+from tinyprune.experiment.schedules import PRUNE_SCHEDULES, PruneSchedule
 from tinyprune.experiment.sweep import Sweep, aggregate, run_cell, sweep
+from tinyprune.prune.schedules import polynomial_steps
 
-#: Renamed in 0.2: ``iterative_steps`` is ``polynomial_steps`` (with its ``power``); kept for one release.
+#: Moved in 0.2: ``iterative_steps`` is ``tinyprune.prune.polynomial_steps`` (with its ``power``); kept for
+#: one release.
 iterative_steps = polynomial_steps
 
 __all__ = [

@@ -161,10 +161,7 @@ class Run:
         options = self.prune_options(criterion)
         if isinstance(sparsity, dict):
             options["scope"] = "layer"
-        if criterion == "obs" and "obs" not in prune.CRITERIA:  # TODO(merge C1): prune.prune has "obs"
-            _obs_until_merged(self.model, sparsity, options)
-        else:
-            prune.prune(self.model, sparsity, **options)
+        prune.prune(self.model, sparsity, **options)
         if criterion == "obs":
             self.closed_form_seconds += time.perf_counter() - began
         self.mask_changed = True
@@ -252,12 +249,3 @@ class Run:
             summary=info,
         )
 
-
-def _obs_until_merged(model: MLP, sparsity: float, options: dict[str, Any]) -> None:
-    if options["scope"] == "global":
-        probe = copy.deepcopy(model)
-        prune.magnitude(probe, sparsity, scope="global")
-        allocation = {i: 1 - float(layer.W.mask.mean()) for i, layer in enumerate(probe.layers)}
-    else:
-        allocation = {i: sparsity for i in range(len(model.layers))}
-    recover.obs_prune(model, options["data"][0], allocation, damping=options["damping"])

@@ -24,22 +24,6 @@ if TYPE_CHECKING:
     from tinyprune.recipe import Recipe
 
 
-def polynomial_steps(target: float, steps: int, power: float = 3.0) -> list[float]:
-    """``s_r = s (1 - (1 - r/k)^p)`` for r = 1..k: with p = 3, big steps first and small ones last.
-
-    >>> [round(s, 3) for s in polynomial_steps(0.9, 3)]
-    [0.633, 0.867, 0.9]
-    """
-    return [target * (1 - (1 - r / steps) ** power) for r in range(1, steps + 1)]
-
-
-def scaled(sparsity: Any, fraction: float) -> Any:
-    """``fraction`` of a sparsity, or of each layer's in a per-layer mapping."""
-    if isinstance(sparsity, dict):
-        return {name: value * fraction for name, value in sparsity.items()}
-    return sparsity * fraction
-
-
 class PruneSchedule:
     """When B happens: at the start, before some rounds, or during training."""
 
@@ -71,10 +55,10 @@ class Iterative(PruneSchedule):
     name = "iterative"
 
     def before_round(self, run: Run, number: int) -> None:
-        fractions = polynomial_steps(1.0, self.recipe.steps, self.recipe.power)
-        if number <= len(fractions):
-            run.prune_to(scaled(run.target, fractions[number - 1]))
-            if number == len(fractions):
+        steps = prune.polynomial_steps(run.target, self.recipe.steps, self.recipe.power)
+        if number <= len(steps):
+            run.prune_to(steps[number - 1])
+            if number == len(steps):
                 run.reached_target()
 
 
@@ -97,10 +81,10 @@ class Gradual(PruneSchedule):
             run.reached_target()
             return
         end_step = max(1, round(r.ramp * run.budget_steps))
-        shape = {} if r.power == 3.0 else {"power": r.power}      # TODO(merge C1): always pass power
         every = r.prune_every or max(1, run.steps_per_epoch // 20)
         run.callbacks.append(prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
-                                                     initial_sparsity=head, **shape, **run.prune_options(r.criterion)))
+                                                     initial_sparsity=head, power=r.power,
+                                                     **run.prune_options(r.criterion)))
         run.callbacks.append(_AtStep(end_step, run))
 
 
@@ -117,12 +101,4 @@ class _AtStep:
 
 PRUNE_SCHEDULES: dict[str, type[PruneSchedule]] = {part.name: part for part in (OneShot, Iterative, Gradual)}
 
-__all__ = [
-    "PRUNE_SCHEDULES",
-    "Gradual",
-    "Iterative",
-    "OneShot",
-    "PruneSchedule",
-    "polynomial_steps",
-    "scaled",
-]
+__all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule"]
