@@ -363,8 +363,8 @@ def add_run_parser(subparsers: Any) -> None:
         description="Train the dense 784-64-64-10 model (or load --dense), prune it and recover it by a "
                     "recipe (--recipe, default: the benchmark's winner; every recipe field is a flag below), "
                     "deciding 'dropped?' and 'recovered?' on validation rows held out of the training set, "
-                    "print the before/after table and write report.json, the checkpoints and the figures into "
-                    "--out, which holds a complete run or nothing.",
+                    "print the before/after table and write report.json, the checkpoints and the figures "
+                    "into --out, which holds a complete run or nothing.",
         epilog="examples:\n  tinyprune run\n  tinyprune run --recipe document --sparsity 0.8\n"
                "  tinyprune run --recipe han2015 --budget-epochs 2 --check-every 2 --steps 1\n"
                "  tinyprune recipes",
