@@ -311,9 +311,10 @@ def _stage_path(stage: Any) -> Path:
     return Path(stage.folder if hasattr(stage, "folder") else stage)
 
 
-def _dense_model(args: argparse.Namespace, splits: data.Splits, seed: int, rewind_epochs: Sequence[int]
+def _dense_model(args: argparse.Namespace, train: data.Dataset, seed: int, rewind_epochs: Sequence[int]
                  ) -> tuple[MLP, Any]:
-    """The dense model: loaded from ``--dense``, or trained here (with a snapshot of its early weights)."""
+    """The dense model: loaded from ``--dense``, or trained here on ``train`` (the training rows less the
+    validation rows, which it must never see) with a snapshot of its early weights."""
     from tinyprune.train import WeightSnapshot
 
     if args.dense:
@@ -322,11 +323,11 @@ def _dense_model(args: argparse.Namespace, splits: data.Splits, seed: int, rewin
         return model, None
     if args.dense_epochs < 1:
         raise TinypruneError(f"--dense-epochs must be an integer >= 1, got {args.dense_epochs}")
-    model = MLP([splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes], seed=seed)
+    model = MLP([train.X.shape[1], *DEFAULTS["hidden"], train.num_classes], seed=seed)
     snapshot = WeightSnapshot(epochs=sorted({0, *rewind_epochs}))
-    print(f"training the dense {model} on {args.dataset} ({len(splits.train)} rows): Adam lr 1e-3, "
+    print(f"training the dense {model} on {args.dataset} ({len(train)} rows): Adam lr 1e-3, "
           f"batch 128, {args.dense_epochs} epochs", flush=True)
-    fit(model, splits.train, epochs=args.dense_epochs, batch_size=DEFAULTS["batch_size"], seed=seed,
+    fit(model, train, epochs=args.dense_epochs, batch_size=DEFAULTS["batch_size"], seed=seed,
         progress=progress_mode(args), callbacks=[snapshot])
     return model, snapshot
 
@@ -395,6 +396,7 @@ def run_run(args: argparse.Namespace) -> int:
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "%Y%m%d-%H%M%S")
     splits = load_dataset(args)
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
     dense_sizes = checkpoint.load(args.dense).model.sizes if args.dense else \
         [splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes]
     recipe.check_model(dense_sizes)
@@ -403,14 +405,14 @@ def run_run(args: argparse.Namespace) -> int:
                              "model here (leave out --dense)")
     with stage_context as stage:
         folder = _stage_path(stage)
-        model, snapshot = _dense_model(args, splits, recipe.seed, [recipe.rewind_epoch])
+        model, snapshot = _dense_model(args, held_out[0], recipe.seed, [recipe.rewind_epoch])
         files = []
         if not args.dense:
             checkpoint.save(folder / "dense.npz", model, meta={"dataset": args.dataset, "seed": recipe.seed,
                                                               "epochs": args.dense_epochs})
             files.append("dense.npz")
         dense = copy.deepcopy(model)
-        report = experiment.prune_and_recover(model, splits, recipe, rewind_to=snapshot,
+        report = experiment.prune_and_recover(model, held_out, recipe, rewind_to=snapshot,
                                               progress=progress_mode(args),
                                               log=lambda text: print(text, flush=True))
         print()
@@ -514,10 +516,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "sweep-%Y%m%d-%H%M%S")
     splits = load_dataset(args)
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
     with stage_context as stage:
         folder = _stage_path(stage)
-        model, _ = _dense_model(args, splits, recipe.seed, [])
-        result = experiment.sweep(model, splits, recipe, criteria=args.criteria, sparsities=args.sparsities,
+        model, _ = _dense_model(args, held_out[0], recipe.seed, [])
+        result = experiment.sweep(model, held_out, recipe, criteria=args.criteria, sparsities=args.sparsities,
                                   recoveries=args.recoveries, seeds=args.seeds, workers=args.workers,
                                   progress=not args.no_progress)
         print(result)

@@ -32,7 +32,8 @@ def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, re
     """The flowchart A-F on ``model`` (trained, dense; pruned and recovered in place) -> ``Report``.
 
     ``data``: ``tinyprune.data.load(...)``, ``(train, test)`` or ``(train, val, test)``; without a
-    validation split, ``recipe.validation`` of the training rows is held out (stratified, seeded).
+    validation split, ``recipe.validation`` of the training rows is held out (stratified, seeded): hold
+    them out before training the dense model (``three_splits``), or it will have seen them.
     ``recipe``: a ``Recipe`` (default: ``tinyprune.recipe.DEFAULT``, the benchmark's winner);
     ``changes`` are applied with ``recipe.replace`` (``sparsity=0.95`` ...). ``rewind_to``: the dense
     training's ``WeightSnapshot`` (or a state dict), for the ``rewind`` recovery. ``log`` receives one

@@ -1,0 +1,102 @@
+"""Every command and code block the README shows, and every example in a `--help`, runs and exits 0.
+
+The README's fenced blocks are read from the file itself (nothing is copied here). `tinyprune` lines run
+through ``cli.main`` in a fresh folder: the main job (`tinyprune run`) exactly as written, the others on
+tiny settings (one dense epoch) so that the suite stays fast. The two set-up commands (a fresh venv, the
+test suite) are what `.ci/run` does on a clean clone; `.ci/run` also runs the first one as written.
+Python blocks run in order in one namespace; the Dask block runs against a local cluster's address.
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tinyprune import cli
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TINY = {"run": ["--dense-epochs", "1", "--no-progress", "--no-figures"], "sweep": ["--dense-epochs", "1",
+                                                                                   "--no-progress"]}
+
+
+def fenced_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def tinyprune_commands(text: str) -> list[list[list[str]]]:
+    """The lines of `tinyprune ...` commands of a shell block, each a chain of commands joined by `&&`."""
+    lines = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        chain = [shlex.split(part) for part in line.split("&&")] if not line.startswith("#") else []
+        if chain and all(words and words[0] == "tinyprune" for words in chain):
+            lines.append([words[1:] for words in chain])
+    return lines
+
+
+def _run(argv: list[str], tiny: bool) -> int:
+    if tiny and argv and argv[0] in TINY:
+        argv = [*argv, *TINY[argv[0]]]
+    return cli.main(argv)
+
+
+README_COMMANDS = [c for block in fenced_blocks("bash") for c in tinyprune_commands(block)]
+
+
+def test_the_readme_shows_the_set_up_commands_and_the_test_command():
+    setup = fenced_blocks("bash")[:2]
+    assert "pip install -e ." in setup[0] and "tinyprune run" in setup[0]
+    assert "python -m pytest" in setup[1]
+    assert len(README_COMMANDS) >= 6
+
+
+@pytest.mark.parametrize("chain", README_COMMANDS, ids=[" ".join(c[0])[:60] for c in README_COMMANDS])
+def test_every_tinyprune_command_of_the_readme_exits_0(chain, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main_job = chain == [["run"]]
+    for argv in chain:
+        assert _run(argv, tiny=not main_job) == 0, capsys.readouterr().err
+    if main_job:
+        report = next((tmp_path / "runs").iterdir()) / "report.json"
+        assert report.is_file()
+
+
+def test_the_python_blocks_of_the_readme_run(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        for block in fenced_blocks("python"):
+            grid = "sparsities=[0.8, 0.9, 0.95], seeds=[0, 1, 2]"
+            block = block.replace(grid, "sparsities=[0.9], seeds=[0]")        # keep the cluster's work small
+            block = block.replace("tcp://scheduler-host:8786", cluster.scheduler_address)
+            exec(compile(block, "README", "exec"), namespace)
+    assert namespace["report"].sparsity == pytest.approx(0.8, abs=0.005)
+    assert len(namespace["result"].runs) == 2
+
+
+def help_examples() -> list[list[str]]:
+    """The example lines (`  tinyprune ...`) of every subcommand's --help."""
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices                    # noqa: SLF001
+    examples = []
+    for sub in commands.values():
+        for line in (sub.epilog or "").splitlines():
+            if line.strip().startswith("tinyprune "):
+                examples.append(shlex.split(line.strip())[1:])
+    return examples
+
+
+HELP_EXAMPLES = help_examples()
+
+
+@pytest.mark.parametrize("argv", HELP_EXAMPLES, ids=[" ".join(c)[:60] for c in HELP_EXAMPLES])
+def test_every_example_in_a_help_exits_0(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _run(argv, tiny=True) == 0, capsys.readouterr().err
+
+
+def test_help_examples_exist_for_run_and_sweep():
+    assert {argv[0] for argv in HELP_EXAMPLES} >= {"run", "sweep"}
