@@ -393,8 +393,9 @@ def _check_fields(recipe: Recipe) -> None:
         )
     try:
         split_recovery(recipe.recovery)  # refuses compositions that cannot work
-    except ValueError as error:
-        raise RecipeError(str(error)) from None
+    except ValueError:
+        raise _refuse("recovery", recipe.recovery, "one closed form then one training recovery, e.g. "
+                      "reconstruct+finetune") from None
     _choice(recipe, "distill_output", OUTPUTS)
     _number(recipe, "temperature", 0, 1e6, low_open=True)
     _number(recipe, "alpha", 0, 1)
