@@ -2,11 +2,11 @@
 
 ``tp.prune.prune(model, sparsity, criterion, scope, structure, data)`` is the verb; ``magnitude``,
 ``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m`` and
-``threshold`` are its short forms. Modules, one concept each: ``criteria`` (scores), ``select`` (scores
-to masks), ``masks`` (the mask laws), ``compact`` (physically smaller MLPs), ``schedules`` (one-shot,
-iterative, polynomial), ``sparsify`` (L1 and soft-threshold training), ``sensitivity`` (one layer at a
-time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
-``notebooks/09_structured_pruning_and_speed.ipynb``.
+``threshold`` are its short forms. Modules, one concept each: ``criteria`` (scores), ``movement``
+(movement scores accumulated during training), ``select`` (scores to masks), ``masks`` (the mask laws),
+``compact`` (physically smaller MLPs), ``schedules`` (one-shot, iterative, polynomial), ``sparsify``
+(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in
+``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
@@ -17,7 +17,7 @@ time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 [20, 4, 4, 3]
 """
 
-from tinyprune.prune import criteria, masks, select
+from tinyprune.prune import criteria, masks, movement, select
 from tinyprune.prune.compact import compact, compaction_report
 from tinyprune.prune.core import (
     CRITERIA,
@@ -38,6 +38,7 @@ from tinyprune.prune.core import (
     threshold,
 )
 from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
+from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.schedules import (
     IterativePruning,
     PolynomialPruning,
@@ -51,6 +52,7 @@ from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyRepor
 
 __all__ = [
     "CRITERIA", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning", "L1Regularized",
+    "MovementScore", "movement",
     "PolynomialPruning", "SensitivityTable", "SoftThreshold", "SparsifyReport", "apply_mask", "combine",
     "compact", "compaction_report", "criteria", "get_masks", "gradient", "hybrid", "iterative",
     "iterative_sparsities", "lamp", "magnitude", "mask_stats", "masks", "n_m", "neurons", "obd", "one_shot",

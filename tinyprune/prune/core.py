@@ -192,7 +192,8 @@ def prune(model: MLP, sparsity: float | None, criterion: str = "magnitude", scop
     - ``data``: calibration data ``(X, y)`` or a Dataset, for the criteria in ``NEEDS_DATA``.
     - ``options``: ``prune_biases=False``, ``exclude=()`` (names like ``"layers.2"`` or
       ``"layers.2.W"``), ``include_output=True``, and the criterion's own (``alpha``, ``hessian``,
-      ``loss``, ``batch_size``).
+      ``loss``, ``batch_size``; for ``"movement"``: ``scores`` accumulated by a ``MovementScore``, else
+      ``epochs``, ``lr`` of its short accumulation on ``data``, see ``criteria.movement``).
 
     Exactly ``round(sparsity · n)`` eligible entries end up pruned (earlier pruning counts; if more are
     already pruned, nothing more is). Shapes: masks have their parameters' shapes, dtype bool.
