@@ -183,6 +183,8 @@ def test_imp_is_deterministic_and_the_test_split_decides_nothing():
     ({"rewind_to": "1000it"}, "beyond"),
     ({"val": 1.5}, "val"),
     ({"epochs_per_level": 0}, "epochs_per_level"),
+    ({"seed": -1}, "seed"),
+    ({"seed": np.random.default_rng(0)}, "seed"),
 ])
 def test_imp_rejects_bad_arguments_by_name(kwargs, message):
     arguments = {"levels": 1, "epochs_per_level": 2, **kwargs}

@@ -213,9 +213,11 @@ def iterative_magnitude_pruning(model: MLP, data: Any, *, levels: int, rate: flo
       init seed ``(seed, level)``) for the same epochs. The IMP branch goes on from its own weights.
 
     Nothing is decided from accuracy; the same arguments give bit-identical rows. The model ends as the
-    last level's trained ticket.
+    last level's trained ticket. A level that would leave a weight matrix empty (global scope, high
+    sparsity) stops the run with ``prune``'s ``ValueError``; lower ``levels`` or use ``scope="layer"``.
     """
     levels = _positive("levels", levels, minimum=0)
+    seed = _positive("seed", seed, minimum=0)
     epochs_per_level = _positive("epochs_per_level", epochs_per_level)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
         raise ValueError(f"rate must be a fraction in (0, 1) of the surviving weights pruned per level, "
