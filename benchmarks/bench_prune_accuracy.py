@@ -5,7 +5,13 @@ The document's model (MLP 784-64-64-10, ReLU) is trained with its recipe (Adam l
 and each sparsity (0.5, 0.8, 0.9, 0.95 of the weights, biases kept), a copy is pruned with
 ``scope="global"`` and evaluated on the test split. Data-dependent criteria are calibrated on
 ``--calibration`` training rows drawn at random (seed 0). Random pruning is averaged over
-``--random-seeds`` seeds.
+``--random-seeds`` seeds. ``movement`` is given no accumulated scores, so it runs its own short
+accumulation, ``S = -Σ_t g_t ⊙ W_t`` (``tinyprune.prune.movement``): ``--movement-epochs`` (default 1)
+epochs of Adam (lr 1e-3, batches of 128, seed 0) on a copy over the calibration rows; the sums then
+score the trained model.
+
+Neuron criteria (every one of ``tinyprune.prune.NEURON_CRITERIA``, FPGM and OBD among them): 25, 50 and
+75 % of the hidden neurons of each hidden layer removed (layer scope), no recovery, same calibration rows.
 
 Also measured (the issue's "done means"): removing 50 % of the hidden neurons (``l2`` criterion, layer
 scope) and ``compact``-ing the model: its accuracy, parameter count and the speed-up of inference on the
@@ -13,7 +19,7 @@ scope) and ``compact``-ing the model: its accuracy, parameter count and the spee
 
 Prints the table and writes ``benchmarks/results/prune_accuracy.json``.
 
-    python benchmarks/bench_prune_accuracy.py                 # about half a minute
+    python benchmarks/bench_prune_accuracy.py                 # a few seconds to half a minute
     python benchmarks/bench_prune_accuracy.py --epochs 2      # a quick look
 """
 
@@ -31,6 +37,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prune_accuracy.json"
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
+NEURON_FRACTIONS = (0.25, 0.5, 0.75)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration", type=int, default=1000,
                         help="training rows used by data-dependent criteria (default: 1000)")
     parser.add_argument("--random-seeds", type=int, default=5, help="seeds averaged for 'random'")
+    parser.add_argument("--movement-epochs", type=int, default=1,
+                        help="epochs of the short accumulation that scores 'movement' (default: 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timings of inference (the best is kept)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -65,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tinyprune.data import load
     from tinyprune.nn import MLP
     from tinyprune.optim import Adam
-    from tinyprune.prune import CRITERIA, compact, prune
+    from tinyprune.prune import CRITERIA, NEURON_CRITERIA, compact, prune
     from tinyprune.train import evaluate, fit
 
     splits = load("mnist-5k")
@@ -90,7 +99,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for seed in seeds:
                 pruned = copy.deepcopy(model)
                 try:
-                    prune(pruned, sparsity, criterion, scope="global", data=calibration, seed=seed)
+                    options = {"epochs": args.movement_epochs} if criterion == "movement" else {}
+                    prune(pruned, sparsity, criterion, scope="global", data=calibration, seed=seed, **options)
                 except ValueError as error:       # e.g. a layer left without weights
                     print(f"{criterion} at {sparsity}: refused ({error})", flush=True)
                     values = []
@@ -101,6 +111,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cells = "  ".join(f"{s}: {a:.4f}" if a is not None else f"{s}: -"
                           for s, a in accuracy[criterion].items())
         print(f"{criterion:10s} {cells}", flush=True)
+
+    neuron_accuracy: dict[str, dict[str, float]] = {}
+    for criterion in NEURON_CRITERIA:
+        neuron_accuracy[criterion] = {}
+        for fraction in NEURON_FRACTIONS:
+            seeds = range(args.random_seeds) if criterion == "random" else [args.seed]
+            values = []
+            for seed in seeds:
+                pruned = copy.deepcopy(model)
+                prune(pruned, fraction, criterion, scope="layer", structure="neurons", data=calibration,
+                      seed=seed)
+                values.append(evaluate(pruned, splits.test)["accuracy"])
+            neuron_accuracy[criterion][str(fraction)] = statistics.fmean(values)
+        cells = "  ".join(f"{f}: {a:.4f}" for f, a in neuron_accuracy[criterion].items())
+        print(f"neurons {criterion:17s} {cells}", flush=True)
 
     structured = copy.deepcopy(model)
     prune(structured, 0.5, "l2", scope="layer", structure="neurons")
@@ -118,11 +143,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"recipe": {"sizes": [784, 64, 64, 10], "optimizer": "adam", "lr": 1e-3, "epochs": args.epochs,
                        "batch_size": 128, "seed": args.seed, "dataset": "mnist-5k",
                        "calibration_rows": len(calibration), "scope": "global", "biases_pruned": False,
-                       "random_seeds": args.random_seeds},
+                       "random_seeds": args.random_seeds, "movement_epochs": args.movement_epochs},
             "dense_accuracy": dense, "sparsities": args.sparsities, "accuracy": accuracy,
             "seconds_per_pruning": seconds, "neurons_50": neurons,
+            "neuron_fractions": list(NEURON_FRACTIONS), "neuron_accuracy": neuron_accuracy,
             "machine": {"python": platform.python_version(), "numpy": np.__version__,
                         "platform": platform.platform()}}
+
+
+def grid(rows: list[list[str]]) -> str:
+    """Rows of cells as aligned text, the first row a header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -134,9 +169,13 @@ def table(report: dict[str, Any]) -> str:
     lines = [" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
+    if "neuron_accuracy" in report:
+        lines += ["", grid([["neuron criterion"] + [f"{f:.0%}" for f in report["neuron_fractions"]]]
+                           + [[criterion] + [f"{100 * v:.2f}" for v in values.values()]
+                              for criterion, values in report["neuron_accuracy"].items()])]
     n = report["neurons_50"]
-    lines += [f"(test accuracy %, right after global pruning, no recovery; dense: "
-              f"{100 * report['dense_accuracy']:.2f} %; random = mean of "
+    lines += [f"(test accuracy %, right after pruning (weights: global; neurons: per layer), no recovery; "
+              f"dense: {100 * report['dense_accuracy']:.2f} %; random = mean of "
               f"{report['recipe']['random_seeds']} seeds)",
               f"50 % hidden neurons removed (l2, layer scope): accuracy {100 * n['accuracy']:.2f} %, compact "
               f"{n['sizes'][0]} -> {n['sizes'][1]}, {n['parameters'][0]:,} -> {n['parameters'][1]:,} "
@@ -154,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     report["command"] = " ".join(["python", "benchmarks/bench_prune_accuracy.py", *(argv or sys.argv[1:])])
     print()
     print(table(report))
+    from tinyprune.files import atomic_write
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write(args.out, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -230,7 +230,7 @@ def test_bad_sparsity(sparsity):
     ({"criterion": "l1"}, "unknown criterion"),
     ({"scope": "model"}, "unknown scope"),
     ({"structure": "filters"}, "unknown structure"),
-    ({"structure": "neurons", "criterion": "obd"}, "unknown neuron criterion"),
+    ({"structure": "neurons", "criterion": "lamp"}, "unknown neuron criterion"),
     ({"criterion": "taylor"}, "needs calibration data"),
     ({"criterion": "gradient", "data": (np.ones((2, 4)), None)}, "needs calibration data"),
     ({"structure": "neurons", "criterion": "activation"}, "needs calibration data"),

@@ -91,7 +91,7 @@ def test_hybrid_mixes_layer_normalised_scores():
         crit.hybrid(model, X, y, alpha=-0.1)
 
 
-def test_obd_gauss_newton_is_the_exact_hessian_diagonal_for_a_linear_model():
+def test_obd_lecun_is_the_exact_hessian_diagonal_for_a_linear_model():
     model, X, y = tiny(sizes=(3, 4), n=5)
     scores = crit.obd(model, X, y)
     diagonal = crit.hessian_diagonal(model, X, y)
@@ -108,7 +108,7 @@ def test_obd_gauss_newton_is_the_exact_hessian_diagonal_for_a_linear_model():
         assert scores["layers.0.W"][j, k] == pytest.approx(0.5 * second * W[j, k] ** 2, rel=1e-4)
 
 
-def test_obd_gauss_newton_recursion_by_hand():
+def test_obd_lecun_recursion_by_hand():
     model, X, y = tiny()
     Z1, A, P, _, _, _ = two_layer_by_hand(model, X, y)
     W2 = model.layers[1].W.data

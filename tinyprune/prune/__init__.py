@@ -4,10 +4,10 @@
 ``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m``, ``blocks``
 and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer mapping, which
 ``allocate`` chooses (uniform, ERK, LAMP, sensitivity). Modules, one concept each: ``criteria``
-(scores), ``select`` (scores to masks, blocks), ``masks`` (the mask laws), ``obs`` (Optimal Brain
-Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLPs), ``schedules``
-(one-shot; polynomial and geometric curves), ``sparsify`` (L1 and soft-threshold training),
-``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
+(scores), ``movement`` (scores accumulated during training), ``select`` (scores to masks, blocks),
+``masks`` (the mask laws), ``obs`` (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact``
+(physically smaller MLPs), ``schedules`` (one-shot; polynomial and geometric curves), ``sparsify``
+(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
@@ -19,7 +19,7 @@ Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLP
 [20, 4, 4, 3]
 """
 
-from tinyprune.prune import criteria, masks, obs, select
+from tinyprune.prune import criteria, masks, movement, obs, select
 from tinyprune.prune.allocate import METHODS, allocate, implied_sparsity
 from tinyprune.prune.compact import compact, compaction_report
 from tinyprune.prune.core import (
@@ -43,6 +43,7 @@ from tinyprune.prune.core import (
     threshold,
 )
 from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
+from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.obs import obs_prune
 from tinyprune.prune.schedules import (
     IterativePruning,
@@ -59,10 +60,11 @@ from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyRepor
 
 __all__ = [
     "CRITERIA", "METHODS", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning",
-    "L1Regularized", "PolynomialPruning", "SensitivityTable", "SoftThreshold", "SparsifyReport", "allocate",
+    "L1Regularized", "MovementScore", "PolynomialPruning", "SensitivityTable", "SoftThreshold",
+    "SparsifyReport", "allocate",
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
     "get_masks", "gradient", "hybrid", "implied_sparsity", "iterative", "iterative_sparsities", "lamp",
-    "magnitude", "mask_stats", "masks", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
+    "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
     "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "remove", "reset",
     "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",
 ]

@@ -40,17 +40,20 @@ from tinyprune.prune import criteria, obs, select
 from tinyprune.prune.masks import apply_mask
 from tinyprune.random import Seed
 
-CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp", "obs")
-NEURON_CRITERIA = ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation", "random")
+CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp", "obs",
+            "magnitude_activation", "movement")
+NEURON_CRITERIA = ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation", "random", "fpgm", "obd")
 NEURON_ALIASES = {"magnitude": "l2", "taylor": "taylor_activation"}
 STRUCTURES = ("weights", "neurons", "n:m", "blocks")
 SCOPES = ("layer", "global")
 NEEDS_DATA = {"gradient": "X, y", "taylor": "X, y", "hybrid": "X, y", "obd": "X, y",
-              "activation": "X", "taylor_activation": "X, y", "obs": "X"}
+              "activation": "X", "taylor_activation": "X, y", "obs": "X", "magnitude_activation": "X",
+              "movement": "X, y (unless scores= is given)"}
 CRITERION_OPTIONS = {"gradient": ("loss", "batch_size"), "taylor": ("loss", "batch_size"),
                      "hybrid": ("alpha", "loss", "batch_size"), "obd": ("hessian", "loss", "batch_size"),
                      "activation": ("batch_size",), "taylor_activation": ("loss", "batch_size"),
-                     "obs": ("damping", "block_size", "max_samples")}
+                     "obs": ("damping", "block_size", "max_samples"), "magnitude_activation": ("batch_size",),
+                     "movement": ("scores", "epochs", "lr", "batch_size", "loss")}
 SELECT_OPTIONS = {"weights": ("prune_biases", "exclude", "include_output"),
                   "n:m": ("n", "m", "exclude", "include_output"),
                   "neurons": ("exclude",),
@@ -174,6 +177,8 @@ def weight_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed
         return criteria.random(model, seed)
     if criterion == "lamp":
         return criteria.lamp(model)
+    if criterion == "movement":
+        return criteria.movement(model, X, y, seed=seed, **options)
     function: Callable[..., dict[str, np.ndarray]] = getattr(criteria, criterion)
     return function(model, X, y, **options)
 
@@ -189,6 +194,10 @@ def neuron_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed
         return criteria.neuron_activation(model, X, **options)
     if criterion == "taylor_activation":
         return criteria.neuron_taylor(model, X, y, **options)
+    if criterion == "fpgm":
+        return criteria.neuron_fpgm(model)
+    if criterion == "obd":
+        return criteria.neuron_obd(model, X, y, **options)
     return criteria.neuron_norm(model, order=int(criterion[1]), outgoing=criterion.endswith("_out"))
 
 
@@ -217,7 +226,9 @@ def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", s
     - ``data``: calibration data ``(X, y)`` or a Dataset, for the criteria in ``NEEDS_DATA``.
     - ``options``: ``prune_biases=False``, ``exclude=()`` (names like ``"layers.2"`` or
       ``"layers.2.W"``), ``include_output=True``, ``block`` (blocks), and the criterion's own
-      (``alpha``, ``hessian``, ``loss``, ``batch_size``, ``damping``, ...).
+      (``alpha``, ``hessian``, ``loss``, ``batch_size``, ``damping``, ...; for ``"movement"``: ``scores``
+      accumulated by a ``MovementScore``, else ``epochs``, ``lr`` of its short accumulation on ``data``,
+      see ``criteria.movement``).
 
     Exactly ``round(sparsity · n)`` eligible entries (neurons, blocks) end up pruned, in total or per
     layer (earlier pruning counts; if more are already pruned, nothing more is); OBS: per output unit.
@@ -255,10 +266,11 @@ def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", s
         raise ValueError(f"criterion 'obs' prunes single weights: use structure='weights', not {structure!r}")
 
     X, y = resolve_data(data)
-    if key in NEEDS_DATA and (X is None or (NEEDS_DATA[key] == "X, y" and y is None)):
+    needs_data = key in NEEDS_DATA and not (key == "movement" and options.get("scores") is not None)
+    if needs_data and (X is None or (NEEDS_DATA[key].startswith("X, y") and y is None)):
         raise ValueError(f"criterion {criterion!r} needs calibration data ({NEEDS_DATA[key]}): pass "
                          f"data=(X, y) or a Dataset; criteria without data: magnitude, random, lamp, "
-                         f"l1, l2, l1_out, l2_out")
+                         f"l1, l2, l1_out, l2_out, fpgm")
 
     if structure == "neurons":
         return _prune_neurons(model, sparsity, key, scope, X, y, seed, criterion_options, **select_options)
@@ -443,7 +455,7 @@ def hybrid(model: MLP, sparsity: float, data: Any, alpha: float = 0.5, scope: st
     return prune(model, sparsity, "hybrid", scope, data=data, alpha=alpha, **options)
 
 
-def obd(model: MLP, sparsity: float, data: Any, hessian: str = "gauss_newton", scope: str = "global",
+def obd(model: MLP, sparsity: float, data: Any, hessian: str = "lecun", scope: str = "global",
         **options: Any) -> Masks:
     """``prune(model, sparsity, "obd", data=data, hessian=hessian)``: the smallest ``h_ii w_i² / 2`` go."""
     return prune(model, sparsity, "obd", scope, data=data, hessian=hessian, **options)

@@ -24,6 +24,7 @@ array([[0.071, 1.   ],
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,11 +33,15 @@ import numpy as np
 from tinyprune import backprop, losses
 from tinyprune.errors import ShapeError
 from tinyprune.nn import MLP
+from tinyprune.prune import movement as moving
 from tinyprune.random import Seed, rng
 
 Scores = dict[str, np.ndarray]
 
-HESSIANS = ("gauss_newton", "fisher", "layerwise")
+HESSIANS = ("lecun", "fisher", "layerwise")
+# Old names kept for one release (0.x): "gauss_newton" was this option's name before it was called by
+# what it is, LeCun's diagonal recursion (exact only at the logits; see ``hessian_diagonal``).
+HESSIAN_ALIASES = {"gauss_newton": "lecun"}
 
 
 # ------------------------------------------------------------------ helpers
@@ -164,15 +169,18 @@ def hybrid(model: MLP, X: np.ndarray, y: Any, alpha: float = 0.5, loss: str = "c
             for name, p in model.named_parameters()}
 
 
-def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "gauss_newton",
+def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "lecun",
                      loss: str = "cross_entropy", batch_size: int = 1000) -> Scores:
     """``h_ii``, an approximation of the diagonal of the Hessian of the mean loss, for every parameter.
 
-    - ``"gauss_newton"`` (LeCun et al. 1990, OBD's own recursion): at the logits ``c_k = ∂²ℓ/∂z_k²``
-      (cross-entropy: ``p_k (1 - p_k)``; the document's squared error on softmax: the Gauss–Newton
-      diagonal ``Σ_m J_mk²`` of the softmax Jacobian ``J``); backwards, dropping off-diagonal terms and
-      ``f'' = 0`` for ReLU, ``c_{l-1,j} = relu'(z_j)² Σ_k W_jk² c_{l,k}``; then
-      ``h(W_l[j, k]) = mean_i x_ij² c_ik`` and ``h(b_l[k]) = mean_i c_ik``.
+    - ``"lecun"``: LeCun's diagonal recursion (LeCun, Denker & Solla 1990, OBD's own): at the logits
+      ``c_k = ∂²ℓ/∂z_k²`` (cross-entropy: ``p_k (1 - p_k)``; the document's squared error on softmax:
+      the Gauss–Newton diagonal ``Σ_m J_mk²`` of the softmax Jacobian ``J``); backwards, dropping
+      off-diagonal terms and ``f'' = 0`` for ReLU, ``c_{l-1,j} = relu'(z_j)² Σ_k W_jk² c_{l,k}``; then
+      ``h(W_l[j, k]) = mean_i x_ij² c_ik`` and ``h(b_l[k]) = mean_i c_ik``. Exact for the output layer;
+      for hidden layers it is *not* the Gauss–Newton diagonal (the dropped cross terms), hence the name.
+      ``"gauss_newton"``, this option's former name, still works for one release with a
+      ``DeprecationWarning``.
     - ``"fisher"``: the empirical Fisher diagonal ``mean_i (∂ℓ_i/∂w)²`` (per-sample gradients squared);
       for ``W_l[j, k]`` that is ``mean_i x_ij² δ_ik²``, computed without forming per-sample gradients.
     - ``"layerwise"``: the Hessian of each layer's own squared reconstruction error ``||X W - X W'||²``,
@@ -182,8 +190,7 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "g
     Shapes: X (n, d_0), y (n,) (not needed for ``"layerwise"``) -> arrays of the parameters' shapes.
     """
     model = _check_model(model)
-    if hessian not in HESSIANS:
-        raise ValueError(f"unknown hessian {hessian!r}; expected one of {HESSIANS}")
+    hessian = _hessian_name(hessian)
     X, y = _check_data(model, X, y, need_y=hessian != "layerwise")
     batch_size = _check_batch_size(batch_size)
     if hessian != "layerwise":
@@ -199,14 +206,26 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "g
         if hessian == "fisher":
             curvatures = [d.astype(np.float64) ** 2 for d in _per_sample_deltas(model, cache, yb, loss)]
         else:
-            curvatures = _gauss_newton_curvatures(model, cache, yb, loss)
+            curvatures = _lecun_curvatures(model, cache, yb, loss)
         for index, (inputs, c) in enumerate(zip(cache.inputs, curvatures)):
             sums[f"layers.{index}.W"] += (inputs.astype(np.float64) ** 2).T @ c
             sums[f"layers.{index}.b"] += c.sum(axis=0)
     return {name: total / X.shape[0] for name, total in sums.items()}
 
 
-def _gauss_newton_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> list[np.ndarray]:
+def _hessian_name(hessian: Any) -> str:
+    """The canonical name of a ``hessian`` option (old names warn), or ``ValueError`` listing the choices."""
+    if isinstance(hessian, str) and hessian in HESSIAN_ALIASES:
+        new = HESSIAN_ALIASES[hessian]
+        warnings.warn(f"hessian={hessian!r} is now called {new!r} (LeCun's diagonal recursion); the old "
+                      f"name will be removed in the next release", DeprecationWarning, stacklevel=3)
+        return new
+    if not isinstance(hessian, str) or hessian not in HESSIANS:
+        raise ValueError(f"unknown hessian {hessian!r}; expected one of {HESSIANS}")
+    return hessian
+
+
+def _lecun_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> list[np.ndarray]:
     """Per-sample diagonal curvatures ``c_l = ∂²ℓ_i/∂Z_l²`` (LeCun's approximation), layer by layer."""
     p = losses.softmax(cache.logits.astype(np.float64))
     if loss == "cross_entropy":
@@ -221,12 +240,13 @@ def _gauss_newton_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: s
     return curvatures[::-1]
 
 
-def obd(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "gauss_newton", loss: str = "cross_entropy",
+def obd(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "lecun", loss: str = "cross_entropy",
         batch_size: int = 1000) -> Scores:
     """``s = 1/2 · h_ii · w_i²``: Optimal Brain Damage's saliency (LeCun, Denker & Solla 1990), the
     second-order estimate of the loss increase when ``w_i`` alone is set to 0 at a minimum (where the
     first-order term vanishes). ``h_ii`` is ``hessian_diagonal(..., hessian)``; see there for the three
-    choices (``"gauss_newton"`` by default). Shapes: X (n, d_0), y (n,) -> the parameters' shapes.
+    choices (``"lecun"``, LeCun's diagonal recursion, by default).
+    Shapes: X (n, d_0), y (n,) -> the parameters' shapes.
     """
     diagonal = hessian_diagonal(model, X, y, hessian, loss, batch_size)
     return {name: 0.5 * diagonal[name] * p.data.astype(np.float64) ** 2
@@ -252,6 +272,64 @@ def lamp(model: MLP) -> Scores:
         score[order] = ratio
         scores[name] = score.reshape(p.shape).astype(p.data.dtype)
     return scores
+
+
+def magnitude_activation(model: MLP, X: np.ndarray, y: Any = None, batch_size: int = 1000) -> Scores:
+    """``s(W_l[i, j]) = |W_l[i, j]| · mean_n |x_ni|``: a weight's magnitude times the mean absolute value
+    of the input it multiplies, over the calibration rows (ShrinkBench's weight-level activation
+    criterion, Blalock et al. 2020, "What is the state of neural network pruning?").
+
+    ``x = A_{l-1}`` is layer l's input (the pixels for l = 0); a weight fed by an input that is rarely
+    large contributes little to ``Z_l``. A bias's input is the constant 1, so ``s(b_l[j]) = |b_l[j]|``.
+    ShrinkBench multiplies by the mean activation; here inputs are pixels in [0, 1] and ReLU outputs, so
+    the mean of ``|x|`` is the same number (and stays meaningful for signed inputs). ``y`` is not used.
+    Shapes: X (n, d_0) -> scores of the parameters' shapes.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([2, 1], seed=0)
+    >>> model.layers[0].W.data[...] = [[2.0], [-3.0]]
+    >>> magnitude_activation(model, np.array([[1.0, 0.0], [-3.0, 1.0]]))["layers.0.W"]   # |w| · (2, 0.5)
+    array([[4. ],
+           [1.5]])
+    """
+    model = _check_model(model)
+    X, _ = _check_data(model, X, need_y=False)
+    batch_size = _check_batch_size(batch_size)
+    sums = [np.zeros(size) for size in model.sizes[:-1]]          # Σ_n |x_ni| per layer input i
+    for Xb, _ in _batches(X, None, batch_size):
+        for index, inputs in enumerate(backprop.forward(model, Xb).inputs):
+            sums[index] += np.abs(inputs.astype(np.float64)).sum(axis=0)
+    scores = {}
+    for index, layer in enumerate(model.layers):
+        mean_input = sums[index] / X.shape[0]
+        scores[f"layers.{index}.W"] = np.abs(layer.W.data.astype(np.float64)) * mean_input[:, None]
+        scores[f"layers.{index}.b"] = np.abs(layer.b.data.astype(np.float64))
+    return scores
+
+
+def movement(model: MLP, X: np.ndarray | None = None, y: Any = None, scores: Any = None, epochs: int = 1,
+             lr: float = 1e-3, batch_size: int = 128, loss: str = "cross_entropy", seed: Seed = 0) -> Scores:
+    """Movement pruning's score (Sanh, Wolf & Rush 2020): ``S = -Σ_t g_t ⊙ W_t``, summed over the steps t
+    of fine-tuning, ``g_t = ∂L/∂W`` on step t's batch at the weights ``W_t`` it was computed at.
+
+    ``S`` is large where the weights move away from 0 (``g`` and ``W`` of opposite signs) and negative
+    where they shrink towards it; low scores are pruned first, so the weights fine-tuning is pulling to
+    0 go, whatever their size. Signed: compare it with ``taylor``, the one-step ``|w · g|``.
+
+    - ``scores``: the sums of a ``movement.MovementScore`` callback passed to your own ``fit`` (or its
+      ``.scores`` dict): used as they are, the model is not touched and ``X, y`` are not needed.
+    - otherwise a short accumulation on ``X, y``: a deep copy of the model is fine-tuned for ``epochs``
+      epochs (default 1) with Adam (``lr``, default 1e-3), batches of ``batch_size`` rows shuffled by
+      ``seed``, masks respected, under ``movement.MovementScore``; its sums score the *given* model,
+      whose weights are left unchanged. See ``tinyprune.prune.movement.accumulate``.
+
+    Shapes: X (n, d_0), y (n,) -> scores of the parameters' shapes (float64).
+    """
+    model = _check_model(model)
+    if scores is not None:
+        return moving.checked_scores(model, scores)
+    X, y = _check_data(model, X, y)
+    return moving.accumulate(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, loss=loss, seed=seed)
 
 
 # ------------------------------------------------------- neuron criteria
@@ -322,3 +400,52 @@ def neuron_random(model: MLP, seed: Seed = 0) -> Scores:
     """``s_j ~ U(0, 1)`` per hidden neuron: the structured baseline. Shapes: ``{"layers.l": (d_{l+1},)}``."""
     generator = rng(seed)
     return {f"layers.{i}": generator.random(model.sizes[i + 1]) for i in _hidden(model)}
+
+
+def _alive_units(model: MLP, index: int) -> np.ndarray:
+    """Bool per hidden unit of layer ``index``: False once its incoming column and bias are both masked."""
+    W, b = model.layers[index].W, model.layers[index].b
+    if W.mask is None or b.mask is None:
+        return np.ones(b.shape, dtype=bool)
+    return W.mask.any(axis=0) | b.mask
+
+
+def neuron_fpgm(model: MLP) -> Scores:
+    """FPGM (He et al. 2019, "Filter pruning via geometric median"): ``s_j = Σ_k ||w_j - w_k||_2`` over
+    the other living units k of the layer, ``w_j = W_l[:, j]`` the weights into unit j (biases left out).
+
+    The unit with the smallest sum is nearest the layer's geometric median: the others, together,
+    can stand in for it, so it is the most redundant, whatever its norm. Units already removed are left
+    out of the sums (their score is 0). Distances come from the Gram matrix,
+    ``||w_j - w_k||² = ||w_j||² + ||w_k||² - 2 w_j · w_k`` (float64). Shapes: ``{"layers.l": (d_{l+1},)}``.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([2, 3, 2], seed=0)
+    >>> model.layers[0].W.data[...] = [[0.0, 3.0, 0.0], [0.0, 0.0, 4.0]]   # w = (0,0), (3,0), (0,4)
+    >>> neuron_fpgm(model)["layers.0"]                                       # 3+4, 3+5, 4+5
+    array([7., 8., 9.])
+    """
+    scores = {}
+    for index in _hidden(model):
+        columns = model.layers[index].W.data.T.astype(np.float64)        # (h, d_in): w_j per row
+        alive = _alive_units(model, index)
+        squares = np.einsum("jd,jd->j", columns, columns)
+        distances = np.sqrt(np.maximum(squares[:, None] + squares[None, :] - 2 * columns @ columns.T, 0))
+        np.fill_diagonal(distances, 0)
+        scores[f"layers.{index}"] = np.where(alive, distances[:, alive].sum(axis=1), 0.0)
+    return scores
+
+
+def neuron_obd(model: MLP, X: np.ndarray, y: Any, hessian: str = "lecun", loss: str = "cross_entropy",
+               batch_size: int = 1000) -> Scores:
+    """OBD for whole units: ``s_j = Σ_i ½ h(W_l[i, j]) W_l[i, j]² + ½ h(b_l[j]) b_l[j]²``, the sum of the
+    OBD saliencies (``obd``) of the weights into hidden unit j and of its bias.
+
+    OBD's own additivity assumption (a diagonal Hessian: no cross terms) makes the saliency of removing
+    several weights the sum of theirs; the unit's outgoing weights are not counted (with its activation
+    gone they no longer matter, whatever their value). ``hessian`` as in ``hessian_diagonal`` (LeCun's
+    recursion by default). Shapes: X (n, d_0), y (n,) -> ``{"layers.l": (d_{l+1},)}``.
+    """
+    saliency = obd(model, X, y, hessian, loss, batch_size)
+    return {f"layers.{i}": saliency[f"layers.{i}.W"].sum(axis=0) + saliency[f"layers.{i}.b"]
+            for i in _hidden(model)}

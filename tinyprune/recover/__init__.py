@@ -1,4 +1,5 @@
-"""Recovering a pruned network: fine-tuning, retraining, rewinding, distillation, closed-form reconstruction.
+"""Recovering a pruned network: fine-tuning, retraining, rewinding, distillation, closed-form reconstruction;
+the lottery ticket (iterative magnitude pruning with rewinding) and its controls (``lottery.py``).
 
 Every recovery keeps the masks: pruned weights stay exactly 0 (the optimizers are mask-aware and the
 closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07_finetuning.ipynb`` and
@@ -14,12 +15,22 @@ from tinyprune.recover.distill import (
     distillation_loss_tensor,
 )
 from tinyprune.recover.finetune import build_optimizer, finetune, lr_rewind, resolve_schedule, train_until
+from tinyprune.recover.lottery import (
+    LotteryRow,
+    iterative_magnitude_pruning,
+    lottery_table,
+    reinitialize_control,
+    shuffle_control,
+    shuffle_mask,
+)
 from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, reconstruct, reconstruct_layer
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
-    "OUTPUTS", "Distillation", "ReconstructionReport", "build_optimizer", "distill", "distillation_gradients",
-    "distillation_loss", "distillation_loss_tensor", "finetune", "lr_rewind", "obs_prune", "reconstruct",
-    "reconstruct_layer", "reinitialize", "resolve_schedule", "retrain", "rewind", "rewind_weights",
-    "train_until",
+    "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport", "build_optimizer", "distill",
+    "distillation_gradients", "distillation_loss", "distillation_loss_tensor", "finetune",
+    "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "obs_prune", "reconstruct",
+    "reconstruct_layer", "reinitialize", "reinitialize_control", "resolve_schedule", "retrain", "rewind",
+    "rewind_weights",
+    "shuffle_control", "shuffle_mask", "train_until",
 ]
