@@ -7,8 +7,8 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 (scores), ``movement`` (scores accumulated during training), ``select`` (scores to masks, blocks),
 ``masks`` (the mask laws), ``obs`` (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact``
 (physically smaller MLPs), ``schedules`` (one-shot; polynomial and geometric curves), ``sparsify``
-(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and
-``notebooks/09_structured_pruning_and_speed.ipynb``.
+(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in
+``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
