@@ -231,3 +231,12 @@ def test_the_loop_is_one_import_away():
     assert tp.prune_and_recover is prune_and_recover and tp.sweep is experiment.sweep
     assert tp.Report is Report and tp.DEFAULT_RECIPE == tp.Recipe()
     assert {"prune_and_recover", "sweep", "Report", "Sweep", "Recipe", "RECIPES"} <= set(tp.__all__)
+
+
+def test_gradual_movement_pruning_uses_the_scores_of_its_own_training(dense, clusters, monkeypatch):
+    from tinyprune.prune import movement
+
+    monkeypatch.setattr(movement, "accumulate", lambda *a, **k: pytest.fail("re-accumulated on a copy"))
+    model, report = _run(dense, clusters, sparsity=0.8, schedule="gradual", criterion="movement",
+                         recovery="finetune", epochs=2, check_every=2)
+    assert report.sparsity == pytest.approx(0.8, abs=0.005) and _masks_exact(model)

@@ -80,6 +80,7 @@ class Run:
     rounds: list[Round] = field(default_factory=list)
     val_per_epoch: list[float] = field(default_factory=list)
     measured: dict[str, float] = field(default_factory=dict)
+    movement: Any = None
 
     def __post_init__(self) -> None:
         self.started = time.perf_counter()
@@ -144,7 +145,9 @@ class Run:
             "structure": r.structure,
             "seed": r.seed,
         }
-        if criterion in prune.NEEDS_DATA or criterion == "obs":
+        if criterion == "movement" and self.movement is not None:
+            options["scores"] = self.movement          # accumulated during this run's own training
+        elif criterion in prune.NEEDS_DATA:
             options["data"] = self.calibration
         if r.structure == "n:m":
             options["n"], options["m"] = r.n_m

@@ -6,6 +6,8 @@
   first), then recovers (Han et al. 2015's loop).
 - ``Gradual``: B happens *during* the recovery training, every few steps, along the same polynomial over
   the first ``ramp`` of the budget (``prune.PolynomialPruning``); every pruning step counts in the budget.
+  With ``criterion="movement"`` the scores are those the recovery training itself accumulates
+  (``prune.MovementScore``, Sanh et al. 2020).
   With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
   Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``).
 
@@ -82,9 +84,13 @@ class Gradual(PruneSchedule):
             return
         end_step = max(1, round(r.ramp * run.budget_steps))
         every = r.prune_every or max(1, run.steps_per_epoch // 20)
+        if r.criterion == "movement":       # Sanh et al.: the scores accumulate during the recovery itself
+            run.movement = prune.MovementScore()
         run.callbacks.append(prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
                                                      initial_sparsity=head, power=r.power,
                                                      **run.prune_options(r.criterion)))
+        if run.movement is not None:
+            run.callbacks.append(run.movement)      # after the pruning: it must see the weights that train on
         run.callbacks.append(_AtStep(end_step, run))
 
 
