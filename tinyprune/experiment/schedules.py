@@ -86,11 +86,10 @@ class Gradual(PruneSchedule):
         every = r.prune_every or max(1, run.steps_per_epoch // 20)
         if r.criterion == "movement":       # Sanh et al.: the scores accumulate during the recovery itself
             run.movement = prune.MovementScore()
+            run.callbacks.append(run.movement)      # before the pruning: each step's gradient counts first
         run.callbacks.append(prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
                                                      initial_sparsity=head, power=r.power,
                                                      **run.prune_options(r.criterion)))
-        if run.movement is not None:
-            run.callbacks.append(run.movement)      # after the pruning: it must see the weights that train on
         run.callbacks.append(_AtStep(end_step, run))
 
 
