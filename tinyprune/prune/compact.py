@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune.nn import MLP
+from tinyprune.prune import masks
 
 
 def compact(model: MLP) -> MLP:
@@ -82,10 +83,12 @@ def compact(model: MLP) -> MLP:
 
     sizes = [Ws[0].shape[0]] + [W.shape[1] for W in Ws]
     small = MLP(sizes, activation=model.activation, seed=0, dtype=model.dtype)
-    for layer, W, b, W_mask, b_mask in zip(small.layers, Ws, bs, W_masks, b_masks):
+    for layer, W, b in zip(small.layers, Ws, bs):
         layer.W.data[...] = W
         layer.b.data[...] = b
-        layer.W.mask, layer.b.mask = W_mask, b_mask
+    kept = {f"layers.{l}.W": mask for l, mask in enumerate(W_masks)}
+    kept.update({f"layers.{l}.b": mask for l, mask in enumerate(b_masks)})
+    masks.set_masks(small, kept)
     return small
 
 
