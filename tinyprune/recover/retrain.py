@@ -13,7 +13,6 @@ The document's "retraining" (its section 2.3) throws the trained values away and
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
-from tinyprune.prune import masks
 >>> model = MLP([4, 3, 2], seed=0)
 >>> W = model.layers[0].W; W.mask = np.eye(4, 3, dtype=bool); W.data *= W.mask
 >>> reinitialize(model, seed=1)
