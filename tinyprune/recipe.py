@@ -41,6 +41,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -173,6 +174,27 @@ class Recipe:
                 f"unknown recipe field(s) {unknown}; the fields are {', '.join(f.name for f in fields(self))}"
             )
         return dataclasses.replace(self, **changes)
+
+    def with_changes(self, **changes: Any) -> Recipe:
+        """``replace``, also accepting the keyword names of tinyprune 0.1 for one release (with a warning):
+        ``max_rounds``/``epochs_per_round`` (now ``epochs`` = their product, ``check_every``),
+        ``start_sparsity``/``start_criterion`` (``head_start``/``head_start_criterion``), ``prune_steps``
+        (``steps``).
+        """
+        renamed = {"start_sparsity": "head_start", "start_criterion": "head_start_criterion",
+                   "prune_steps": "steps"}
+        old = sorted(set(changes) & {*renamed, "max_rounds", "epochs_per_round"})
+        if not old:
+            return self.replace(**changes)
+        warnings.warn(f"{old} are tinyprune 0.1 names; use the Recipe fields (README: what changed in 0.2)",
+                      DeprecationWarning, stacklevel=3)
+        changes = {renamed.get(k, k): v for k, v in changes.items()}
+        if "max_rounds" in changes or "epochs_per_round" in changes:
+            per_round = changes.pop("epochs_per_round", self.check_every)
+            rounds = changes.pop("max_rounds", self.rounds)
+            changes.setdefault("check_every", per_round)
+            changes.setdefault("epochs", rounds * per_round if _is_int(rounds) and _is_int(per_round) else rounds)
+        return self.replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain values (tuples as lists, ``None`` kept), in declaration order."""

@@ -50,7 +50,7 @@ def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, re
     >>> round(report.sparsity, 2), report.epochs_used <= 5, report.rows
     (0.8, True, {'train': 360, 'val': 40, 'test': 200})
     """
-    recipe = (recipe or DEFAULT).replace(**changes)
+    recipe = (recipe or DEFAULT).with_changes(**changes)
     recipe.check_model(model.sizes)  # every refusal before anything changes
     train, val, test, name = three_splits(data, recipe.validation, recipe.seed)
     run = Run(model, recipe, train, val, test, dataset=name, rewind_to=rewind_to,

@@ -218,7 +218,7 @@ def sweep(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    base = (recipe or DEFAULT).replace(**changes)
+    base = (recipe or DEFAULT).with_changes(**changes)
     criteria, recoveries = list(criteria or [base.criterion]), list(recoveries or [base.recovery])
     for label, values in (
         ("criteria", criteria),
