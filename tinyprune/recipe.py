@@ -193,7 +193,8 @@ class Recipe:
             per_round = changes.pop("epochs_per_round", self.check_every)
             rounds = changes.pop("max_rounds", self.rounds)
             changes.setdefault("check_every", per_round)
-            changes.setdefault("epochs", rounds * per_round if _is_int(rounds) and _is_int(per_round) else rounds)
+            whole = _is_int(rounds) and _is_int(per_round)
+            changes.setdefault("epochs", rounds * per_round if whole else rounds)
         return self.replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
