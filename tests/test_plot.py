@@ -48,9 +48,11 @@ def test_accuracy_vs_sparsity_with_more_lines_than_the_default_colours(tmp_path)
 
 
 def test_accuracy_per_epoch_from_a_report_or_a_dict(tmp_path):
-    report = Report(config={"recovery": "finetune"}, dense_accuracy=0.9, pruned_accuracy=0.6,
-                    final_accuracy=0.88, sparsity=0.9, layer_sparsity={}, epochs_used=3, seconds=1.0,
-                    dropped=True, recovered=False, accuracy_per_epoch=[0.8, 0.85, 0.88])
+    report = Report(recipe={"recovery": "finetune"}, dense_accuracy=0.9, pruned_accuracy=0.6,
+                    final_accuracy=0.88, dense_val_accuracy=0.91, pruned_val_accuracy=0.62,
+                    final_val_accuracy=0.89, sparsity=0.9, layer_sparsity={}, dense_sparsity=0.0,
+                    dense_layer_sparsity={}, epochs_used=3, seconds=1.0, dropped=True, recovered=False,
+                    accuracy_per_epoch=[0.8, 0.85, 0.88])
     assert _is_png(plot.accuracy_per_epoch(report, tmp_path / "r.png"))
     assert _is_png(plot.accuracy_per_epoch({"a": [0.1, 0.2], "b": [0.3]}, tmp_path / "d.png"))
 

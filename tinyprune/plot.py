@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.files import atomic_write
+
 PathLike = str | os.PathLike[str]
 
 
@@ -45,10 +47,10 @@ def _figure(width: float = 6.4, height: float = 4.2) -> Any:
 
 
 def _save(figure: Any, path: PathLike) -> Path:
+    """Write the figure as PNG, whole or not at all (``files.atomic_write``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return atomic_write(path, lambda file: figure.savefig(file, format="png"))
 
 
 def _weights(model: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:

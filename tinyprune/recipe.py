@@ -385,7 +385,7 @@ def _check_fields(recipe: Recipe) -> None:
     from tinyprune.experiment.schedules import PRUNE_SCHEDULES
     from tinyprune.optim import OPTIMIZERS
     from tinyprune.recover.distill import OUTPUTS
-    from tinyprune.recover.finetune import SCHEDULES as LR_SCHEDULES
+    from tinyprune.recover.finetune import LR_SCHEDULES
 
     _check_sparsity(recipe.sparsity)
     weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))

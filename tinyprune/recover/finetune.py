@@ -34,7 +34,9 @@ from tinyprune.nn import MLP
 from tinyprune.optim import SGD, Adam, Optimizer, cosine
 from tinyprune.train import History, evaluate, fit
 
-SCHEDULES = ("constant", "cosine")
+#: Learning-rate schedules by name (``experiment.PRUNE_SCHEDULES`` says when the mask changes).
+LR_SCHEDULES = ("constant", "cosine")
+SCHEDULES = LR_SCHEDULES          # the 0.1 name, kept for one release
 Schedule = str | Callable[[int], float] | None
 
 
@@ -53,7 +55,7 @@ def resolve_schedule(schedule: Schedule, lr: float, total_steps: int) -> Callabl
     if callable(schedule):
         return schedule
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; "
-                     f"expected one of {SCHEDULES} or a callable")
+                     f"expected one of {LR_SCHEDULES} or a callable")
 
 
 def build_optimizer(model: MLP, optimizer: str | Optimizer = "adam", *, lr: float = 1e-3,
@@ -167,4 +169,5 @@ class _Shifted:
         return float(self.schedule(self.offset + step))
 
 
-__all__ = ["SCHEDULES", "build_optimizer", "finetune", "lr_rewind", "resolve_schedule", "train_until"]
+__all__ = ["LR_SCHEDULES", "SCHEDULES", "build_optimizer", "finetune", "lr_rewind", "resolve_schedule",
+           "train_until"]
