@@ -32,6 +32,8 @@ def test_run_end_to_end_writes_report_checkpoints_and_figures(tmp_path, capsys):
     assert report["sparsity"] == pytest.approx(0.8, abs=0.005)
     assert report["epochs_used"] <= 2 and report["recipe"]["recovery"] == "reconstruct+finetune"
     assert report["rows"] == {"train": 3600, "val": 400, "test": 1000}
+    assert report["data_verified"] is True
+    assert checkpoint.load(out / "pruned.npz").meta["data_verified"] is True
     pruned = checkpoint.load(out / "pruned.npz").model
     assert all(layer.W.mask is not None for layer in pruned.layers)
     assert checkpoint.load(out / "dense.npz").model.layers[0].W.mask is None

@@ -51,13 +51,16 @@ def _one_line(error: BaseException) -> str:
 # --------------------------------------------------------------------------- shared options
 def add_data_arguments(parser: argparse.ArgumentParser, dataset_default: str | None = DEFAULTS["dataset"],
                        dataset_help: str | None = None) -> None:
-    """``--dataset``, ``--data-root``, ``--no-download``."""
+    """``--dataset``, ``--data-root``, ``--no-download``, ``--trust-data``."""
     parser.add_argument("--dataset", default=dataset_default, choices=sorted(data.DATASETS),
                         help=f"dataset name (default: {dataset_help or dataset_default})")
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="folder holding the dataset's files (default: the cache, then system folders)")
     parser.add_argument("--no-download", action="store_true",
                         help="never download; fail if the dataset is not found locally")
+    parser.add_argument("--trust-data", action="store_true",
+                        help="use dataset files that match no known checksum (files you made or checked "
+                             "yourself); the report and checkpoints record the data as unverified")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +87,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_dataset(args: argparse.Namespace, name: str | None = None) -> data.Splits:
     """``tinyprune.data.load`` with the options of ``add_data_arguments``."""
-    return data.load(name or args.dataset, root=args.data_root, download=not args.no_download)
+    return data.load(name or args.dataset, root=args.data_root, download=not args.no_download,
+                     trust=args.trust_data)
 
 
 def progress_mode(args: argparse.Namespace) -> bool | str:
@@ -174,7 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
         meta = {**meta, "dataset": dataset, "epochs": initial_epoch + args.epochs, "hidden": list(hidden),
                 "optimizer": type(optimizer).__name__.lower(), "lr": optimizer.lr,
                 "test_accuracy": scores["accuracy"], "test_loss": scores["loss"], "history": full_history,
-                "tinyprune_version": __version__, **settings}
+                "tinyprune_version": __version__, **_provenance(splits), **settings}
         path = checkpoint.save(args.out, model, optimizer, meta=meta)
         print(f"saved {path}")
     return 0
@@ -332,6 +336,12 @@ def _dense_model(args: argparse.Namespace, train: data.Dataset, seed: int, rewin
     return model, snapshot
 
 
+def _provenance(splits: data.Splits) -> dict[str, Any]:
+    """Where the data came from and whether every file matched a known checksum (``--trust-data``)."""
+    return {"data_source": getattr(splits, "source", None),
+            "data_verified": getattr(splits, "verified", None)}
+
+
 def _check_dense_epochs(args: argparse.Namespace) -> None:
     if not args.dense and args.dense_epochs < 1:
         raise TinypruneError(f"--dense-epochs must be an integer >= 1, got {args.dense_epochs}")
@@ -407,8 +417,9 @@ def run_run(args: argparse.Namespace) -> int:
         folder = _stage_path(stage)
         model, snapshot = _dense_model(args, held_out[0], recipe.seed, [recipe.rewind_epoch])
         files = []
+        provenance = {"dataset": args.dataset, **_provenance(splits)}
         if not args.dense:
-            checkpoint.save(folder / "dense.npz", model, meta={"dataset": args.dataset, "seed": recipe.seed,
+            checkpoint.save(folder / "dense.npz", model, meta={**provenance, "seed": recipe.seed,
                                                               "epochs": args.dense_epochs})
             files.append("dense.npz")
         dense = copy.deepcopy(model)
@@ -417,11 +428,12 @@ def run_run(args: argparse.Namespace) -> int:
                                               log=lambda text: print(text, flush=True))
         print()
         print(report)
-        checkpoint.save(folder / "pruned.npz", model, meta={"dataset": args.dataset, "report": "report.json",
+        checkpoint.save(folder / "pruned.npz", model, meta={**provenance, "report": "report.json",
                                                            "final_accuracy": report.final_accuracy,
                                                            "sparsity": report.sparsity})
         files += ["pruned.npz", "report.json"]
-        values = {**report.to_dict(), "dataset": args.dataset, "dense_checkpoint": args.dense or "dense.npz",
+        values = {**report.to_dict(), **provenance,
+                  "dense_checkpoint": args.dense or "dense.npz",
                   "files": files, "total_seconds": time.perf_counter() - started}
         report_text = json.dumps(values, indent=2, default=str) + "\n"
         from tinyprune.files import atomic_write
