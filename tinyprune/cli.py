@@ -44,6 +44,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Examples(argparse.HelpFormatter):
+    """Wraps the description as usual but keeps the epilog's example commands one per line."""
+
+    def add_text(self, text: str | None) -> None:
+        if text and text.startswith("examples:"):
+            self._add_item(lambda t: t + "\n", [text])
+        else:
+            super().add_text(text)
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
@@ -290,8 +300,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
         groups[meta["group"]].add_argument(
             _flag(recipe_field.name), *FLAG_ALIASES.get(recipe_field.name, ()),
             dest=f"recipe_{recipe_field.name}",
-            type=_field_parser(recipe_field), default=argparse.SUPPRESS, metavar=meta.get("metavar"),
-            help=f"{meta['help']} (recipe {default}: {shown if shown is not None else 'its own'})")
+            type=_field_parser(recipe_field), default=argparse.SUPPRESS,
+            metavar=meta.get("metavar", recipe_field.name.upper()),
+            help=f"{meta['help']} (in recipe {default}: {shown if shown is not None else 'unset'})")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Any:
@@ -379,7 +390,7 @@ def add_run_parser(subparsers: Any) -> None:
         epilog="examples:\n  tinyprune run\n  tinyprune run --recipe document --sparsity 0.8\n"
                "  tinyprune run --recipe han2015 --budget-epochs 2 --check-every 2 --steps 1\n"
                "  tinyprune recipes",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Examples)
     add_data_arguments(parser)
     parser.add_argument("--dense", default=None, metavar="CHECKPOINT",
                         help="start from this trained dense checkpoint instead of training one")
@@ -485,9 +496,9 @@ def add_sweep_parser(subparsers: Any) -> None:
                     "trained dense model (trained here, or --dense), each a variant of --recipe (default: "
                     "the document's loop, one-shot, which every recovery accepts), print mean ± std over the "
                     "seeds, and write sweep.json and accuracy_vs_sparsity.png into --out.",
-        epilog="example:\n  tinyprune sweep --criteria magnitude,lamp --sparsities 0.5,0.9 "
+        epilog="examples:\n  tinyprune sweep --criteria magnitude,lamp --sparsities 0.5,0.9 "
                "--recoveries finetune,distill --budget-epochs 2",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Examples)
     add_data_arguments(parser)
     parser.add_argument("--dense", default=None, metavar="CHECKPOINT", help="the trained dense checkpoint")
     parser.add_argument("--dense-epochs", type=int, default=DEFAULTS["epochs"],
