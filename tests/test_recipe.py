@@ -111,7 +111,6 @@ def test_a_bad_field_is_refused_by_name(change, field):
         ({"recovery": "reconstruct"}, "fixed mask"),
         ({"recovery": "retrain"}, "train from the pruned"),
         ({"criterion": "obs"}, "head_start_criterion"),
-        ({"schedule": "one-shot"}, "head_start applies"),
         ({"schedule": "iterative", "head_start": 0.0, "steps": 5}, "must not exceed"),
         ({"epochs": 3, "check_every": 2}, "multiple"),
         ({"structure": "n:m", "criterion": "magnitude"}, "1 - n/m"),
@@ -131,6 +130,11 @@ def test_a_bad_field_is_refused_by_name(change, field):
 def test_impossible_combinations_are_refused(change, words):
     with pytest.raises(RecipeError, match=words):
         DEFAULT.replace(**change)
+
+
+def test_parameters_of_another_schedule_are_ignored_not_refused():
+    one_shot = DEFAULT.replace(schedule="one-shot", recovery="finetune")
+    assert one_shot.head_start == DEFAULT.head_start and one_shot.schedule == "one-shot"
 
 
 def test_what_a_recipe_would_do_to_a_model_is_checked_before_training():

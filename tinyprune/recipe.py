@@ -481,11 +481,6 @@ def _check_combinations(recipe: Recipe) -> None:
                 "head_start prunes one overall sparsity of single weights: set head_start = 0 "
                 "for a per-layer sparsity, an allocation, or neurons/n:m/blocks with 'obs'"
             )
-    elif recipe.head_start > 0:
-        raise RecipeError(
-            f"head_start applies to schedule 'gradual' only; with schedule {recipe.schedule!r} "
-            "set head_start = 0"
-        )
     if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
         raise RecipeError(
             f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
