@@ -37,7 +37,16 @@ from tinyprune.prune.core import (
     taylor,
     threshold,
 )
-from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
+from tinyprune.prune.masks import (
+    apply_mask,
+    combine,
+    get_masks,
+    is_pruned,
+    mask_stats,
+    remove,
+    reset,
+    set_masks,
+)
 from tinyprune.prune.schedules import (
     IterativePruning,
     PolynomialPruning,
@@ -52,7 +61,7 @@ from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyRepor
 __all__ = [
     "CRITERIA", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning", "L1Regularized",
     "PolynomialPruning", "SensitivityTable", "SoftThreshold", "SparsifyReport", "apply_mask", "combine",
-    "compact", "compaction_report", "criteria", "get_masks", "gradient", "hybrid", "iterative",
+    "compact", "compaction_report", "criteria", "get_masks", "gradient", "hybrid", "is_pruned", "iterative",
     "iterative_sparsities", "lamp", "magnitude", "mask_stats", "masks", "n_m", "neurons", "obd", "one_shot",
     "polynomial_sparsity", "prune", "random", "remove", "reset", "select", "sensitivity", "set_masks",
     "sparsify", "taylor", "threshold",
