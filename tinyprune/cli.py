@@ -26,7 +26,7 @@ from tinyprune import __version__, checkpoint, data, metrics
 from tinyprune.errors import TinypruneError
 from tinyprune.nn import MLP
 from tinyprune.optim import OPTIMIZERS, make_optimizer
-from tinyprune.train import ENGINES, evaluate, fit
+from tinyprune.train import ENGINES, History, evaluate, fit
 
 LOSS_NAMES = ("cross_entropy", "squared_error")
 DEFAULTS = {"dataset": "mnist-5k", "epochs": 10, "batch_size": 128, "lr": 1e-3, "seed": 0,
@@ -131,7 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
     initial_epoch = 0
     if args.resume:
         restored = checkpoint.load(args.resume)
-        meta = restored.meta
+        meta = checkpoint.training_meta(restored, history_keys=History.KEYS)
         model = restored.model
         initial_epoch = int(meta.get("epochs", 0))
     dataset = args.dataset or meta.get("dataset", DEFAULTS["dataset"])
