@@ -8,7 +8,8 @@ The public face, one import away::
     tp.prune.prune(model, 0.9, ...)             pruning: criteria, selection, masks, compaction, schedules
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
-    tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
+    tp.checkpoint.save / load                   npz checkpoints: sparse, atomic, no pickle
+    tp.interop.import_model / export_model      PyTorch safetensors and Keras 3 weights in and out
     tp.prune_and_recover(model, data)           the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
 
@@ -26,6 +27,7 @@ from tinyprune import (
     errors,
     experiment,
     gradcheck,
+    interop,
     losses,
     metrics,
     nn,
@@ -49,6 +51,6 @@ __all__ = [
     "Parameter", "RECIPE", "ReLU", "Report", "SGD", "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "experiment", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
+    "errors", "evaluate", "experiment", "fit", "gradcheck", "interop", "losses", "metrics", "nn", "no_grad",
     "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]
