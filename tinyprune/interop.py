@@ -377,10 +377,11 @@ def _h5_bytes(model: MLP) -> bytes:
     h5py = _library("h5py")
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as handle:
-        handle.create_group("vars")
+        handle.create_group("vars").attrs["name"] = "sequential"
         layers = handle.create_group("layers")
         for name, variables in keras_layers(model).items():
             group = layers.create_group(name).create_group("vars")
+            group.attrs["name"] = name
             for key, value in enumerate(variables):
                 group.create_dataset(str(key), data=value)
     return buffer.getvalue()
