@@ -307,7 +307,7 @@ def test_formats_and_missing_files(tmp_path):
         format_of("model.bin")
     with pytest.raises(ValueError, match="unknown format 'onnx'"):
         export_model(tmp_path / "m.onnx", MLP([2, 2]), format="onnx")
-    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+    with pytest.raises(CheckpointError, match="no such model file"):
         import_model(tmp_path / "absent.safetensors")
     assert list(tmp_path.iterdir()) == []
 

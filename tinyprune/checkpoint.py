@@ -265,7 +265,7 @@ def save(path: PathLike, model: MLP, optimizer: Optimizer | None = None,
 
 
 # --------------------------------------------------------------------------- load
-def _open_regular(path: Path) -> BinaryIO:
+def _open_regular(path: Path, what: str = "checkpoint file") -> BinaryIO:
     """``path`` opened for reading if it is a regular file; a FIFO or a device is refused, not waited on.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once (it would otherwise wait for a writer); ``fstat`` on
@@ -274,7 +274,7 @@ def _open_regular(path: Path) -> BinaryIO:
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint file") from None
+        raise CheckpointError(f"{path}: no such {what}") from None
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error.strerror or error})") from error
     mode = os.fstat(descriptor).st_mode
@@ -282,7 +282,7 @@ def _open_regular(path: Path) -> BinaryIO:
         os.close(descriptor)
         kind = ("folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode)
                 else "device or special file")
-        raise CheckpointError(f"{path}: is a {kind}, not a regular file: a checkpoint is a file")
+        raise CheckpointError(f"{path}: is a {kind}, not a regular file: a {what} is a file")
     return os.fdopen(descriptor, "rb")
 
 

@@ -103,7 +103,7 @@ def format_of(path: PathLike, format: str | None = None) -> str:  # noqa: A002 (
 
 def _read_bytes(path: Path) -> bytes:
     """The bytes of a regular file (a FIFO or device is refused without blocking), bounded in size."""
-    with checkpoint._open_regular(path) as file:
+    with checkpoint._open_regular(path, "model file") as file:
         size = os.fstat(file.fileno()).st_size
         if size > MAX_FILE_BYTES:
             raise CheckpointError(f"{path}: {size} bytes is more than a model file may hold "
@@ -237,10 +237,11 @@ def read_safetensors(path: PathLike) -> MLP:
     return from_torch_state(state, str(path))
 
 
-def write_safetensors(path: PathLike, model: MLP) -> Path:
+def write_safetensors(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
     """Write ``torch_state_dict(model)`` as safetensors (metadata ``{"format": "pt"}``), atomically."""
     safetensors_numpy = _library("safetensors.numpy")
-    return atomic_write(path, safetensors_numpy.save(torch_state_dict(model), metadata={"format": "pt"}))
+    return atomic_write(path, safetensors_numpy.save(torch_state_dict(model), metadata={"format": "pt"}),
+                        overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- Keras 3
@@ -414,19 +415,19 @@ def _keras_config(model: MLP) -> dict[str, Any]:
             "build_config": {"input_shape": [None, model.sizes[0]]}}
 
 
-def write_keras(path: PathLike, model: MLP) -> Path:
+def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
     """Write ``model`` as Keras 3 weights: ``.keras`` (an archive with the config) if ``path`` ends so,
     else a ``.weights.h5`` file; atomically."""
     weights = _h5_bytes(model)
     if Path(path).suffix.lower() != ".keras":
-        return atomic_write(path, weights)
+        return atomic_write(path, weights, overwrite=overwrite)
 
     def write_archive(file: Any) -> None:
         with zipfile.ZipFile(file, "w") as archive:
             archive.writestr("metadata.json", json.dumps({"keras_version": "3", "producer": "tinyprune"}))
             archive.writestr("config.json", json.dumps(_keras_config(model)))
             archive.writestr("model.weights.h5", weights)
-    return atomic_write(path, write_archive)
+    return atomic_write(path, write_archive, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- one door in, one door out
@@ -440,9 +441,11 @@ def import_model(path: PathLike, format: str | None = None) -> MLP:  # noqa: A00
     return read_safetensors(path) if kind == "safetensors" else read_keras(path)
 
 
-def export_model(path: PathLike, model: MLP, format: str | None = None) -> Path:  # noqa: A002
+def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # noqa: A002
+                 overwrite: bool = True) -> Path:
     """Write ``model`` to ``path`` as a tinyprune checkpoint, PyTorch safetensors or Keras 3 weights
-    (format from the extension unless named); atomically. Returns the path."""
+    (format from the extension unless named); atomically (``overwrite=False`` refuses an existing file).
+    Returns the path."""
     if not isinstance(model, MLP):
         raise ValueError(f"export_model writes an MLP, got {type(model).__name__}")
     for name, parameter in model.named_parameters():
@@ -450,5 +453,6 @@ def export_model(path: PathLike, model: MLP, format: str | None = None) -> Path:
             raise ValueError(f"{name} holds NaN or inf values: refusing to export it")
     kind = format_of(path, format)
     if kind == "npz":
-        return checkpoint.save(path, model)
-    return write_safetensors(path, model) if kind == "safetensors" else write_keras(path, model)
+        return checkpoint.save(path, model, overwrite=overwrite)
+    write = write_safetensors if kind == "safetensors" else write_keras
+    return write(path, model, overwrite=overwrite)
