@@ -47,8 +47,9 @@ def test_export_then_import_gives_back_the_same_function(tmp_path, capsys, prune
     text = capsys.readouterr().out
     assert f"wrote {out} ({kind})" in text
     rows = table(text)
-    assert rows["before"] == [metrics.count_parameters(model), metrics.count_nonzeros(model),
-                              metrics.flops(model), metrics.flops(model, effective=True), source.stat().st_size]
+    expected = [metrics.count_parameters(model), metrics.count_nonzeros(model), metrics.flops(model),
+                metrics.flops(model, effective=True), source.stat().st_size]
+    assert rows["before"] == expected
     assert rows["after"][:4] == rows["before"][:4] and rows["after"][4] == out.stat().st_size
 
     back = tmp_path / "back.npz"
