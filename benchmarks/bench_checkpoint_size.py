@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure("neurons 50% compacted", tp.prune.compact(model), folder, dense_bytes))
     header = ["model", "sizes", "nonzeros", "checkpoint bytes", "x dense", "format-1 bytes",
               "safetensors bytes", "Keras .weights.h5 bytes", "masked W stored as"]
-    cells = [[r["model"], r["sizes"], f"{r['nonzeros']:,}", f"{r['checkpoint_bytes']:,}", f"{r['ratio_to_dense']:.3f}",
-              f"{r['version_1_bytes']:,}", f"{r['safetensors_bytes']:,}", f"{r['keras_h5_bytes']:,}", r["encoding"]]
-             for r in rows]
+    cells = [[r["model"], r["sizes"], f"{r['nonzeros']:,}", f"{r['checkpoint_bytes']:,}",
+              f"{r['ratio_to_dense']:.3f}", f"{r['version_1_bytes']:,}", f"{r['safetensors_bytes']:,}",
+              f"{r['keras_h5_bytes']:,}", r["encoding"]] for r in rows]
     print(table(header, cells))
     print(machine_line())
     path = write_json("checkpoint_size", {"epochs": args.epochs, "rows": rows})
