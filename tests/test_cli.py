@@ -74,7 +74,8 @@ def test_help_on_every_command(command, capsys):
 def test_every_registered_command_has_help(capsys):
     parser = build_parser()
     names = [action for action in parser._subparsers._group_actions][0].choices   # noqa: SLF001
-    assert set(names) == {"train", "evaluate", "run", "sweep", "recipes"} and len(COMMANDS) == len(names)
+    assert set(names) == {"train", "evaluate", "run", "sweep", "recipes", "export", "import"}
+    assert len(COMMANDS) == len(names)
     for name in names:
         assert main([name, "--help"]) == 0
         assert f"usage: tinyprune {name}" in capsys.readouterr().out

@@ -133,6 +133,104 @@ def test_load_state_dict_with_a_wrong_shape_raises_and_changes_nothing_it_should
         np.testing.assert_array_equal(values, before[name], err_msg=name)
 
 
+def pruned(model, seed=0):
+    """Mask about half of every weight matrix and one bias entry at random (weights zeroed)."""
+    generator = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.W.mask = generator.random(layer.W.shape) < 0.5
+        layer.W.data *= layer.W.mask
+    model.layers[0].b.mask = np.arange(model.layers[0].b.shape[0]) != 0
+    return model
+
+
+def test_state_dict_carries_masks_under_dot_mask_keys():
+    model = pruned(MLP([6, 5, 3], seed=0))
+    state = model.state_dict()
+    assert list(state) == ["layers.0.W", "layers.0.W.mask", "layers.0.b", "layers.0.b.mask",
+                           "layers.1.W", "layers.1.W.mask", "layers.1.b"]
+    np.testing.assert_array_equal(state["layers.0.W.mask"], model.layers[0].W.mask)
+    state["layers.0.W.mask"][...] = True           # a copy: the model's mask does not change
+    assert not model.layers[0].W.mask.all()
+
+
+@given(mlp_sizes(), seeds)
+def test_state_dict_round_trip_restores_values_and_masks_exactly(sizes, seed):
+    source, target = pruned(MLP(sizes, seed=seed), seed), MLP(sizes, seed=seed + 1)
+    target.load_state_dict(source.state_dict())
+    for (name, p), (_, q) in zip(source.named_parameters(), target.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+        assert (p.mask is None and q.mask is None) or np.array_equal(p.mask, q.mask), name
+        assert p.is_pruned == q.is_pruned
+
+
+def test_masks_survive_state_dict_load_and_fine_tuning():
+    from tinyprune.data import Dataset
+    from tinyprune.train import fit
+
+    generator = np.random.default_rng(0)
+    X = generator.normal(size=(64, 6)).astype(np.float32)
+    data = Dataset(X, (X[:, 0] > 0).astype(np.int64), num_classes=3)
+    source = pruned(MLP([6, 5, 3], seed=0))
+    zeros = {name: ~p.mask for name, p in source.named_parameters() if p.mask is not None}
+    fresh = MLP([6, 5, 3], seed=7)
+    fresh.load_state_dict(source.state_dict())
+    fit(fresh, data, epochs=3, batch_size=16, progress=False)
+    params = dict(fresh.named_parameters())
+    for name, where in zeros.items():
+        assert np.all(params[name].data[where] == 0), name
+    assert np.any(fresh.layers[0].W.data != source.layers[0].W.data)     # it did train
+
+
+def test_load_state_dict_without_masks_keeps_and_applies_the_current_masks():
+    model = pruned(MLP([6, 5, 3], seed=0))
+    masks = {name: p.mask.copy() for name, p in model.named_parameters() if p.mask is not None}
+    dense = MLP([6, 5, 3], seed=3).state_dict()           # no masks: e.g. rewinding to the initial weights
+    model.load_state_dict(dense)
+    for name, p in model.named_parameters():
+        if name in masks:
+            np.testing.assert_array_equal(p.mask, masks[name])
+            np.testing.assert_array_equal(p.data, dense[name] * masks[name])
+        else:
+            assert p.mask is None
+            np.testing.assert_array_equal(p.data, dense[name])
+
+
+def test_bad_masks_in_a_state_dict_raise_and_change_nothing():
+    model = MLP([4, 3, 2], seed=0)
+    before = model.state_dict()
+    state = {name: np.zeros_like(values) for name, values in before.items()}
+    state["layers.1.W.mask"] = np.ones((3, 2), dtype=np.int64)
+    with pytest.raises(ShapeError, match=r"'layers.1.W.mask' must be a bool array of shape \(3, 2\)"):
+        model.load_state_dict(state)
+    state["layers.1.W.mask"] = np.ones((2, 3), dtype=bool)
+    with pytest.raises(ShapeError, match="'layers.1.W.mask'.*got dtype bool and shape \\(2, 3\\)"):
+        model.load_state_dict(state)
+    state["layers.1.W.mask"] = np.zeros((3, 2), dtype=bool)
+    state["layers.1.W"] = np.ones((3, 2))
+    with pytest.raises(ValueError, match="'layers.1.W' has nonzero values where 'layers.1.W.mask' is False"):
+        model.load_state_dict(state)
+    state["layers.7.W.mask"] = np.ones((3, 2), dtype=bool)
+    with pytest.raises(ShapeError, match=r"unexpected \['layers.7.W.mask'\]"):
+        model.load_state_dict(state)
+    for name, values in model.state_dict().items():
+        np.testing.assert_array_equal(values, before[name], err_msg=name)
+    assert all(p.mask is None for p in model.parameters())
+
+
+def test_is_pruned_per_parameter_and_per_model():
+    from tinyprune import prune
+
+    model = MLP([4, 3, 2], seed=0)
+    assert not prune.is_pruned(model) and not any(p.is_pruned for p in model.parameters())
+    model.layers[0].W.mask = np.ones((4, 3), dtype=bool)       # a mask that prunes nothing
+    model.layers[0].W.data[0, 0] = 0.0                          # a zero that no mask holds
+    assert not prune.is_pruned(model) and not model.layers[0].W.is_pruned
+    prune.magnitude(model, 0.5)
+    assert prune.is_pruned(model) and model.layers[0].W.is_pruned
+    prune.reset(model)
+    assert not prune.is_pruned(model)
+
+
 # ------------------------------------------------------------ forward
 @given(mlp_sizes(), st.integers(1, 8), seeds)
 def test_ndarray_and_tensor_forward_agree(sizes, n, seed):
@@ -170,7 +268,8 @@ def re_shape(shape: tuple[int, ...]) -> str:
     return str(shape).replace("(", r"\(").replace(")", r"\)")
 
 
-@pytest.mark.parametrize("sizes", [[], [3], [3, 0], [3, -1, 2], [3, 2.5], ["3", 2]])
+@pytest.mark.parametrize("sizes", [[], [3], [3, 0], [3, -1, 2], [3, 2.5], ["3", 2], [True, True],
+                                   [3, np.bool_(True)]])
 def test_bad_sizes_raise(sizes):
     with pytest.raises(ValueError, match="sizes must list at least two positive integers"):
         MLP(sizes)
@@ -183,6 +282,15 @@ def test_bad_activation_and_layer_sizes_raise():
         Linear(0, 3)
     with pytest.raises(ValueError, match="d_out must be a positive integer"):
         Linear(3, 2.0)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, "int8", np.bool_, np.complex128, "nope"])
+def test_mlp_refuses_dtypes_other_than_float32_and_float64(dtype):
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'float64'\)"):
+        MLP([3, 2], dtype=dtype)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        MLP.from_config({"sizes": [3, 2], "activation": "relu", "dtype": np.dtype(dtype).name
+                         if dtype != "nope" else dtype})
 
 
 # ------------------------------------------------------------ masks

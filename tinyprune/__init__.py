@@ -8,7 +8,8 @@ The public face, one import away::
     tp.prune.prune(model, 0.9, ...)             pruning: criteria, selection, masks, compaction, schedules
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
-    tp.checkpoint.save / load                   npz checkpoints, atomic, no pickle
+    tp.checkpoint.save / load                   npz checkpoints: sparse, atomic, no pickle
+    tp.interop.import_model / export_model      PyTorch safetensors and Keras 3 weights in and out
     tp.Recipe.from_file("default")              what to prune, when, how to recover (tinyprune.recipe)
     tp.prune_and_recover(model, data, recipe)   the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
@@ -28,6 +29,7 @@ from tinyprune import (
     experiment,
     files,
     gradcheck,
+    interop,
     losses,
     metrics,
     nn,
@@ -54,6 +56,7 @@ __all__ = [
     "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "experiment", "files", "fit", "gradcheck", "losses", "metrics", "nn", "no_grad",
+    "errors", "evaluate", "experiment", "files", "fit", "gradcheck", "interop", "losses", "metrics", "nn",
+    "no_grad",
     "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]

@@ -30,7 +30,7 @@ from tinyprune import __version__, checkpoint, data, metrics
 from tinyprune.errors import TinypruneError
 from tinyprune.nn import MLP
 from tinyprune.optim import OPTIMIZERS, make_optimizer
-from tinyprune.train import ENGINES, evaluate, fit
+from tinyprune.train import ENGINES, History, evaluate, fit
 
 LOSS_NAMES = ("cross_entropy", "squared_error")
 DEFAULTS = {"dataset": "mnist-5k", "epochs": 10, "batch_size": 128, "lr": 1e-3, "seed": 0,
@@ -149,7 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
     initial_epoch = 0
     if args.resume:
         restored = checkpoint.load(args.resume)
-        meta = restored.meta
+        meta = checkpoint.training_meta(restored, history_keys=History.KEYS)
         model = restored.model
         initial_epoch = int(meta.get("epochs", 0))
     dataset = args.dataset or meta.get("dataset", DEFAULTS["dataset"])
@@ -586,9 +586,94 @@ def run_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- export
+def add_export_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a checkpoint's model as .npz, PyTorch safetensors or Keras 3 weights",
+        description="Load a checkpoint and write its model (optionally compacted: dead and pruned neurons "
+                    "physically removed) as a tinyprune .npz (sparse), a PyTorch nn.Sequential state dict "
+                    "in safetensors, or Keras 3 weights (.weights.h5, or a .keras archive); print the "
+                    "parameters, FLOPs and file size before and after.")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz file written by tinyprune")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="where to write (.npz, .safetensors, .weights.h5 or .keras)")
+    parser.add_argument("--format", choices=("npz", "safetensors", "keras"), default=None,
+                        help="the output format (default: from the extension of --out)")
+    parser.add_argument("--compact", action="store_true",
+                        help="remove dead neurons first (tinyprune.prune.compact): a smaller dense model")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(handler=run_export)
+
+
+def _size_row(label: str, model: MLP, size: int) -> str:
+    return (f"{label:<8} {str(model.sizes):<22} {metrics.count_parameters(model):>11,} "
+            f"{metrics.count_nonzeros(model):>10,} {metrics.flops(model):>11,} "
+            f"{metrics.flops(model, effective=True):>15,} {size:>11,}")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyprune import interop, prune
+    from tinyprune.files import check_target
+
+    kind = interop.format_of(args.out, args.format)
+    check_target(args.out, overwrite=args.overwrite)           # refuse before any work
+    restored = checkpoint.load(args.checkpoint)
+    model = prune.compact(restored.model) if args.compact else restored.model
+    try:
+        if kind == "npz":
+            meta = {**restored.meta, "exported_from": str(args.checkpoint), "compacted": bool(args.compact)}
+            path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
+        else:
+            path = interop.export_model(args.out, model, kind, overwrite=args.overwrite)
+    except ImportError as error:
+        raise TinypruneError(str(error)) from None
+    print(f"{'':<8} {'sizes':<22} {'parameters':>11} {'nonzeros':>10} {'FLOPs':>11} "
+          f"{'FLOPs (nonzero)':>15} {'file bytes':>11}")
+    print(_size_row("before", restored.model, Path(args.checkpoint).stat().st_size))
+    print(_size_row("after", model, path.stat().st_size))
+    print(f"wrote {path} ({kind})")
+    return 0
+
+
+# --------------------------------------------------------------------------- import
+def add_import_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "import", help="read a PyTorch safetensors or Keras 3 MLP into a tinyprune checkpoint",
+        description="Read the weights of an MLP (a PyTorch nn.Sequential of Linear and ReLU saved as "
+                    "safetensors, or a Keras 3 Sequential of Dense layers as .weights.h5 or .keras) and "
+                    "save them as a tinyprune checkpoint, ready for evaluate, run --dense, or export.")
+    parser.add_argument("file", metavar="FILE", help="a .safetensors, .weights.h5, .keras or .npz file")
+    parser.add_argument("--out", required=True, metavar="CHECKPOINT", help="the checkpoint to write (.npz)")
+    parser.add_argument("--format", choices=("npz", "safetensors", "keras"), default=None,
+                        help="the input format (default: from the extension of FILE)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(handler=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from tinyprune import interop
+    from tinyprune.files import check_target
+
+    kind = interop.format_of(args.file, args.format)
+    check_target(args.out, overwrite=args.overwrite)           # refuse before any work
+    try:
+        model = interop.import_model(args.file, kind)
+    except ImportError as error:
+        raise TinypruneError(str(error)) from None
+    path = checkpoint.save(args.out, model, meta={"imported_from": str(args.file), "format": kind},
+                           overwrite=args.overwrite)
+    print(f"read {args.file} ({kind}): {model}, {metrics.count_parameters(model):,} parameters, "
+          f"{metrics.count_nonzeros(model):,} nonzero")
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 COMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser, add_run_parser,
-                                          add_sweep_parser, add_recipes_parser]
+                                          add_sweep_parser, add_recipes_parser, add_export_parser,
+                                          add_import_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,8 @@ holds ``W`` of shape ``(d, h)`` and ``b`` of shape ``(h,)`` and computes ``Z = X
 layers apply ``A = relu(Z)``. The last layer returns logits; softmax lives in the loss.
 
 Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its
-mask entry is ``False``.
+mask entry is ``False``. ``state_dict()`` carries each mask under ``"<name>.mask"`` (for example
+``"layers.0.W.mask"``), so a pruned model saved and loaded through a state dict stays pruned.
 
 >>> model = MLP([784, 64, 64, 10], seed=0)      # the document's model
 >>> [name for name, _ in model.named_parameters()][:2]
@@ -26,6 +27,8 @@ from tinyprune.errors import ShapeError
 from tinyprune.random import Seed, rng
 
 ACTIVATIONS = ("relu",)
+DTYPES = ("float32", "float64")     # training runs in float32, gradient checks in float64
+MASK_SUFFIX = ".mask"               # state_dict key of a parameter's mask: "layers.0.W.mask"
 
 
 class Parameter(Tensor):
@@ -48,6 +51,16 @@ class Parameter(Tensor):
                 raise ShapeError(f"a mask must be a bool array of the parameter's shape {self.shape}, "
                                  f"got dtype {mask.dtype} and shape {mask.shape}")
         self._mask = mask
+
+    @property
+    def is_pruned(self) -> bool:
+        """``True`` when a mask holds at least one ``False`` (a pruned entry).
+
+        >>> p = Parameter(np.ones(3))
+        >>> p.is_pruned, setattr(p, "mask", np.array([True, False, True])), p.is_pruned
+        (False, None, True)
+        """
+        return self._mask is not None and not bool(self._mask.all())
 
 
 class Module:
@@ -84,17 +97,32 @@ class Module:
             parameter.grad = None
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """``{name: copy of the values}`` for every parameter (masks are not included)."""
-        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+        """``{name: copy of the values}`` for every parameter, and ``{name + ".mask": copy of the mask}``
+        for every parameter that has a mask (e.g. ``"layers.0.W"`` and ``"layers.0.W.mask"``).
+
+        An unpruned model's state dict therefore holds the values only.
+        """
+        state = {}
+        for name, parameter in self.named_parameters():
+            state[name] = parameter.data.copy()
+            if parameter.mask is not None:
+                state[name + MASK_SUFFIX] = parameter.mask.copy()
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy values in from ``state``; names and shapes must match this module exactly.
+        """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
 
-        Everything is checked before anything is copied, so a state dict that does not fit
-        leaves the module unchanged.
+        Every parameter's values are required. A ``"<name>.mask"`` entry (bool, the parameter's shape, and
+        ``False`` only where the value is 0) replaces that parameter's mask; a parameter without one keeps
+        its current mask, which is applied to the new values (``W <- W_new ⊙ M``), so that a pruned weight
+        stays an exact 0 (rewinding a pruned model to dense weights relies on that). Everything is checked
+        before anything is copied, so a state dict that does not fit leaves the module unchanged.
         """
         own = dict(self.named_parameters())
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        masks = {key[:-len(MASK_SUFFIX)]: value for key, value in state.items()
+                 if key.endswith(MASK_SUFFIX) and key[:-len(MASK_SUFFIX)] in own}
+        expected = set(own) | {name + MASK_SUFFIX for name in masks}
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
             raise ShapeError(f"state dict does not fit this model: missing {missing}, "
                              f"unexpected {unexpected}")
@@ -103,8 +131,25 @@ class Module:
             if values[name].shape != parameter.shape:
                 raise ShapeError(f"state dict entry {name!r} has shape {values[name].shape}, "
                                  f"the model expects {parameter.shape}")
+        masks = {name: _checked_mask(name, mask, values[name]) for name, mask in masks.items()}
         for name, parameter in own.items():
+            if name in masks:
+                parameter.mask = masks[name]
             parameter.data[...] = values[name]
+            if parameter.mask is not None:
+                parameter.data[~parameter.mask] = 0
+
+
+def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
+    """A copy of ``mask`` if it is a bool array of ``values``' shape that is ``False`` only on zeros."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != values.shape:
+        raise ShapeError(f"state dict entry {name + MASK_SUFFIX!r} must be a bool array of shape "
+                         f"{values.shape}, got dtype {mask.dtype} and shape {mask.shape}")
+    if np.any(values[~mask]):
+        raise ValueError(f"state dict entry {name!r} has nonzero values where {name + MASK_SUFFIX!r} "
+                         "is False (a pruned weight must be an exact 0)")
+    return mask.copy()
 
 
 class Linear(Module):
@@ -116,7 +161,7 @@ class Linear(Module):
 
     def __init__(self, d_in: int, d_out: int, seed: Seed = None, dtype: Any = np.float32) -> None:
         for label, size in (("d_in", d_in), ("d_out", d_out)):
-            if not isinstance(size, (int, np.integer)) or size < 1:
+            if not _is_size(size):
                 raise ValueError(f"{label} must be a positive integer, got {size!r}")
         limit = np.sqrt(6.0 / (d_in + d_out))
         self.W = Parameter(rng(seed).uniform(-limit, limit, size=(d_in, d_out)).astype(dtype))
@@ -149,6 +194,23 @@ class Sequential(Module):
         return x
 
 
+def _is_size(size: Any) -> bool:
+    """A layer width: a positive integer, and not a bool (``True`` is an int to Python, not a width)."""
+    return isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)) and size >= 1
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype if it is float32 or float64; integers cannot learn and float16
+    overflows in the forward pass, so both are refused here rather than failing deep inside training."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return resolved
+
+
 class MLP(Module):
     """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ReLU between layers, logits out.
 
@@ -160,14 +222,14 @@ class MLP(Module):
     def __init__(self, sizes: list[int], activation: str = "relu", seed: Seed = 0,
                  dtype: Any = np.float32) -> None:
         sizes = list(sizes)
-        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
+        if len(sizes) < 2 or not all(_is_size(s) for s in sizes):
             raise ValueError(f"sizes must list at least two positive integers (input, ..., output), "
                              f"got {sizes}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
         self.sizes = [int(s) for s in sizes]
         self.activation = activation
-        self.dtype = np.dtype(dtype)
+        self.dtype = _float_dtype(dtype)
         generator = rng(seed)
         self.layers = [Linear(d_in, d_out, seed=generator, dtype=self.dtype)
                        for d_in, d_out in zip(self.sizes[:-1], self.sizes[1:])]

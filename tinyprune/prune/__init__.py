@@ -42,7 +42,16 @@ from tinyprune.prune.core import (
     taylor,
     threshold,
 )
-from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
+from tinyprune.prune.masks import (
+    apply_mask,
+    combine,
+    get_masks,
+    is_pruned,
+    mask_stats,
+    remove,
+    reset,
+    set_masks,
+)
 from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.obs import obs_prune
 from tinyprune.prune.schedules import (
@@ -63,7 +72,8 @@ __all__ = [
     "L1Regularized", "MovementScore", "PolynomialPruning", "SensitivityTable", "SoftThreshold",
     "SparsifyReport", "allocate",
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
-    "get_masks", "gradient", "hybrid", "implied_sparsity", "iterative", "iterative_sparsities", "lamp",
+    "get_masks", "gradient", "hybrid", "implied_sparsity", "is_pruned", "iterative", "iterative_sparsities",
+    "lamp",
     "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
     "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "remove", "reset",
     "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",

@@ -129,6 +129,23 @@ def reset(model: Module, state: Mapping[str, np.ndarray] | None = None) -> None:
         model.load_state_dict(dict(state))
 
 
+def is_pruned(model: Module) -> bool:
+    """``True`` when some parameter of ``model`` has a mask with a pruned (``False``) entry.
+
+    A mask of all ``True`` prunes nothing, and zeros without a mask are not pruning (training may move
+    them): both answer ``False``. Per parameter: ``Parameter.is_pruned``.
+
+    >>> from tinyprune.nn import MLP
+    >>> model = MLP([3, 2], seed=0)
+    >>> is_pruned(model)
+    False
+    >>> apply_mask(model.layers[0].W, np.array([[True, False], [True, True], [True, True]]))
+    >>> is_pruned(model), model.layers[0].W.is_pruned, model.layers[0].b.is_pruned
+    (True, True, False)
+    """
+    return any(parameter.is_pruned for parameter in model.parameters())
+
+
 def mask_stats(model: Module) -> dict[str, dict[str, Any]]:
     """Per parameter ``{"total": n, "pruned": count of mask False, "sparsity": pruned / n}``."""
     stats = {}

@@ -1,0 +1,458 @@
+"""Models in and out: PyTorch state dicts as safetensors, Keras 3 weights as ``.weights.h5`` or ``.keras``.
+
+Only the weights of an MLP travel (``Linear``/``Dense`` layers with ReLU between them, logits out); the
+format libraries are optional (``pip install 'tinyprune[interop]'``: ``safetensors``, ``h5py``) and
+imported only when a file of theirs is read or written. Pruned weights travel as exact zeros; the masks
+stay in tinyprune's own checkpoints (``tinyprune.checkpoint``), except where a format has a place for
+them (PyTorch's ``weight_mask``, read below).
+
+**PyTorch** (``torch.nn.Sequential(Linear, ReLU, ..., Linear).state_dict()`` saved with
+``safetensors.torch.save_file``): keys ``"<i>.weight"`` of shape ``(out, in)`` and ``"<i>.bias"`` of shape
+``(out,)``, ``i`` the position of the ``Linear`` in the ``Sequential`` (``0, 2, 4`` with a ``ReLU`` between;
+parameter-free modules such as ``Dropout`` only shift the numbers). tinyprune's ``W`` is ``weight.T``.
+Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"module."`` (from
+``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
+``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. Written: the plain
+layout with ``i = 0, 2, 4, ...`` and metadata ``{"format": "pt"}``, loadable by
+``nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``.
+
+**Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` of ``Dense`` layers): an HDF5 file
+where each layer's variables sit in ``/layers/<name>/vars/<k>``, ``<name>`` the snake-case class name
+numbered in order (``dense``, ``dense_1``, ``dense_2``, ...), ``vars/0`` the kernel ``(in, out)`` (tinyprune's
+``W`` as it is) and ``vars/1`` the bias ``(out,)``; the model's own ``/vars`` group is empty, and a
+compiled model adds ``/optimizer/vars/...`` (ignored here). Layers without variables that are the
+identity at inference (``dropout``, ``flatten``) are skipped; any other layer is refused. A ``.keras``
+file is a zip archive of ``config.json`` (the architecture: checked to be a ``Sequential`` of ``Dense``
+layers with ReLU between and a linear or softmax output), ``metadata.json`` and ``model.weights.h5``
+(the layout above). A softmax output comes in as logits: tinyprune keeps the softmax in the loss.
+Written: ``.weights.h5`` in that layout, and ``.keras`` with a ``Sequential`` config whose last
+``Dense`` has ``activation="softmax"`` (the source document's model).
+
+Every bad input (a missing or extra key, a wrong shape, a non-float dtype, NaN or inf, layers that do
+not chain, anything that is not an MLP) raises ``CheckpointError`` naming the key; files are written
+through ``files.atomic_write`` (whole or absent).
+
+>>> import tempfile, pathlib
+>>> from tinyprune.nn import MLP
+>>> model = MLP([4, 3, 2], seed=0)
+>>> path = export_model(pathlib.Path(tempfile.mkdtemp()) / "mlp.safetensors", model)
+>>> sorted(torch_state_dict(model))
+['0.bias', '0.weight', '2.bias', '2.weight']
+>>> import_model(path).sizes
+[4, 3, 2]
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from tinyprune import checkpoint
+from tinyprune.errors import CheckpointError
+from tinyprune.files import atomic_write
+from tinyprune.nn import MLP
+
+PathLike = str | os.PathLike
+FORMATS = ("npz", "safetensors", "keras")
+EXTRA = "pip install 'tinyprune[interop]'"
+MAX_FILE_BYTES = 8 * checkpoint.MAX_PARAMETERS + (1 << 20)      # float64 values of the largest model, + slack
+KERAS_IDENTITY_LAYERS = ("dropout", "flatten")
+
+__all__ = ["FORMATS", "export_model", "format_of", "from_keras_layers", "from_torch_state", "import_model",
+           "keras_layers", "read_keras", "read_safetensors", "torch_state_dict", "write_keras",
+           "write_safetensors"]
+
+
+def _library(module: str) -> ModuleType:
+    """Import a format library when it is needed, or say in one line how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise ImportError(f"reading or writing this file format needs {package}: {EXTRA}") from None
+
+
+def format_of(path: PathLike, format: str | None = None) -> str:  # noqa: A002 (the natural name)
+    """The format of ``path``: ``format`` if given, else from the extension (``.npz``, ``.safetensors``,
+    ``.h5`` or ``.keras``).
+
+    >>> format_of("model.weights.h5"), format_of("m.safetensors"), format_of("x.bin", "npz")
+    ('keras', 'safetensors', 'npz')
+    """
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"unknown format {format!r}; expected one of {FORMATS}")
+        return format
+    suffix = Path(path).suffix.lower()
+    known = {".npz": "npz", ".safetensors": "safetensors", ".h5": "keras", ".keras": "keras"}
+    if suffix not in known:
+        raise ValueError(f"cannot tell the format of {str(path)!r} from its extension; name one of {FORMATS} "
+                         "(extensions .npz, .safetensors, .weights.h5, .keras)")
+    return known[suffix]
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file (a FIFO or device is refused without blocking), bounded in size."""
+    with checkpoint._open_regular(path, "model file") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise CheckpointError(f"{path}: {size} bytes is more than a model file may hold "
+                                  f"({MAX_FILE_BYTES})")
+        return file.read()
+
+
+# --------------------------------------------------------------------------- checks shared by both formats
+def _float_array(value: Any, key: str, where: str, ndim: int) -> np.ndarray:
+    """``value`` as a finite float32/float64 array of ``ndim`` dimensions (float16 widened exactly)."""
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise CheckpointError(f"{where}: {key} has dtype {array.dtype}; expected floating-point weights "
+                              "(float16, float32 or float64)")
+    if array.ndim != ndim:
+        raise CheckpointError(f"{where}: {key} has shape {array.shape}; expected {ndim} dimensions")
+    if not np.all(np.isfinite(array)):
+        raise CheckpointError(f"{where}: {key} holds NaN or inf values")
+    return array.astype(np.float32) if array.dtype.itemsize < 4 else array
+
+
+def _build(layers: list[tuple[str, np.ndarray, str, np.ndarray]], where: str) -> MLP:
+    """An MLP from ``[(W key, W (in, out), b key, b (out,))]`` in order, every shape checked first."""
+    if not layers:
+        raise CheckpointError(f"{where}: no linear layers found; expected an MLP")
+    for (w_key, W, b_key, b) in layers:
+        if b.shape != (W.shape[1],):
+            raise CheckpointError(f"{where}: {b_key} has shape {b.shape}; {w_key} needs a bias of shape "
+                                  f"({W.shape[1]},)")
+    for (w_key, W, _, _), (next_key, W_next, _, _) in zip(layers, layers[1:]):
+        if W.shape[1] != W_next.shape[0]:
+            raise CheckpointError(f"{where}: {w_key} gives {W.shape[1]} outputs but {next_key} takes "
+                                  f"{W_next.shape[0]} inputs: the layers do not chain into an MLP")
+    sizes = [layers[0][1].shape[0]] + [W.shape[1] for _, W, _, _ in layers]
+    if sum(d_in * d_out + d_out for d_in, d_out in zip(sizes[:-1], sizes[1:])) > checkpoint.MAX_PARAMETERS:
+        raise CheckpointError(f"{where}: sizes {sizes} exceed {checkpoint.MAX_PARAMETERS} parameters")
+    dtype = np.float64 if any(a.dtype == np.float64 for _, W, _, b in layers for a in (W, b)) else np.float32
+    model = MLP(sizes, dtype=dtype)
+    for layer, (_, W, _, b) in zip(model.layers, layers):
+        layer.W.data[...] = W
+        layer.b.data[...] = b
+    return model
+
+
+# --------------------------------------------------------------------------- PyTorch
+_TORCH_KEY = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\."
+                        r"(?P<name>(?:weight|bias)(?:_orig|_mask)?)$")
+
+
+def torch_state_dict(model: MLP) -> dict[str, np.ndarray]:
+    """The state dict of ``nn.Sequential(Linear, ReLU, ..., Linear)`` for ``model``: ``"<2l>.weight"`` =
+    ``W_l.T`` (out, in) and ``"<2l>.bias"`` = ``b_l``, as contiguous arrays.
+
+    >>> {key: value.shape for key, value in torch_state_dict(MLP([4, 3, 2])).items()}
+    {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
+    """
+    state = {}
+    for index, layer in enumerate(model.layers):
+        state[f"{2 * index}.weight"] = np.ascontiguousarray(layer.W.data.T)
+        state[f"{2 * index}.bias"] = layer.b.data.copy()
+    return state
+
+
+def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict") -> MLP:
+    """An MLP from a PyTorch ``Sequential`` state dict (the layouts in the module docstring), masks from
+    ``weight_mask``/``bias_mask`` entries included. Every key is accounted for, or the error names it."""
+    groups: dict[int, dict[str, str]] = {}
+    prefixes = set()
+    for key in state:
+        match = _TORCH_KEY.match(key)
+        if match is None:
+            raise CheckpointError(f"{where}: unexpected key {key!r}; expected '<i>.weight' and '<i>.bias' of "
+                                  "the Linear layers of an nn.Sequential (not an MLP of linear layers?)")
+        prefixes.add(match["prefix"])
+        names = groups.setdefault(int(match["index"]), {})
+        names[match["name"]] = key
+    if len(prefixes) > 1:
+        raise CheckpointError(f"{where}: keys with different prefixes {sorted(prefixes)}; expected one model")
+    layers, masks = [], []
+    for index in sorted(groups):
+        names = groups[index]
+        arrays, layer_masks = {}, {}
+        for kind in ("weight", "bias"):
+            arrays[kind], layer_masks[kind] = _torch_parameter(state, names, kind, index, where)
+        weight = arrays["weight"]
+        layers.append((names.get("weight", names.get("weight_orig")), np.ascontiguousarray(weight.T),
+                       names.get("bias", names.get("bias_orig")), arrays["bias"]))
+        weight_mask = layer_masks["weight"]
+        weight_mask = None if weight_mask is None else np.ascontiguousarray(weight_mask.T)
+        masks.append((weight_mask, layer_masks["bias"]))
+    model = _build(layers, where)
+    for layer, (W_mask, b_mask) in zip(model.layers, masks):
+        for parameter, mask in ((layer.W, W_mask), (layer.b, b_mask)):
+            if mask is not None:
+                parameter.mask = mask
+                parameter.data[~mask] = 0
+    return model
+
+
+def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kind: str, index: int,
+                     where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(values, mask or None)`` of layer ``index``'s ``kind`` ("weight" or "bias"): plain, or as
+    ``torch.nn.utils.prune`` stores it (``<kind>_orig`` times a 0/1 ``<kind>_mask``)."""
+    ndim = 2 if kind == "weight" else 1
+    if kind in names:
+        if f"{kind}_orig" in names or f"{kind}_mask" in names:
+            raise CheckpointError(f"{where}: layer {index} has both {kind} and {kind}_orig/{kind}_mask")
+        return _float_array(state[names[kind]], names[kind], where, ndim), None
+    if f"{kind}_orig" not in names or f"{kind}_mask" not in names:
+        present = sorted(names.values())
+        raise CheckpointError(f"{where}: layer {index} has no {kind} (missing key '{index}.{kind}'; it has "
+                              f"{present}); a Linear without bias is not supported")
+    orig = _float_array(state[names[f"{kind}_orig"]], names[f"{kind}_orig"], where, ndim)
+    mask_values = _float_array(state[names[f"{kind}_mask"]], names[f"{kind}_mask"], where, ndim)
+    if mask_values.shape != orig.shape or not np.all((mask_values == 0) | (mask_values == 1)):
+        raise CheckpointError(f"{where}: {names[f'{kind}_mask']} must be 0/1 of shape {orig.shape}")
+    mask = mask_values == 1
+    return np.where(mask, orig, 0).astype(orig.dtype), mask
+
+
+def read_safetensors(path: PathLike) -> MLP:
+    """The MLP in a safetensors file of a PyTorch ``Sequential`` state dict (see the module docstring)."""
+    safetensors_numpy = _library("safetensors.numpy")
+    path = Path(path)
+    try:
+        state = safetensors_numpy.load(_read_bytes(path))
+    except CheckpointError:
+        raise
+    except Exception as error:                   # the Rust parser's SafetensorError, or a dtype NumPy lacks
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
+    return from_torch_state(state, str(path))
+
+
+def write_safetensors(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
+    """Write ``torch_state_dict(model)`` as safetensors (metadata ``{"format": "pt"}``), atomically."""
+    safetensors_numpy = _library("safetensors.numpy")
+    return atomic_write(path, safetensors_numpy.save(torch_state_dict(model), metadata={"format": "pt"}),
+                        overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- Keras 3
+_KERAS_NAME = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*?)(?:_(?P<number>\d+))?$")
+
+
+def keras_layers(model: MLP) -> dict[str, list[np.ndarray]]:
+    """``{"dense": [W_0, b_0], "dense_1": [W_1, b_1], ...}``: the variables Keras 3 stores per layer.
+
+    >>> {name: [v.shape for v in variables] for name, variables in keras_layers(MLP([4, 3, 2])).items()}
+    {'dense': [(4, 3), (3,)], 'dense_1': [(3, 2), (2,)]}
+    """
+    return {("dense" if index == 0 else f"dense_{index}"): [layer.W.data.copy(), layer.b.data.copy()]
+            for index, layer in enumerate(model.layers)}
+
+
+def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str = "weights") -> MLP:
+    """An MLP from ``{layer name: {"0": kernel, "1": bias}}`` as under ``/layers`` (module docstring)."""
+    dense: dict[int, tuple[str, Mapping[str, np.ndarray]]] = {}
+    for name, variables in layers.items():
+        match = _KERAS_NAME.match(name)
+        kind = match["kind"] if match else name
+        if kind in KERAS_IDENTITY_LAYERS and not variables:
+            continue
+        if kind != "dense":
+            raise CheckpointError(f"{where}: layers/{name} is not a Dense layer; expected a Sequential of "
+                                  f"Dense layers (only {KERAS_IDENTITY_LAYERS} between them): not an MLP")
+        dense[int(match["number"] or 0)] = (name, variables)
+    layer_list = []
+    for number in sorted(dense):
+        name, variables = dense[number]
+        if set(variables) != {"0", "1"}:
+            raise CheckpointError(f"{where}: layers/{name}/vars holds {sorted(variables)}; expected '0' (the "
+                                  "kernel) and '1' (the bias) (a Dense without bias, or quantized, is not "
+                                  "supported)")
+        kernel_key, bias_key = f"layers/{name}/vars/0", f"layers/{name}/vars/1"
+        layer_list.append((kernel_key, _float_array(variables["0"], kernel_key, where, 2),
+                           bias_key, _float_array(variables["1"], bias_key, where, 1)))
+    return _build(layer_list, where)
+
+
+def _h5_layers(h5py: ModuleType, handle: Any, where: str) -> dict[str, dict[str, np.ndarray]]:
+    """``{layer name: {variable name: array}}`` read from an open Keras 3 weights file."""
+    if "layers" not in handle or not isinstance(handle["layers"], h5py.Group):
+        raise CheckpointError(f"{where}: no 'layers' group; expected the weights of a Keras 3 model "
+                              "(model.save_weights('model.weights.h5'); Keras 2 files are not supported)")
+    layers = {}
+    for name, group in handle["layers"].items():
+        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+        if not isinstance(variables, h5py.Group):
+            raise CheckpointError(f"{where}: layers/{name} has no 'vars' group (not a Keras 3 weights file?)")
+        layers[name] = {}
+        for key, dataset in variables.items():
+            if not isinstance(dataset, h5py.Dataset):
+                raise CheckpointError(f"{where}: layers/{name}/vars/{key} is not an array")
+            layers[name][key] = dataset[()]
+    return layers
+
+
+def _read_h5(data: bytes, where: str) -> MLP:
+    h5py = _library("h5py")
+    try:
+        with h5py.File(io.BytesIO(data), "r") as handle:
+            layers = _h5_layers(h5py, handle, where)
+    except CheckpointError:
+        raise
+    except Exception as error:                   # h5py raises OSError, KeyError, TypeError on foreign bytes
+        raise CheckpointError(f"{where}: not a readable HDF5 weights file ({error})") from error
+    return from_keras_layers(layers, where)
+
+
+def _check_keras_config(config: Any, where: str) -> list[str]:
+    """The activations of the ``Dense`` layers of a ``.keras`` ``config.json``, checked to be an MLP."""
+    kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+    if kind != "Sequential":
+        raise CheckpointError(f"{where}: config.json describes a {kind}; expected a Sequential model")
+    layers = (config.get("config") or {}).get("layers")
+    if not isinstance(layers, list):
+        raise CheckpointError(f"{where}: config.json has no list of layers")
+    activations = []
+    for position, layer in enumerate(layers):
+        kind = layer.get("class_name") if isinstance(layer, dict) else None
+        options = layer.get("config") or {} if isinstance(layer, dict) else {}
+        if kind == "Dense":
+            if options.get("use_bias", True) is not True:
+                raise CheckpointError(f"{where}: config.json layer {position} is a Dense without bias")
+            activations.append(options.get("activation", "linear"))
+        elif kind not in ("InputLayer", "Dropout", "Flatten"):
+            raise CheckpointError(f"{where}: config.json layer {position} is a {kind}; expected Dense layers "
+                                  "(and InputLayer, Dropout, Flatten): not an MLP")
+    if not activations:
+        raise CheckpointError(f"{where}: config.json has no Dense layer")
+    for position, activation in enumerate(activations[:-1]):
+        if activation != "relu":
+            raise CheckpointError(f"{where}: Dense layer {position} has activation {activation!r}; "
+                                  "tinyprune's MLP has ReLU between its layers")
+    if activations[-1] not in ("linear", "softmax", None):
+        raise CheckpointError(f"{where}: the last Dense layer has activation {activations[-1]!r}; expected "
+                              "'linear' or 'softmax' (tinyprune returns logits)")
+    return activations
+
+
+def read_keras(path: PathLike) -> MLP:
+    """The MLP in a Keras 3 ``.weights.h5`` file or ``.keras`` archive (layouts in the module docstring)."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if not data.startswith(b"PK\x03\x04"):
+        return _read_h5(data, str(path))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if not {"config.json", "model.weights.h5"} <= names:
+                raise CheckpointError(f"{path}: a zip archive without config.json and model.weights.h5; "
+                                      "expected a Keras 3 .keras file")
+            for name in ("config.json", "model.weights.h5"):
+                if archive.getinfo(name).file_size > MAX_FILE_BYTES:
+                    raise CheckpointError(f"{path}: {name} claims more than {MAX_FILE_BYTES} bytes")
+            config = json.loads(archive.read("config.json").decode("utf-8"))
+            weights = archive.read("model.weights.h5")
+    except CheckpointError:
+        raise
+    except Exception as error:                   # zipfile, zlib, json
+        raise CheckpointError(f"{path}: not a readable .keras archive ({error})") from error
+    activations = _check_keras_config(config, str(path))
+    model = _read_h5(weights, f"{path}:model.weights.h5")
+    if len(activations) != len(model.layers):
+        raise CheckpointError(f"{path}: config.json lists {len(activations)} Dense layers but "
+                              f"model.weights.h5 holds {len(model.layers)}")
+    return model
+
+
+def _h5_bytes(model: MLP) -> bytes:
+    """The Keras 3 weights file of ``model`` (``/vars``, ``/layers/dense*/vars/{0,1}``), as bytes."""
+    h5py = _library("h5py")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        handle.create_group("vars").attrs["name"] = "sequential"
+        layers = handle.create_group("layers")
+        for name, variables in keras_layers(model).items():
+            group = layers.create_group(name).create_group("vars")
+            group.attrs["name"] = name
+            for key, value in enumerate(variables):
+                group.create_dataset(str(key), data=value)
+    return buffer.getvalue()
+
+
+def _keras_config(model: MLP) -> dict[str, Any]:
+    """A Keras 3 ``config.json`` for ``Sequential([InputLayer, Dense(relu), ..., Dense(softmax)])``."""
+    dtype = model.dtype.name
+    layers: list[dict[str, Any]] = [{
+        "module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+        "config": {"batch_shape": [None, model.sizes[0]], "dtype": dtype, "sparse": False,
+                   "name": "input_layer"}}]
+    fan_in = model.sizes[0]
+    for index, units in enumerate(model.sizes[1:]):
+        last = index == len(model.layers) - 1
+        layers.append({
+            "module": "keras.layers", "class_name": "Dense", "registered_name": None,
+            "build_config": {"input_shape": [None, fan_in]},
+            "config": {"name": "dense" if index == 0 else f"dense_{index}", "trainable": True, "dtype": dtype,
+                       "units": units, "activation": "softmax" if last else "relu", "use_bias": True,
+                       "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                              "config": {"seed": None}, "registered_name": None},
+                       "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros",
+                                            "config": {}, "registered_name": None},
+                       "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
+                       "bias_constraint": None}})
+        fan_in = units
+    return {"module": "keras", "class_name": "Sequential", "registered_name": None,
+            "config": {"name": "sequential", "trainable": True, "dtype": dtype, "layers": layers},
+            "build_config": {"input_shape": [None, model.sizes[0]]}}
+
+
+def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
+    """Write ``model`` as Keras 3 weights: ``.keras`` (an archive with the config) if ``path`` ends so,
+    else a ``.weights.h5`` file; atomically."""
+    weights = _h5_bytes(model)
+    if Path(path).suffix.lower() != ".keras":
+        return atomic_write(path, weights, overwrite=overwrite)
+
+    def write_archive(file: Any) -> None:
+        with zipfile.ZipFile(file, "w") as archive:
+            archive.writestr("metadata.json", json.dumps({"keras_version": "3", "producer": "tinyprune"}))
+            archive.writestr("config.json", json.dumps(_keras_config(model)))
+            archive.writestr("model.weights.h5", weights)
+    return atomic_write(path, write_archive, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- one door in, one door out
+def import_model(path: PathLike, format: str | None = None) -> MLP:  # noqa: A002 (the natural name)
+    """The MLP stored in ``path``: a tinyprune checkpoint (``npz``), PyTorch ``safetensors`` or ``keras``
+    (``.weights.h5`` or ``.keras``); the format comes from the extension unless named. Example: see the
+    module docstring."""
+    kind = format_of(path, format)
+    if kind == "npz":
+        return checkpoint.load(path).model
+    return read_safetensors(path) if kind == "safetensors" else read_keras(path)
+
+
+def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # noqa: A002
+                 overwrite: bool = True) -> Path:
+    """Write ``model`` to ``path`` as a tinyprune checkpoint, PyTorch safetensors or Keras 3 weights
+    (format from the extension unless named); atomically (``overwrite=False`` refuses an existing file).
+    Returns the path."""
+    if not isinstance(model, MLP):
+        raise ValueError(f"export_model writes an MLP, got {type(model).__name__}")
+    for name, parameter in model.named_parameters():
+        if not np.all(np.isfinite(parameter.data)):
+            raise ValueError(f"{name} holds NaN or inf values: refusing to export it")
+    kind = format_of(path, format)
+    if kind == "npz":
+        return checkpoint.save(path, model, overwrite=overwrite)
+    write = write_safetensors if kind == "safetensors" else write_keras
+    return write(path, model, overwrite=overwrite)
