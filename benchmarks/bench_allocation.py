@@ -108,7 +108,7 @@ def allocation_part(args: argparse.Namespace, train: Any, validation: Any, test:
                 "recovered_runs": recovered_acc, "layer_sparsity": np.mean(shares, axis=0).tolist()}
             print(f"{method:16s} {sparsity:.0%}: pruned {statistics.fmean(pruned_acc):.4f}, recovered "
                   f"{statistics.fmean(recovered_acc):.4f}, layers "
-                  f"{[round(s, 3) for s in np.mean(shares, axis=0)]}", flush=True)
+                  f"{[round(float(s), 3) for s in np.mean(shares, axis=0)]}", flush=True)
     return rows
 
 
