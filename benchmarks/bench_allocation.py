@@ -16,7 +16,7 @@ rows; the test split (1,000 rows) is only reported. Mean over ``--seeds`` seeds 
 - ``blocks``: the product ``X @ W`` of the first layer (1,000 x 784 by 784 x 64, float32) with a dense W,
   with W block-pruned to 90 % (stored dense: the same product), and with a block-sparse product in NumPy
   that multiplies only the kept blocks (packed once per block column; per call one gather of the input
-  columns and one product per block column). Medians of interleaved timings.
+  columns and one product per block column). The best of ``--repeats`` interleaved timings.
 
 Prints the tables and writes ``benchmarks/results/allocation.json``.
 
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=10, help="dense training epochs")
     parser.add_argument("--recovery-epochs", type=int, default=2)
     parser.add_argument("--budget", type=float, default=0.01, help="sensitivity: accuracy drop per layer")
-    parser.add_argument("--repeats", type=int, default=30, help="timings of each product (median kept)")
+    parser.add_argument("--repeats", type=int, default=50, help="timings of each product (the best is kept)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (0: leave as it is)")
     args = parser.parse_args(argv)
     args.parts = [p for p in args.parts.split(",") if p]
@@ -208,13 +208,14 @@ def block_sparse_product(X: np.ndarray, packed: Packed, h: int) -> np.ndarray:
     return out
 
 
-def interleaved_medians(functions: list[Any], repeats: int, number: int = 5) -> list[float]:
-    """Median seconds per call of each function, timed in turn (fair when another process shares the CPU)."""
+def interleaved_best(functions: list[Any], repeats: int, number: int = 5) -> list[float]:
+    """The fastest mean seconds per call (over ``number`` calls) of each function in ``repeats`` rounds,
+    timed in turn: fair, and the least disturbed by the other processes that share the CPU."""
     times: list[list[float]] = [[] for _ in functions]
     for _ in range(repeats):
         for index, function in enumerate(functions):
             times[index].append(best_of(function, repeat=1, number=number))
-    return [statistics.median(t) for t in times]
+    return [min(t) for t in times]
 
 
 def blocks_part(args: argparse.Namespace, test: Any, models: list[MLP]) -> dict[str, Any]:
@@ -229,7 +230,7 @@ def blocks_part(args: argparse.Namespace, test: Any, models: list[MLP]) -> dict[
             keep = select.block_scores(model.layers[0].W.mask.astype(np.float64), block)[0] > 0
             packed = pack_blocks(W, keep, block)
             assert np.allclose(block_sparse_product(X, packed, W.shape[1]), X @ W, atol=1e-4)
-            dense_time, masked_time, sparse_time = interleaved_medians(
+            dense_time, masked_time, sparse_time = interleaved_best(
                 [lambda: X @ W_dense, lambda W=W: X @ W,
                  lambda p=packed, h=W.shape[1]: block_sparse_product(X, p, h)], args.repeats)
             rows[f"{block[0]}x{block[1]}"] = {"kept_blocks": int(keep.sum()), "blocks": int(keep.size),
