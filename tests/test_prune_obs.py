@@ -101,3 +101,19 @@ def test_obs_refusals_change_nothing():
     with pytest.raises(ValueError, match="unknown layer"):
         tpp.prune(model, {"layers.7.W": 0.5}, "obs", data=X)
     assert all(p.mask is None for p in model.parameters())
+
+
+def test_obs_saliency_by_hand():
+    """One unit, two inputs: H = Ã^T Ã / n + λ I, L_q = w_q² / [H⁻¹]_qq, and 0 for a pruned weight."""
+    model = MLP([2, 1], seed=0, dtype=np.float64)
+    model.layers[0].W.data[...] = [[2.0], [-1.0]]
+    model.layers[0].b.data[...] = [0.5]
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
+    A_tilde = np.hstack([X, np.ones((4, 1))])
+    H = A_tilde.T @ A_tilde / 4 + 0.1 * np.mean(np.sum(X**2, axis=0) / 4) * np.eye(3)
+    diagonal = np.diag(np.linalg.inv(H))
+    scores = tpp.obs.saliency(model, X, damping=0.1)
+    assert np.allclose(scores["layers.0.W"].ravel(), [4.0 / diagonal[0], 1.0 / diagonal[1]])
+    assert np.allclose(scores["layers.0.b"], 0.25 / diagonal[2])
+    through_the_verb = tpp.core.weight_scores(model, "obs", X, damping=0.1)
+    assert np.allclose(through_the_verb["layers.0.W"], scores["layers.0.W"])

@@ -11,7 +11,8 @@ If every neuron of a layer is dead, one all-zero neuron is kept (an MLP needs wi
 is then a constant. Block masks (``structure="blocks"``) and N:M masks are
 not compacted: they remove tiles of weights, not whole rows or columns, so they stay as masks (zeros in a
 dense matrix) unless a block happens to cover a neuron's whole column or row; a dense ``X @ W`` with
-zero blocks costs what it did (``benchmarks/bench_allocation.py``). Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
+zero blocks costs what it did (``benchmarks/bench_allocation.py``).
+Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> from tinyprune.nn import MLP
 >>> from tinyprune.prune.core import neurons
