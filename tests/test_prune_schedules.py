@@ -16,11 +16,13 @@ from tinyprune.prune import (
     L1Regularized,
     PolynomialPruning,
     SoftThreshold,
+    geometric_steps,
     iterative,
     iterative_sparsities,
     mask_stats,
     one_shot,
     polynomial_sparsity,
+    polynomial_steps,
     sensitivity,
     sparsify,
 )
@@ -185,3 +187,85 @@ def test_sensitivity_table_leaves_the_model_alone(toy):
         sensitivity(model, toy, layers=["layers.5.W"])
     with pytest.raises(ValueError, match="labelled"):
         sensitivity(model, toy.X)
+
+
+# ------------------------------------------------------------------ one family each: polynomial, geometric
+def old_iterative_steps(sparsity, steps):
+    """``experiment.iterative_steps`` as it was (commit 93d992c), which ``polynomial_steps`` replaces."""
+    return [sparsity * (1 - (1 - r / steps) ** 3) for r in range(1, steps + 1)]
+
+
+@given(st.floats(0, 0.99), st.integers(1, 30))
+def test_polynomial_steps_is_bit_identical_to_the_old_iterative_steps(target, steps):
+    assert polynomial_steps(target, steps) == old_iterative_steps(target, steps)
+
+
+@given(st.floats(0, 0.5), st.floats(0.5, 0.99), st.integers(1, 20), st.sampled_from([1, 2, 3, 0.5]))
+def test_polynomial_steps_follow_the_curve(initial, target, steps, power):
+    values = polynomial_steps(target, steps, power=power, initial=initial)
+    assert len(values) == steps and values[-1] == pytest.approx(target)
+    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:]))
+    for r, value in enumerate(values, start=1):       # the same curve as the gradual schedule
+        assert value == pytest.approx(polynomial_sparsity(r, target, 0, steps, initial, power))
+    if power == 1:
+        assert np.allclose(np.diff([initial, *values]), (target - initial) / steps)      # linear: equal steps
+
+
+def test_geometric_steps_is_the_old_iterative_sparsities():
+    assert iterative_sparsities is geometric_steps
+    assert geometric_steps(0.6, 0.2) == pytest.approx([0.2, 0.36, 0.488, 0.5904, 0.6])
+
+
+def test_schedule_arguments_are_checked():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="steps"):
+            polynomial_steps(0.5, bad)
+    for bad in (0, -2, float("inf"), "3", True):
+        with pytest.raises(ValueError, match="power"):
+            polynomial_steps(0.5, 3, power=bad)
+        with pytest.raises(ValueError, match="power"):
+            PolynomialPruning(0.5, begin_step=0, end_step=5, power=bad)
+    with pytest.raises(ValueError, match="must not exceed"):
+        polynomial_steps(0.5, 3, initial=0.6)
+    with pytest.raises(ValueError, match="only when the target"):
+        polynomial_steps(0.5, 3, initial={"layers.0.W": 0.1})
+    with pytest.raises(ValueError, match="the start names"):
+        geometric_steps({"layers.0.W": 0.5}, start={"layers.1.W": 0.1})
+
+
+def test_polynomial_pruning_takes_its_power():
+    linear = PolynomialPruning(0.8, begin_step=0, end_step=4, power=1)
+    cubic = PolynomialPruning(0.8, begin_step=0, end_step=4)
+    assert [linear.sparsity_at(t) for t in range(5)] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert cubic.sparsity_at(2) == pytest.approx(0.8 * (1 - 0.5**3))
+
+
+def test_schedules_interpolate_each_layers_sparsity(toy):
+    target = {"layers.0.W": 0.8, "layers.1.W": 0.4}
+    steps = polynomial_steps(target, 4, power=1)
+    assert [s["layers.1.W"] for s in steps] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    rounds = geometric_steps(target, rate=0.5)                 # 0.5, 0.75, 0.8 | 0.4 then stays
+    assert [r["layers.0.W"] for r in rounds] == pytest.approx([0.5, 0.75, 0.8])
+    assert [r["layers.1.W"] for r in rounds] == pytest.approx([0.4, 0.4, 0.4])
+
+    model = MLP([12, 16, 16, 4], seed=0)
+    callback = PolynomialPruning({"layers.0.W": 0.75, "layers.2.W": 0.5}, begin_step=2, end_step=12, every=3,
+                                 initial_sparsity=0.25)
+    fit(model, toy, epochs=3, batch_size=32, progress=False, callbacks=[callback])
+    assert callback.history[0][1] == pytest.approx({"layers.0.W": 0.25, "layers.2.W": 0.25})
+    assert callback.history[-1][1] == {"layers.0.W": 0.75, "layers.2.W": 0.5}
+    stats = mask_stats(model)
+    assert stats["layers.0.W"]["pruned"] == 144 and stats["layers.2.W"]["pruned"] == 32
+    assert stats["layers.1.W"]["pruned"] == 0                  # missing from the mapping: not pruned
+
+    model = MLP([12, 16, 16, 4], seed=0)
+    callback = IterativePruning(target, rate=0.5)
+    fit(model, toy, epochs=4, batch_size=64, progress=False, callbacks=[callback])
+    assert [s for _, s in callback.history] == rounds
+    stats = mask_stats(model)
+    assert stats["layers.0.W"]["pruned"] == round(0.8 * 192)
+    assert stats["layers.1.W"]["pruned"] == round(0.4 * 256)
+    records = iterative(MLP([12, 16, 4], seed=0), {"layers.0.W": 0.5}, rate=0.3)
+    assert [r["sparsity"]["layers.0.W"] for r in records] == pytest.approx([0.3, 0.5])
+    with pytest.raises(ValueError, match="must not exceed"):
+        PolynomialPruning({"layers.0.W": 0.5}, begin_step=0, end_step=3, initial_sparsity=0.6)

@@ -174,3 +174,57 @@ def test_n_m_short_form_and_default():
     model = MLP([8, 8, 3], seed=0)
     masks = core.n_m(model, exclude=["layers.1"])
     assert sorted(masks) == ["layers.0.W"]
+
+
+# ---------------------------------------------------- global neuron pruning (normalised, with a floor)
+@st.composite
+def wide_models(draw):
+    """Hidden layers of equal width and fan-in, each scaled by its own factor in 1e-3..1e3."""
+    width, hidden = draw(st.integers(24, 40)), draw(st.integers(2, 3))
+    seed = draw(seeds)
+    model = MLP([width] * (hidden + 1) + [draw(st.integers(2, 5))], seed=seed, dtype=np.float64)
+    scales = [10.0 ** draw(st.floats(-3, 3)) for _ in model.layers]
+    return model, scales, seed
+
+
+@given(wide_models(), st.sampled_from([0.25, 0.5, 0.75]),
+       st.sampled_from(["l1", "l2", "l2_out", "random"]))
+def test_global_neuron_pruning_takes_from_every_layer_by_normalised_score(case, sparsity, criterion):
+    model, scales, seed = case
+    reference = copy.deepcopy(model)
+    for layer, scale in zip(model.layers, scales):        # ReLU is positively homogeneous: only the
+        layer.W.data *= scale                               # scale of each layer's scores changes
+        layer.b.data *= scale
+    scores = core.neuron_scores(model, criterion, seed=seed)
+    prune(model, sparsity, criterion, "global", structure="neurons", seed=seed)
+    prune(reference, sparsity, criterion, "global", structure="neurons", seed=seed)
+    alive = check_neuron_masks(model)
+    assert all(np.array_equal(alive[k], v) for k, v in hidden_alive(reference).items())   # scale-free
+    removed = [int((~flags).sum()) for flags in alive.values()]
+    total = sum(flags.size for flags in alive.values())
+    assert sum(removed) == round(sparsity * total)                                      # exact count
+    assert all(0 < r < flags.size for r, flags in zip(removed, alive.values()))   # every layer, never all
+    everyone = [np.ones(flags.size, bool) for flags in alive.values()]
+    normalised = core.normalise_neuron_scores(list(scores.values()), everyone)
+    gone = np.concatenate([n[~alive[k]] for n, k in zip(normalised, alive)])
+    kept = np.concatenate([n[alive[k]] for n, k in zip(normalised, alive)])
+    assert gone.max() <= kept.min()                        # the lowest normalised scores went
+
+
+def test_the_floor_keeps_the_best_neuron_of_every_layer():
+    model = MLP([6, 4, 8, 3], seed=0)
+    scores = core.neuron_scores(model, "l2")
+    prune(model, 10 / 12, "l2", "global", structure="neurons")     # 10 of 12: the most the floor allows
+    alive = hidden_alive(model)
+    assert [int(a.sum()) for a in alive.values()] == [1, 1]
+    assert [int(np.argmax(a)) for a in alive.values()] == [int(np.argmax(s)) for s in scores.values()]
+    with pytest.raises(ValueError, match="every neuron of some hidden layer"):
+        prune(MLP([6, 4, 8, 3], seed=0), 0.9, "l2", "global", structure="neurons")   # 11 of 12
+
+
+def test_global_l2_on_the_documents_model_no_longer_empties_a_layer():
+    """Issue 13: raw column norms (784 inputs against 64) emptied the second layer at 50 %."""
+    model = MLP([784, 64, 64, 10], seed=0)
+    prune(model, 0.5, "l2", "global", structure="neurons")
+    removed = [int((~a).sum()) for a in hidden_alive(model).values()]
+    assert sum(removed) == 64 and min(removed) > 0

@@ -10,8 +10,9 @@ one weight. Four ways to choose it:
   ``1 - s_l = ε (d_in + d_out) / (d_in · d_out)``, so small layers stay denser; a layer whose density
   would pass 1 is kept dense and ``ε`` is solved again over the others.
 - ``"lamp"``: the sparsities that one global LAMP threshold gives (Lee et al. 2021; ``criteria.lamp``).
-- ``"sensitivity"``: each layer alone to the largest sparsity whose accuracy drop on validation rows stays
-  within ``budget`` (Han et al. 2015; Li et al. 2017), then scaled to meet ``s``.
+- ``"sensitivity"``: each layer alone to the largest sparsity ``t_l`` whose accuracy drop on validation
+  rows stays within ``budget`` (Han et al. 2015; Li et al. 2017), then scaled to meet ``s`` by one power
+  of the densities, ``1 - s_l = (1 - t_l)^β``.
 
 Ideal (real) counts are turned into integers by largest remainder (``round_counts``). Derived in
 ``notebooks/05_pruning_criteria.ipynb`` ("layer-wise or global?"); measured in
@@ -124,16 +125,29 @@ def tolerated_sparsity(model: MLP, data: Any, budget: float, seed: int = 0) -> d
 
 
 def _sensitivity(model: MLP, total: int, data: Any, budget: float, seed: int) -> np.ndarray:
-    """Scale the tolerated sparsities to the target: below it, ``s_l = α t_l``; above it, every layer keeps
-    ``γ (1 - t_l) n_l`` (the densities shrink by one factor, so the sensitive layers stay densest)."""
+    """Scale the tolerated sparsities ``t_l`` to the target by one power of the densities:
+    ``1 - s_l = (1 - t_l)^β``, with ``β`` found by bisection so that ``Σ_l s_l n_l = total``.
+
+    ``β = 1`` is the tolerated allocation itself, ``β < 1`` a sparser target scales every layer back,
+    ``β > 1`` pushes every layer further; the log-densities keep their ratios, so a layer that tolerated
+    half the pruning of another (in log-density) keeps that share at any target. Chosen over scaling the
+    densities by one factor on validation rows that did not choose ``t_l`` (mnist-5k, 3 seeds, 2 epochs
+    of fine-tuning): +3.0 and +8.3 points at 90 and 95 %, -5.0 at 98 % (both near 35 % there).
+    """
     tolerated = tolerated_sparsity(model, data, budget, seed)
     sizes = np.array([layer.W.data.size for layer in model.layers], dtype=np.float64)
-    t = np.array([tolerated[name] for name in weight_names(model)])
-    affordable = float(np.sum(t * sizes))
-    if total <= affordable:
-        return t * sizes * (total / affordable if affordable > 0 else 0.0)
-    kept = (1 - t) * sizes
-    return sizes - kept * ((sizes.sum() - total) / kept.sum())
+    density = 1 - np.array([tolerated[name] for name in weight_names(model)])
+
+    def pruned(beta: float) -> float:
+        return float(np.sum(sizes * (1 - density**beta)))
+
+    low, high = 0.0, 1.0
+    while pruned(high) < total and high < 1e6:        # a layer that tolerates nothing (density 1) stays
+        high *= 2                                       # dense: round_counts then places the remainder
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if pruned(middle) < total else (low, middle)
+    return sizes * (1 - density**high)
 
 
 # ------------------------------------------------------------------ the verb

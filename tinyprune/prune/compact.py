@@ -8,7 +8,11 @@ Removing a neuron deletes a row or column of its neighbours, which may make more
 two rules run to a fixed point. Input and output units are never removed. Surviving weights keep their
 (unstructured) masks, except a bias entry that receives a folded constant, which is no longer pruned.
 If every neuron of a layer is dead, one all-zero neuron is kept (an MLP needs width >= 1): the output
-is then a constant. Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
+is then a constant. Block masks (``structure="blocks"``) and N:M masks are
+not compacted: they remove tiles of weights, not whole rows or columns, so they stay as masks (zeros in a
+dense matrix) unless a block happens to cover a neuron's whole column or row; a dense ``X @ W`` with
+zero blocks costs what it did (``benchmarks/bench_allocation.py``).
+Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> from tinyprune.nn import MLP
 >>> from tinyprune.prune.core import neurons

@@ -179,6 +179,8 @@ def weight_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed
         return criteria.lamp(model)
     if criterion == "movement":
         return criteria.movement(model, X, y, seed=seed, **options)
+    if criterion == "obs":              # the ranking of OBS's first step (prune() runs the whole surgery)
+        return obs.saliency(model, X, seed=seed, **{k: v for k, v in options.items() if k != "block_size"})
     function: Callable[..., dict[str, np.ndarray]] = getattr(criteria, criterion)
     return function(model, X, y, **options)
 

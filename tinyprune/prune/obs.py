@@ -157,6 +157,35 @@ def _obs_layer(layer: Any, A: np.ndarray, sparsity: float, damping: float,
     return layer.W.mask
 
 
+def saliency(model: MLP, X: Any, *, damping: float = 0.01, max_samples: int | None = None,
+             seed: int = 0) -> dict[str, np.ndarray]:
+    """OBS's saliency of every weight and bias removed alone: ``L_q = w_q² / [H⁻¹]_qq``, the increase of
+    the layer's objective ``1/n ||Ã δ||² + λ ||δ||²`` after the best move of the other weights of its unit.
+
+    ``H`` is each layer's ``Ã^T Ã / n + λ I`` on the current model's inputs to that layer (all inputs, so
+    an already-pruned weight scores 0); ``obs_prune`` ranks by the same quantity, recomputed after every
+    block of removals. Through the verb this is the score of ``criterion="obs"`` (e.g. for
+    ``structure="blocks"`` it is not used: OBS selects single weights).
+    Shapes: X (n, d_0) -> ``{name: float64 array of the parameter's shape}``.
+
+    >>> from tinyprune.nn import MLP
+    >>> scores = saliency(MLP([4, 3, 2], seed=0), np.random.default_rng(0).random((20, 4)))
+    >>> sorted(scores), scores["layers.0.W"].shape
+    (['layers.0.W', 'layers.0.b', 'layers.1.W', 'layers.1.b'], (4, 3))
+    """
+    A = _subsample(_features(X), max_samples, seed).astype(np.float64)
+    scores: dict[str, np.ndarray] = {}
+    last = len(model.layers) - 1
+    for index, layer in enumerate(model.layers):
+        inverse_diagonal = np.diag(np.linalg.inv(_layer_hessian(A, damping)))       # (d+1,)
+        W, b = layer.W.data.astype(np.float64), layer.b.data.astype(np.float64)
+        scores[f"layers.{index}.W"] = W**2 / inverse_diagonal[:-1, None]
+        scores[f"layers.{index}.b"] = b**2 / inverse_diagonal[-1]
+        Z = A @ W + b
+        A = np.maximum(Z, 0) if index < last else Z
+    return scores
+
+
 def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping: float = 0.01,
               block_size: int | None = None, layers: Any = None,
               max_samples: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -195,4 +224,4 @@ def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping
     return masks
 
 
-__all__ = ["obs_prune"]
+__all__ = ["obs_prune", "saliency"]
