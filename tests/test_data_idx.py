@@ -95,6 +95,20 @@ def test_huge_header_does_not_allocate():
         read_idx_bytes(raw, "huge")
 
 
+def test_gzip_bomb_is_refused_before_it_fills_the_memory(tmp_path, monkeypatch):
+    from tinyprune.data import idx
+
+    bomb = gzip.compress(bytes(100_000))                          # 100 kB of zeros in a few hundred bytes
+    with pytest.raises(DataError, match="bomb.gz: decompresses to more than 10000 bytes"):
+        idx.gunzip_if_needed(bomb, "bomb.gz", max_bytes=10_000)
+    monkeypatch.setattr(idx, "MAX_IDX_BYTES", 10_000)               # the default limit applies to files read
+    (tmp_path / "bomb.gz").write_bytes(bomb)
+    with pytest.raises(DataError, match="decompresses to more than 10000 bytes"):
+        read_idx(tmp_path / "bomb.gz")
+    exactly_the_limit = gzip.compress(bytes(10_000))
+    assert idx.gunzip_if_needed(exactly_the_limit, max_bytes=10_000) == bytes(10_000)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="cannot read"):
         read_idx(tmp_path / "nope.gz")

@@ -21,6 +21,7 @@ with the bytes 0x1f 0x8b), not by the file name, so a renamed file still reads.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
@@ -42,6 +43,8 @@ TYPE_CODES: dict[int, np.dtype] = {
 }
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: The most bytes a gzip file may decompress to: 256 MiB, five times the largest known IDX file.
+MAX_IDX_BYTES = 256 << 20
 _HEADER_START = 4  # two magic bytes, the type code and ndim
 
 
@@ -54,17 +57,25 @@ def is_gzip(raw: bytes) -> bool:
     return raw[:2] == GZIP_MAGIC
 
 
-def gunzip_if_needed(raw: bytes, name: str = "<bytes>") -> bytes:
+def gunzip_if_needed(raw: bytes, name: str = "<bytes>", max_bytes: int | None = None) -> bytes:
     """Return the IDX bytes inside ``raw``: decompressed if it is gzip, unchanged otherwise.
 
-    A damaged gzip stream raises ``DataError`` naming ``name``.
+    At most ``max_bytes`` (default ``MAX_IDX_BYTES``) are decompressed: a few kilobytes of gzip can
+    expand to gigabytes (a "gzip bomb"), so a larger content raises ``DataError`` before it fills the
+    memory. A damaged gzip stream raises ``DataError`` naming ``name``.
     """
     if not is_gzip(raw):
         return raw
+    limit = MAX_IDX_BYTES if max_bytes is None else max_bytes
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            content = stream.read(limit + 1)       # reads no further than one byte past the limit
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; EOFError = cut short
         raise DataError(f"{name}: corrupt gzip data ({exc}); delete the file and fetch it again") from exc
+    if len(content) > limit:
+        raise DataError(f"{name}: decompresses to more than {limit} bytes, more than any IDX file tinyprune "
+                        "reads (the largest known, MNIST's training images, is 47,040,016); refusing it")
+    return content
 
 
 def parse_idx(content: bytes, name: str = "<bytes>") -> np.ndarray:
