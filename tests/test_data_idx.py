@@ -1,6 +1,7 @@
 """IDX reading and writing: round trips, the exact byte layout, and every way a file can be broken."""
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -107,6 +108,24 @@ def test_gzip_bomb_is_refused_before_it_fills_the_memory(tmp_path, monkeypatch):
         read_idx(tmp_path / "bomb.gz")
     exactly_the_limit = gzip.compress(bytes(10_000))
     assert idx.gunzip_if_needed(exactly_the_limit, max_bytes=10_000) == bytes(10_000)
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "folder", "huge"])
+def test_what_is_not_a_small_regular_file_is_refused_unread(tmp_path, monkeypatch, kind):
+    """A FIFO would block the reader forever, a huge file would fill the memory: both refused by stat."""
+    from tinyprune.data import idx
+
+    path = tmp_path / "train-images-idx3-ubyte"
+    if kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(bytes(2000))
+        monkeypatch.setattr(idx, "MAX_IDX_BYTES", 1000)
+    message = "not a regular file" if kind != "huge" else "2000 bytes, more than any IDX file tinyprune reads"
+    with pytest.raises(DataError, match=message):
+        read_idx(path)
 
 
 def test_missing_file(tmp_path):

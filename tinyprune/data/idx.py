@@ -24,6 +24,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -131,12 +132,32 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Shapes: as the header says; MNIST images are (n, 28, 28) uint8, labels (n,) uint8.
     """
-    path = Path(path)
+    return read_idx_bytes(read_file_bytes(path), str(path))
+
+
+def read_file_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (default ``MAX_IDX_BYTES``), else ``DataError``.
+
+    Checked before reading: a FIFO would block forever and a huge file would fill the memory.
+    """
+    path, limit = Path(path), MAX_IDX_BYTES if max_bytes is None else max_bytes
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before we can look at it.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc.strerror or exc})") from exc
-    return read_idx_bytes(raw, str(path))
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        os.close(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path}: not a regular file; expected an IDX file")
+        raise DataError(f"{path}: {info.st_size} bytes, more than any IDX file tinyprune reads ({limit}); "
+                        "refusing it")
+    with open(descriptor, "rb") as file:
+        try:
+            return file.read()             # O_NONBLOCK does not apply to regular files
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
 def type_code_of(dtype: np.dtype) -> int:
