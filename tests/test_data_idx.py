@@ -1,6 +1,7 @@
 """IDX reading and writing: round trips, the exact byte layout, and every way a file can be broken."""
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -93,6 +94,38 @@ def test_huge_header_does_not_allocate():
     raw = struct.pack(">BBBB3I", 0, 0, 0x08, 3, 2**32 - 1, 2**32 - 1, 2**32 - 1) + b"\x00" * 8
     with pytest.raises(DataError, match="truncated payload"):
         read_idx_bytes(raw, "huge")
+
+
+def test_gzip_bomb_is_refused_before_it_fills_the_memory(tmp_path, monkeypatch):
+    from tinyprune.data import idx
+
+    bomb = gzip.compress(bytes(100_000))                          # 100 kB of zeros in a few hundred bytes
+    with pytest.raises(DataError, match="bomb.gz: decompresses to more than 10000 bytes"):
+        idx.gunzip_if_needed(bomb, "bomb.gz", max_bytes=10_000)
+    monkeypatch.setattr(idx, "MAX_IDX_BYTES", 10_000)               # the default limit applies to files read
+    (tmp_path / "bomb.gz").write_bytes(bomb)
+    with pytest.raises(DataError, match="decompresses to more than 10000 bytes"):
+        read_idx(tmp_path / "bomb.gz")
+    exactly_the_limit = gzip.compress(bytes(10_000))
+    assert idx.gunzip_if_needed(exactly_the_limit, max_bytes=10_000) == bytes(10_000)
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "folder", "huge"])
+def test_what_is_not_a_small_regular_file_is_refused_unread(tmp_path, monkeypatch, kind):
+    """A FIFO would block the reader forever, a huge file would fill the memory: both refused by stat."""
+    from tinyprune.data import idx
+
+    path = tmp_path / "train-images-idx3-ubyte"
+    if kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(bytes(2000))
+        monkeypatch.setattr(idx, "MAX_IDX_BYTES", 1000)
+    message = "not a regular file" if kind != "huge" else "2000 bytes, more than any IDX file tinyprune reads"
+    with pytest.raises(DataError, match=message):
+        read_idx(path)
 
 
 def test_missing_file(tmp_path):

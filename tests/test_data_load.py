@@ -63,6 +63,7 @@ def test_unknown_dataset_lists_available():
 @pytest.mark.skipif(not FASHION_SYSTEM_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_system_folder():
     splits = load("fashion-mnist", download=False)
+    assert splits.verified is True and splits.source == str(FASHION_SYSTEM_DIR)  # by the content's SHA-256
     assert (splits.train.X.shape, splits.test.X.shape) == ((60000, 784), (10000, 784))
     assert splits.train.X.dtype == np.float32 and 0.0 <= splits.train.X.min() <= splits.train.X.max() <= 1.0
     assert np.bincount(splits.test.y).tolist() == [1000] * 10

@@ -133,6 +133,19 @@ def test_no_overwrite_when_the_target_appears_during_the_write(tmp_path):
     assert target.read_bytes() == b"another writer's" and temporaries(tmp_path) == []
 
 
+def test_no_overwrite_without_hard_links(tmp_path, monkeypatch):
+    """On FAT and some network file systems os.link fails with EPERM: the write must still work."""
+    def no_hard_links(source, destination):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    target = tmp_path / "out"
+    assert atomic_write(target, b"first", overwrite=False).read_bytes() == b"first"
+    with pytest.raises(OutputError, match="already exists"):
+        atomic_write(target, b"second", overwrite=False)
+    assert target.read_bytes() == b"first" and listing(tmp_path) == ["out"]
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_new_files_follow_the_umask(tmp_path, umask):
     old = os.umask(umask)

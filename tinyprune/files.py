@@ -146,6 +146,27 @@ def remove_stale_temporaries(path: PathLike) -> list[Path]:
     return removed
 
 
+#: What os.link says on a file system without hard links (FAT, some network and FUSE file systems).
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS)
+
+
+def _place_without_replacing(temporary: Path, path: Path) -> None:
+    # A hard link fails if the target exists, atomically; without hard links, check and rename (a writer
+    # landing between the two would be replaced: the best such a file system allows).
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise OutputError(f"{path} already exists: refusing to replace it (ask for overwrite)") from None
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        if os.path.lexists(path):
+            raise OutputError(f"{path} already exists: refusing to replace it (ask for overwrite)") from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
+
+
 def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], None], *,
                  overwrite: bool = True) -> Path:
     """Write ``content`` (bytes, text as UTF-8, or a function that writes to a binary file) to ``path``.
@@ -182,12 +203,7 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
             check_target(path)            # still a regular file or absent (not swapped for a link meanwhile)
             os.replace(temporary, path)
         else:
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                raise OutputError(f"{path} already exists: refusing to replace it (ask for overwrite)"
-                                  ) from None
-            os.unlink(temporary)
+            _place_without_replacing(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)

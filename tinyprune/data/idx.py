@@ -21,8 +21,10 @@ with the bytes 0x1f 0x8b), not by the file name, so a renamed file still reads.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -42,6 +44,8 @@ TYPE_CODES: dict[int, np.dtype] = {
 }
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: The most bytes a gzip file may decompress to: 256 MiB, five times the largest known IDX file.
+MAX_IDX_BYTES = 256 << 20
 _HEADER_START = 4  # two magic bytes, the type code and ndim
 
 
@@ -54,17 +58,25 @@ def is_gzip(raw: bytes) -> bool:
     return raw[:2] == GZIP_MAGIC
 
 
-def gunzip_if_needed(raw: bytes, name: str = "<bytes>") -> bytes:
+def gunzip_if_needed(raw: bytes, name: str = "<bytes>", max_bytes: int | None = None) -> bytes:
     """Return the IDX bytes inside ``raw``: decompressed if it is gzip, unchanged otherwise.
 
-    A damaged gzip stream raises ``DataError`` naming ``name``.
+    At most ``max_bytes`` (default ``MAX_IDX_BYTES``) are decompressed: a few kilobytes of gzip can
+    expand to gigabytes (a "gzip bomb"), so a larger content raises ``DataError`` before it fills the
+    memory. A damaged gzip stream raises ``DataError`` naming ``name``.
     """
     if not is_gzip(raw):
         return raw
+    limit = MAX_IDX_BYTES if max_bytes is None else max_bytes
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            content = stream.read(limit + 1)       # reads no further than one byte past the limit
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; EOFError = cut short
         raise DataError(f"{name}: corrupt gzip data ({exc}); delete the file and fetch it again") from exc
+    if len(content) > limit:
+        raise DataError(f"{name}: decompresses to more than {limit} bytes, more than any IDX file tinyprune "
+                        "reads (the largest known, MNIST's training images, is 47,040,016); refusing it")
+    return content
 
 
 def parse_idx(content: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -120,12 +132,32 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Shapes: as the header says; MNIST images are (n, 28, 28) uint8, labels (n,) uint8.
     """
-    path = Path(path)
+    return read_idx_bytes(read_file_bytes(path), str(path))
+
+
+def read_file_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (default ``MAX_IDX_BYTES``), else ``DataError``.
+
+    Checked before reading: a FIFO would block forever and a huge file would fill the memory.
+    """
+    path, limit = Path(path), MAX_IDX_BYTES if max_bytes is None else max_bytes
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before we can look at it.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc.strerror or exc})") from exc
-    return read_idx_bytes(raw, str(path))
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        os.close(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path}: not a regular file; expected an IDX file")
+        raise DataError(f"{path}: {info.st_size} bytes, more than any IDX file tinyprune reads ({limit}); "
+                        "refusing it")
+    with open(descriptor, "rb") as file:
+        try:
+            return file.read()             # O_NONBLOCK does not apply to regular files
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
 def type_code_of(dtype: np.dtype) -> int:

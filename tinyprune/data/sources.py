@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.batches import Dataset, Splits
-from tinyprune.data.idx import gunzip_if_needed, is_gzip, parse_idx
+from tinyprune.data.idx import gunzip_if_needed, is_gzip, parse_idx, read_file_bytes
 from tinyprune.errors import DataError
 
 EMBEDDED_PATH = Path(__file__).with_name("mnist_5k.npz")
@@ -247,10 +247,7 @@ def read_verified(path: Path, datafile: DataFile, trust: bool = False) -> tuple[
     With ``trust`` a file that fails its checksums is still used (``verified`` is then False); its
     structure is checked all the same. Without it such a file raises ``DataError``.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    raw = read_file_bytes(path)
     content = gunzip_if_needed(raw, str(path))
     try:
         verify(str(path), raw, content, datafile.checksums)
