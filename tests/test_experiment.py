@@ -240,3 +240,21 @@ def test_gradual_movement_pruning_uses_the_scores_of_its_own_training(dense, clu
     model, report = _run(dense, clusters, sparsity=0.8, schedule="gradual", criterion="movement",
                          recovery="finetune", epochs=2, check_every=2)
     assert report.sparsity == pytest.approx(0.8, abs=0.005) and _masks_exact(model)
+
+
+@pytest.mark.parametrize("changes", [
+    {"allocation": "erk"}, {"allocation": "lamp"}, {"allocation": "sensitivity"},
+    {"structure": "blocks", "block": (4, 4)}, {"criterion": "magnitude_activation"},
+    {"structure": "neurons", "criterion": "fpgm", "sparsity": 0.5},
+    {"structure": "neurons", "criterion": "l2", "scope": "global", "sparsity": 0.5},
+])
+def test_the_structured_and_per_layer_parts_run_from_a_recipe(changes, dense, clusters):
+    settings = {"sparsity": 0.8, "recovery": "finetune", "epochs": 1, **changes}
+    model, report = _run(dense, clusters, **settings)
+    if "allocation" in changes:
+        assert report.sparsity == pytest.approx(0.8, abs=0.002)
+        assert len(set(round(v, 3) for v in report.layer_sparsity.values())) > 1     # not uniform
+    if changes.get("structure") == "neurons":
+        alive = [row["alive"] for row in report.summary["layers"][:2]]
+        assert sum(alive) == 32 and min(alive) >= 1
+    assert report.epochs_used == 1
