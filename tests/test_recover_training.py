@@ -126,3 +126,20 @@ def test_distill_runs_gradual_pruning_callbacks_with_global_steps(clusters, dens
     recover.distill(_pruned(dense[0]), dense[0], train.X, epochs=2, batch_size=400, callbacks=[Spy()],
                     initial_epoch=3)
     assert seen == [(4, 7), (4, 8), (5, 9), (5, 10)]
+
+
+def test_rewinding_and_resetting_keep_todays_masks_not_the_snapshots():
+    import numpy as np
+
+    from tinyprune import prune, recover
+    from tinyprune.nn import MLP
+
+    model = MLP([6, 5, 3], seed=0)
+    prune.magnitude(model, 0.3)
+    early = {k: v.copy() for k, v in model.state_dict().items()}       # carries the 30 % masks
+    prune.magnitude(model, 0.7)
+    today = prune.get_masks(model)
+    recover.rewind_weights(model, early)
+    assert all(np.array_equal(model.state_dict()[name + ".mask"], mask) for name, mask in today.items())
+    prune.reset(model, early)
+    assert not prune.is_pruned(model)

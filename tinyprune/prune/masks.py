@@ -125,8 +125,8 @@ def reset(model: Module, state: Mapping[str, np.ndarray] | None = None) -> None:
     """
     for _, parameter in model.named_parameters():
         parameter.mask = None
-    if state is not None:
-        model.load_state_dict(dict(state))
+    if state is not None:                 # its values only: a "<name>.mask" entry would prune again
+        model.load_state_dict({k: v for k, v in state.items() if not k.endswith(".mask")})
 
 
 def is_pruned(model: Module) -> bool:

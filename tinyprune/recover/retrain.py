@@ -50,13 +50,14 @@ def rewind_weights(model: MLP, snapshot: dict[str, np.ndarray] | WeightSnapshot,
     """``W <- W_rewind ⊙ M``: load earlier weights (a state dict, or a ``WeightSnapshot`` at an epoch/step).
 
     With a ``WeightSnapshot``, ``step`` wins over ``epoch``; neither means epoch 0 (the initialisation).
+    The masks are the model's own, never the snapshot's (a snapshot taken while pruning holds older ones).
     """
     if isinstance(snapshot, WeightSnapshot):
         state = (snapshot.at_step(step) if step is not None
                  else snapshot.at_epoch(0 if epoch is None else epoch))
     else:
         state = snapshot
-    model.load_state_dict(state)
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(".mask")})   # keep today's masks
     masks.reapply(model)
 
 
