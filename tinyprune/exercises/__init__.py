@@ -48,7 +48,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
     Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),
     Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
-    Exercise("distillation_kl_grad", "the gradient T(p_S − p_T)/n of the KL distillation loss", "08"),
+    Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),
     Exercise("remove_neuron", "compaction: delete a dead neuron, folding its constant output", "09"),
 )
 

@@ -96,7 +96,7 @@ def reconstruct_layer(A: np.ndarray, Z: np.ndarray, mask: np.ndarray) -> tuple[n
 
 
 def distillation_kl_grad(z_student: np.ndarray, z_teacher: np.ndarray, T: float) -> np.ndarray:
-    """``T (p_S - p_T) / n``."""
+    """``T (p⁽²⁾ - p⁽¹⁾) / n``."""
     return T * (_softmax(z_student / T) - _softmax(z_teacher / T)) / len(z_student)
 
 

@@ -38,7 +38,7 @@ def softmax_cross_entropy_grad(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     ``∂L/∂z = (P - Y) / n`` with ``Y`` the one-hot rows of the labels y. Compute the softmax stably
     (subtract each row's maximum first).
-    Shapes: z (n, k), y (n,) integers in 0..k-1 -> (n, k).  Notebook 02.
+    Shapes: z (n, K), y (n,) integers in 0..K-1 -> (n, K).  Notebook 02.
     """
     raise NotImplementedError("softmax_cross_entropy_grad")
 
@@ -48,7 +48,7 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
     With ``p = softmax(z)``, ``g = ∂L/∂p = (P - Y) / n`` and the softmax Jacobian ``diag(p) - p pᵀ`` of
     each row: ``∂L/∂z = P ⊙ (g - Σ_j g_j p_j)`` (the sum taken row by row).
-    Shapes: z (n, k), Y (n, k) one-hot (or any targets) -> (n, k).  Notebooks 01, 02.
+    Shapes: z (n, K), Y (n, K) one-hot (or any targets) -> (n, K).  Notebooks 01, 02.
     """
     raise NotImplementedError("squared_error_softmax_grad")
 
@@ -121,11 +121,12 @@ def reconstruct_layer(A: np.ndarray, Z: np.ndarray, mask: np.ndarray) -> tuple[n
 
 
 def distillation_kl_grad(z_student: np.ndarray, z_teacher: np.ndarray, T: float) -> np.ndarray:
-    """``∂L/∂z_S`` of the distillation loss ``L = (T²/n) Σ_i KL(p_T,i || p_S,i)`` with temperature T.
+    """``∂L/∂z⁽²⁾`` of the distillation loss ``L = (T²/n) Σ_i KL(p⁽¹⁾_i || p⁽²⁾_i)`` with temperature T.
 
-    ``p_S = softmax(z_S / T)``, ``p_T = softmax(z_T / T)``; the result is ``T (p_S - p_T) / n``
-    (the T² of the loss times the 1/T of the chain rule through ``z / T``).
-    Shapes: z_student, z_teacher (n, k), T > 0 -> (n, k).  Notebook 08.
+    ``(1)`` is the dense model (the teacher), ``(2)`` the pruned one (the student, whose logits
+    ``z_student`` = ``z⁽²⁾`` move); ``p⁽²⁾ = softmax(z⁽²⁾ / T)``, ``p⁽¹⁾ = softmax(z⁽¹⁾ / T)``. The result is
+    ``T (p⁽²⁾ - p⁽¹⁾) / n`` (the T² of the loss times the 1/T of the chain rule through ``z / T``).
+    Shapes: z_student, z_teacher (n, K), T > 0 -> (n, K).  Notebook 08.
     """
     raise NotImplementedError("distillation_kl_grad")
 
@@ -137,6 +138,6 @@ def remove_neuron(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray
     Allowed when the neuron is dead: its outgoing row ``W2[j]`` is all 0 (nobody listens), or its
     incoming column ``W1[:, j]`` is all 0, so its activation is the constant ``relu(b1[j])``, which must
     first be folded into the next bias: ``b2 ← b2 + relu(b1[j]) W2[j]``.
-    Shapes: W1 (d, h), b1 (h,), W2 (h, k), b2 (k,) -> (d, h-1), (h-1,), (h-1, k), (k,).  Notebook 09.
+    Shapes: W1 (d, h), b1 (h,), W2 (h, K), b2 (K,) -> (d, h-1), (h-1,), (h-1, K), (K,).  Notebook 09.
     """
     raise NotImplementedError("remove_neuron")
