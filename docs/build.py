@@ -162,10 +162,9 @@ def exercises_markdown() -> str:
                      f"[notebook {exercise.notebook}]({notebook}.ipynb) |")
     lines += ["", f"## The stubs (`{STUDENT_FILE.relative_to(ROOT)}`)", ""]
     for exercise in EXERCISES:
-        function = getattr(student, exercise.name)
-        signature = f"def {exercise.name}{inspect.signature(function)}"
-        lines += [f'<h3 id="{exercise.name}">{exercise.name}</h3>', "", "```python", signature,
-                  f'    """{inspect.getdoc(function)}"""', "```", ""]
+        source = inspect.getsource(getattr(student, exercise.name))       # the stub as the student sees it
+        stub = source[:source.rindex("raise NotImplementedError")].rstrip()
+        lines += [f'<h3 id="{exercise.name}">{exercise.name}</h3>', "", "```python", stub, "```", ""]
     return "\n".join(lines)
 
 

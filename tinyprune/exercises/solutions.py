@@ -42,7 +42,7 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray,
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
-    """``v ← μ (v ⊙ M) + g ⊙ M``, ``w ← (w - α v) ⊙ M``."""
+    """``u ← μ (u ⊙ M) + g ⊙ M``, ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``)."""
     velocity = momentum * (velocity * mask) + grad * mask
     return (w - lr * velocity) * mask, velocity
 

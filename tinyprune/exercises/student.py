@@ -57,7 +57,8 @@ def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask:
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step with momentum that keeps pruned weights (``mask == False``) at exactly 0.
 
-    ``g = grad ⊙ M``;  ``v ← μ (v ⊙ M) + g``;  ``w ← (w - α v) ⊙ M``. The velocity is masked too:
+    ``g = grad ⊙ M``;  ``u ← μ (u ⊙ M) + g``;  ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``). The velocity is
+    masked too:
     a velocity left over from before pruning must not live on under the mask.
     Shapes: w, grad, velocity (any shape, the same), mask bool of that shape -> (w, velocity).
     Return new arrays.  Notebooks 04, 07.
@@ -78,9 +79,9 @@ def masked_adam_step(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarr
 
 
 def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
-    """Keep-masks that prune exactly ``round(s · N)`` weights in all arrays together, the smallest ``|w|``.
+    """Prune exactly ``N_p = round(s · N_w)`` weights of all arrays together, the smallest ``|w|`` first.
 
-    ``N`` is the total number of entries of all the arrays; one threshold for all of them (global, not
+    ``N_w`` is the total number of entries of all the arrays; one threshold for all of them (global, not
     layer by layer). Every pruned ``|w|`` must be <= every kept ``|w|``; among equal magnitudes at the
     threshold, prune any of them, but the count must be exact.
     Shapes: a list of arrays -> a list of bool arrays of the same shapes (True = keep).  Notebook 05.
