@@ -57,9 +57,8 @@ def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask:
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step with momentum that keeps pruned weights (``mask == False``) at exactly 0.
 
-    ``g = grad ⊙ M``;  ``u ← μ (u ⊙ M) + g``;  ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``). The velocity is
-    masked too:
-    a velocity left over from before pruning must not live on under the mask.
+    ``g = grad ⊙ M``;  ``u ← μ (u ⊙ M) + g``;  ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``). The velocity
+    is masked too: a velocity left over from before pruning must not live on under the mask.
     Shapes: w, grad, velocity (any shape, the same), mask bool of that shape -> (w, velocity).
     Return new arrays.  Notebooks 04, 07.
     """
