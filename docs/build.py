@@ -111,6 +111,9 @@ def render_notebook(notebook: object, mathjax: str, bar: str) -> str:
     exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.mathjax_url = mathjax
     body, _ = exporter.from_notebook_node(notebook)
+    # the lab template asks MathJax to break long formulas automatically, which shreds the formulas in
+    # narrow table cells (notebook 05's table of criteria) into one symbol per line: keep them whole
+    body = re.sub(r"(linebreaks:\s*\{\s*automatic:\s*)true", r"\1false", body)
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + f"<style>{STYLE}</style>" + bar, body, count=1)
     return _local_links(body)
 

@@ -43,6 +43,7 @@ def test_pages_exist_and_the_notebook_was_executed(site) -> None:
     page = (out / "01_mlp_and_losses.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64") >= 3            # the figures are embedded
     assert "Traceback" not in page and "all checks passed" in page   # it ran to its last cell
+    assert not re.search(r"linebreaks:\s*\{\s*automatic:\s*true", page)  # formulas in tables stay whole
     assert ".ipynb\"" not in re.sub(r'href="https?://[^"]*"', "", page)
 
 
