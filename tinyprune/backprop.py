@@ -1,9 +1,10 @@
 """The backward pass of an MLP derived by hand: the chain rule, one line per equation.
 
-For layers ``l = 1..L`` with ``A_0 = X``, ``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)`` (the last
-layer outputs ``Z_L``, the logits), the document's section 4 reads, in matrix form:
+For weight layers ``l = 1..D`` with ``A_0 = X``, ``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)`` (the
+last layer outputs ``Z_D``, the logits; ``L`` is the loss, symbols as in ``notebooks/README.md``), the
+document's section 4 reads, in matrix form:
 
-1. ``δ_L = dL/dZ_L``                                  (the loss's gradient at the logits: the residual)
+1. ``δ_D = dL/dZ_D``                                  (the error at the logits: ``(P - Y)/n`` for CE)
 2. ``dW_l = A_{l-1}^T δ_l``,  ``db_l = Σ_rows δ_l``   (``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``, summed over rows)
 3. ``δ_{l-1} = (δ_l W_l^T) ⊙ relu'(Z_{l-1})``           (the error flows back through ``W_l`` and the ReLU)
 
@@ -76,7 +77,7 @@ def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
 
 
 def backward(model: MLP, cache: Cache, dlogits: np.ndarray) -> dict[str, np.ndarray]:
-    """From ``δ_L = dL/dZ_L`` (``dlogits``, shape (n, k)) to ``{name: dL/dθ}`` for every parameter.
+    """From ``δ_D = dL/dZ_D`` (``dlogits``, shape (n, K)) to ``{name: dL/dθ}`` for every parameter.
 
     Keys are ``named_parameters()`` names (``layers.0.W``, ...); each gradient has its parameter's
     shape, and is 0 wherever the parameter's mask is ``False``.
@@ -84,7 +85,7 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray) -> dict[str, np.ndar
     if dlogits.shape != cache.logits.shape:
         raise ShapeError(f"dlogits has shape {dlogits.shape}, the logits have {cache.logits.shape}")
     grads: dict[str, np.ndarray] = {}
-    delta = dlogits                                                      # δ_L
+    delta = dlogits                                                      # δ_D
     for index in reversed(range(len(model.layers))):
         layer = model.layers[index]
         dW = cache.inputs[index].T @ delta                              # dW_l = A_{l-1}^T δ_l

@@ -2,12 +2,13 @@
 
 Each loss exists twice, side by side: on ``Tensor``s (so autograd differentiates it) and as a
 closed-form gradient on arrays (what the hand-derived backward pass starts from). Derived in
-``notebooks/01_mlp_and_losses.ipynb`` and ``notebooks/02_backprop_by_hand.ipynb``.
+``notebooks/01_mlp_and_losses.ipynb`` and ``notebooks/02_backprop_by_hand.ipynb``; symbols as in
+``notebooks/README.md`` (``Y = onehot(y)``, ``K`` classes, ``P = softmax(z)``).
 
 >>> z = np.array([[2.0, 0.0, -1.0]])
 >>> round(cross_entropy(z, np.array([0])), 4)
 0.1698
->>> abs(float(cross_entropy_grad(z, np.array([0])).sum())) < 1e-12   # each row of p - y sums to 0
+>>> abs(float(cross_entropy_grad(z, np.array([0])).sum())) < 1e-12   # each row of P - Y sums to 0
 True
 """
 
@@ -115,7 +116,7 @@ def cross_entropy(logits: Tensor | np.ndarray, labels: Any) -> Tensor | float:
 def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
     """Gradient of the mean softmax cross-entropy with respect to the logits.
 
-    With p = softmax(z) and one-hot targets y, dL/dz = (p - y) / n for a batch of n rows
+    With P = softmax(z) and one-hot targets Y = onehot(y), dL/dz = (P - Y) / n for a batch of n rows
     (derived in notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log").
 
     Shapes: logits (n, k), labels (n,) integer labels -> (n, k).
@@ -208,8 +209,8 @@ def loss_and_grad(name: str, logits: np.ndarray, y: Any) -> tuple[float, np.ndar
 
     - ``"cross_entropy"``: mean over rows of ``-log softmax(z)[y]``; ``dL/dz = (p - onehot(y)) / n``.
     - ``"squared_error"``: the document's loss on the softmax outputs, mean over rows of
-      ``1/2 ||p - t||^2`` with ``t = onehot(y)`` (or ``y`` itself if it is a float ``(n, k)`` target);
-      ``dL/dz = softmax_backward(p, (p - t) / n)``.
+      ``1/2 ||p - Y||^2`` with ``Y = onehot(y)`` (or ``y`` itself if it is a float ``(n, K)`` target);
+      ``dL/dz = softmax_backward(p, (p - Y) / n)``.
     Shapes: logits (n, k) -> (float, (n, k)).
     """
     check_loss_name(name)

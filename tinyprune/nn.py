@@ -155,8 +155,11 @@ def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
 class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
 
-    Glorot (Xavier) uniform draws ``W`` from ``U(-a, a)`` with ``a = sqrt(6 / (d_in + d_out))``,
-    which keeps the variance of activations roughly equal from layer to layer.
+    Glorot (Xavier) uniform draws ``W`` from ``U(-a, a)`` with ``a = sqrt(6 / (d_in + d_out))``, so
+    ``Var(W) = 2 / (d_in + d_out)``: for *linear* (or tanh-like) layers this keeps the variance of the
+    signal roughly equal from layer to layer (Glorot & Bengio 2010). Under ReLU it does not: ReLU zeroes
+    about half of its inputs, halving the second moment, so the variance shrinks layer after layer
+    (He et al. 2015 double the variance to compensate); the document's Keras model uses Glorot anyway.
     """
 
     def __init__(self, d_in: int, d_out: int, seed: Seed = None, dtype: Any = np.float32) -> None:

@@ -1,23 +1,28 @@
 """The document's residual method as distillation: the dense model teaches the pruned one.
 
 Sections 4.2-4.3 of the source document recover a pruned network from the residual between the dense
-and the pruned model's outputs on the same inputs, ``Δy = ŷ_dense - ŷ_pruned``: the loss
-``L = 1/2 ||ŷ_dense - ŷ_pruned||²`` is back-propagated to the surviving weights and biases
-(``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``) and they take a step ``w <- w - α Δw``. That is knowledge
-distillation with the dense model as the teacher (Hinton, Vinyals & Dean 2015). No labels are needed.
+and the pruned model's outputs on the same inputs, ``Δy = ŷ⁽¹⁾ - ŷ⁽²⁾`` (dense minus pruned), then
+back-propagate (``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``) and step ``w <- w - α Δw``. The document's formulas
+leave ``L`` unspecified and never use ``Δy``; this module implements the course's reading,
+``L = 1/2 ||Δy||²`` (section 4.1's loss with the dense output as the target), whose gradient at the
+pruned output is ``-Δy``: knowledge distillation with the dense model as the teacher (Hinton, Vinyals
+& Dean 2015). No labels are needed. ``z⁽¹⁾``, ``p⁽¹⁾`` are the dense (teacher) logits and probabilities,
+``z⁽²⁾``, ``p⁽²⁾`` the pruned (student) ones; ``T`` is the temperature.
 
 Which outputs ``ŷ`` are compared is the ``output`` option (averaged over the n rows of a batch):
 
-- ``"logits"`` (default): ``L = 1/(2n) Σ_i ||z_T,i - z_S,i||²``, so ``dL/dz_S = (z_S - z_T) / n = -Δy / n``.
+- ``"logits"`` (default): ``L = 1/(2n) Σ_i ||z⁽¹⁾_i - z⁽²⁾_i||²``, so
+  ``dL/dz⁽²⁾ = (z⁽²⁾ - z⁽¹⁾) / n = -Δy / n``.
   The temperature cancels here (dividing both logits by T and scaling by T² gives the same loss).
 - ``"probabilities"``: the document's own loss on softmax outputs softened by a temperature T,
-  ``p = softmax(z / T)``, ``L = T² / (2n) Σ_i ||p_T,i - p_S,i||²``;
-  ``dL/dz_S = softmax_backward(p_S, T² (p_S - p_T) / n) / T``.
-- ``"kl"``: Hinton et al.'s soft cross-entropy, ``L = T²/n Σ_i KL(p_T,i || p_S,i)``,
-  ``dL/dz_S = T (p_S - p_T) / n``.
+  ``p = softmax(z / T)``, ``L = T² / (2n) Σ_i ||p⁽¹⁾_i - p⁽²⁾_i||²``;
+  ``dL/dz⁽²⁾ = softmax_backward(p⁽²⁾, T² (p⁽²⁾ - p⁽¹⁾) / n) / T``.
+- ``"kl"``: Hinton et al.'s soft cross-entropy, ``L = T²/n Σ_i KL(p⁽¹⁾_i || p⁽²⁾_i)``,
+  ``dL/dz⁽²⁾ = T (p⁽²⁾ - p⁽¹⁾) / n``.
 
 The T² factor keeps the gradient's size independent of T (Hinton et al., section 2). With ``alpha > 0``
-the loss mixes in cross-entropy on the labels: ``(1 - α) L_distill + α CE(z_S, y)``.
+(``ω`` in ``notebooks/README.md``) the loss mixes in cross-entropy on the labels:
+``(1 - ω) L_distill + ω CE(z⁽²⁾, y)``.
 Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 
 >>> from tinyprune.nn import MLP
@@ -59,14 +64,15 @@ def _check_options(output: str, temperature: float, alpha: float) -> None:
 def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, labels: Any = None, *,
                       output: str = "logits", temperature: float = 1.0,
                       alpha: float = 0.0) -> tuple[float, np.ndarray]:
-    """Value of the residual loss and its gradient ``dL/dz_S`` at the student's logits (closed form).
+    """Value of the residual loss and its gradient ``dL/dz⁽²⁾`` at the student's logits (closed form).
 
-    ``L = (1 - α) L_distill(z_S, z_T) + α CE(z_S, y)``, with ``L_distill`` chosen by ``output`` (see the
-    module's docstring: ``1/(2n) ||z_T - z_S||²`` on logits, ``T²/(2n) ||p_T - p_S||²`` on softened
-    probabilities, or ``T²/n KL(p_T || p_S)``). ``labels`` are needed only when ``alpha > 0``.
-    The gradient is what ``backprop.backward`` takes as ``dlogits``.
+    ``L = (1 - ω) L_distill(z⁽²⁾, z⁽¹⁾) + ω CE(z⁽²⁾, y)`` (``ω`` = ``alpha``), with ``L_distill`` chosen by
+    ``output`` (see the module's docstring: ``1/(2n) ||z⁽¹⁾ - z⁽²⁾||²`` on logits,
+    ``T²/(2n) ||p⁽¹⁾ - p⁽²⁾||²`` on softened probabilities, or ``T²/n KL(p⁽¹⁾ || p⁽²⁾)``).
+    ``labels`` are needed only when ``alpha > 0``. The gradient is what ``backprop.backward`` takes as
+    ``dlogits``.
 
-    Shapes: student_logits, teacher_logits (n, k); labels (n,) -> (float, (n, k)).
+    Shapes: student_logits, teacher_logits (n, K); labels (n,) -> (float, (n, K)).
 
     >>> z = np.array([[1.0, 0.0]]); t = np.array([[3.0, 0.0]])
     >>> distillation_loss(z, t)          # 1/2 (3 - 1)^2 and (1 - 3) / 1
@@ -131,8 +137,8 @@ def distillation_gradients(model: MLP, teacher_logits: np.ndarray, X: np.ndarray
                            **options: Any) -> tuple[float, dict[str, np.ndarray]]:
     """Section 4.3 step by step: residual, its gradient at the outputs, the chain rule to every weight.
 
-    1. forward the pruned model: ``ŷ_pruned = z_S`` (``backprop.forward``);
-    2. the residual loss and ``δ_L = dL/dz_S`` (``distillation_loss``);
+    1. forward the pruned model: ``ŷ_pruned = z⁽²⁾`` (``backprop.forward``);
+    2. the residual loss and ``δ_D = dL/dz⁽²⁾`` (``distillation_loss``);
     3. ``Δw = A_{l-1}^T δ_l``, ``Δb = Σ_rows δ_l`` for every layer (``backprop.backward``), 0 where masked.
 
     Shapes: X (n, d_0), teacher_logits (n, k) -> (float, {name: gradient of the parameter's shape}).

@@ -1,0 +1,146 @@
+"""Exercises for the course, graded by property-based tests (the way MiniTorch's modules are graded).
+
+``student.py`` holds twelve function stubs, each a step of the source document with its equation and
+shapes in the docstring; ``solutions.py`` holds reference solutions; ``graders.py`` holds one hypothesis
+grader per exercise, comparing the student's function with tinyprune's own and with finite differences.
+
+    python -m tinyprune.exercises list                 what each exercise covers, which notebook teaches it
+    python -m tinyprune.exercises init my_answers      copy the stubs to my_answers/student.py (no overwrite)
+    python -m tinyprune.exercises check my_answers     grade every exercise found in the folder's .py files
+
+>>> [exercise.name for exercise in EXERCISES][:3]
+['linear_forward', 'layer_backward', 'softmax_cross_entropy_grad']
+>>> sorted({exercise.notebook for exercise in EXERCISES})
+['01', '02', '04', '05', '08', '09']
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+STUDENT_FILE = Path(__file__).with_name("student.py")
+SOLUTIONS_FILE = Path(__file__).with_name("solutions.py")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: the function the student writes, what it covers, the notebook that derives it."""
+
+    name: str
+    covers: str
+    notebook: str
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("linear_forward", "a layer's forward pass Z = A W + b", "01"),
+    Exercise("layer_backward", "dW = Aᵀδ, db = Σ_rows δ, δ_prev = (δ Wᵀ) ⊙ relu'(Z_prev)", "02"),
+    Exercise("softmax_cross_entropy_grad", "∂L/∂z = (P − Y)/n of softmax cross-entropy", "02"),
+    Exercise("squared_error_softmax_grad", "the squared error's gradient through the softmax Jacobian", "02"),
+    Exercise("masked_sgd_step", "SGD with momentum keeping pruned weights and their velocity at 0", "04"),
+    Exercise("masked_adam_step", "Adam keeping pruned weights and both moments at 0", "04"),
+    Exercise("global_magnitude_masks", "global magnitude pruning with exactly round(s·N_w) pruned", "05"),
+    Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
+    Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),
+    Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
+    Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),
+    Exercise("remove_neuron", "compaction: delete a dead neuron, folding its constant output", "09"),
+)
+
+
+@dataclass
+class Result:
+    """The grade of one exercise: ``passed``, or why not (``message``), and the seconds it took."""
+
+    name: str
+    passed: bool
+    message: str
+    seconds: float
+
+
+def find(name: str) -> Exercise:
+    """The exercise called ``name``; ``ValueError`` listing the names otherwise."""
+    for exercise in EXERCISES:
+        if exercise.name == name:
+            return exercise
+    raise ValueError(f"unknown exercise {name!r}; expected one of {[e.name for e in EXERCISES]}")
+
+
+def load_functions(path: str | Path) -> dict[str, Callable]:
+    """The exercise functions defined in a ``.py`` file, or in every ``.py`` file of a folder.
+
+    Later files (in sorted order) win when two define the same name. ``ValueError`` if ``path``
+    is neither a ``.py`` file nor a folder holding one, or if importing a file fails.
+    """
+    path = Path(path)
+    files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() and f.suffix == ".py" for f in files):
+        raise ValueError(f"{path} is neither a .py file nor a folder with .py files in it")
+    names = {exercise.name for exercise in EXERCISES}
+    found: dict[str, Callable] = {}
+    for file in files:
+        try:
+            module = _import_file(file)
+        except Exception as error:                # a syntax error or a crash at import: name the file
+            raise ValueError(f"importing {file} raised {type(error).__name__}: {error}") from error
+        found.update({name: getattr(module, name) for name in names if callable(getattr(module, name, None))})
+    return found
+
+
+def _import_file(file: Path) -> ModuleType:
+    name = f"_tinyprune_exercise_{abs(hash(str(file.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                   # dataclasses and pickling-free imports expect it there
+    spec.loader.exec_module(module)
+    return module
+
+
+def grade(name: str, function: Callable, max_examples: int = 30, shrink: bool = True) -> Result:
+    """Run exercise ``name``'s grader on ``function``: a ``Result`` with the first failure's message.
+
+    ``max_examples`` inputs are drawn (derandomized: the same ones every run); with ``shrink`` a failing
+    input is first made as small as hypothesis can make it, so the message shows the simplest case.
+    """
+    from tinyprune.exercises import graders  # needs hypothesis (the dev extra)
+    find(name)
+    start = time.perf_counter()
+    try:
+        getattr(graders, f"grade_{name}")(function, graders.grading_settings(max_examples, shrink))
+    except NotImplementedError:
+        return Result(name, False, "not written yet (the stub raises NotImplementedError)",
+                      time.perf_counter() - start)
+    except graders.WrongAnswerError as failure:
+        return Result(name, False, str(failure).split("\nFalsifying")[0], time.perf_counter() - start)
+    except Exception as error:                    # the student's code crashed: say where, not a traceback
+        return Result(name, False, f"raised {type(error).__name__}: {error}", time.perf_counter() - start)
+    return Result(name, True, "passed", time.perf_counter() - start)
+
+
+def check(path: str | Path, names: Iterable[str] | None = None, max_examples: int = 30,
+          shrink: bool = True) -> list[Result]:
+    """Grade the exercises found at ``path`` (all of them, or ``names``); a missing function fails."""
+    functions = load_functions(path)
+    chosen = [find(name) for name in names] if names else list(EXERCISES)
+    results = []
+    for exercise in chosen:
+        if exercise.name not in functions:
+            results.append(Result(exercise.name, False, f"no function {exercise.name} found in {path}", 0.0))
+        else:
+            results.append(grade(exercise.name, functions[exercise.name], max_examples, shrink))
+    return results
+
+
+def listing() -> str:
+    """The exercises as a table: number, name, notebook, what it covers."""
+    rows = [f"{'#':>2}  {'exercise':<28} {'notebook':<9} covers"]
+    rows += [f"{i:>2}  {e.name:<28} {e.notebook:<9} {e.covers}" for i, e in enumerate(EXERCISES, 1)]
+    return "\n".join(rows)
+
+
+__all__ = ["EXERCISES", "Exercise", "Result", "check", "find", "grade", "listing", "load_functions"]
