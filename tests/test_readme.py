@@ -77,6 +77,32 @@ def test_the_python_blocks_of_the_readme_run(tmp_path, monkeypatch):
     assert len(namespace["result"].runs) == 2
 
 
+def test_the_exercise_commands_of_the_readme_run(tmp_path):
+    """list and init exit 0; check exits 1 on the blank stubs and 0 once they are filled in (here: with the
+    reference solutions)."""
+    import shutil
+    import subprocess
+    import sys
+
+    shown = [line for block in fenced_blocks("bash") for line in block.splitlines()]
+    lines = [shlex.split(line.split(" #", 1)[0]) for line in shown
+             if line.startswith("python -m tinyprune.exercises")]
+    assert [words[3] for words in lines] == ["list", "init", "check"]
+
+    def run(words: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+
+    assert run(lines[0]).returncode == 0 and run(lines[1]).returncode == 0
+    blank = run(lines[2])
+    assert blank.returncode == 1 and "0 of 12 exercises pass" in blank.stdout
+    from tinyprune.exercises import solutions
+
+    target = next((tmp_path / lines[2][4]).glob("*.py"))
+    shutil.copy(solutions.__file__, target)
+    assert run(lines[2]).returncode == 0
+
+
 def help_examples() -> list[list[str]]:
     """The example lines (`  tinyprune ...`) of every subcommand's --help."""
     parser = cli.build_parser()

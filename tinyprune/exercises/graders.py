@@ -23,9 +23,9 @@ from tinyprune.nn import MLP, Parameter
 from tinyprune.optim import SGD, Adam
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
+from tinyprune.prune.obs import _obs_unit
 from tinyprune.prune.select import global_
 from tinyprune.recover.distill import distillation_loss
-from tinyprune.recover.reconstruct import _obs_unit
 from tinyprune.recover.reconstruct import reconstruct_layer as tinyprune_reconstruct_layer
 
 
@@ -315,7 +315,7 @@ def grade_obs_prune_one(function: Callable, config: settings) -> None:
             raise WrongAnswerError(f"the removed weight w[{q}] must be stored as an exact 0, got "
                                f"{new_w[q] if new_w.shape == w.shape else new_w.shape}; {inputs}")
         if np.sum(costs == costs[q]) == 1:                    # a unique choice: tinyprune chooses it too
-            close("new w (tinyprune.recover.reconstruct._obs_unit)", new_w,
+            close("new w (tinyprune.prune.obs._obs_unit)", new_w,
                   _obs_unit(w, H_inv, np.ones(w.size, bool), 1, 1), inputs)
         H = np.linalg.inv(H_inv)
 
