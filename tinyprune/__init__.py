@@ -13,6 +13,7 @@ The public face, one import away::
     tp.Recipe.from_file("default")              what to prune, when, how to recover (tinyprune.recipe)
     tp.prune_and_recover(model, data, recipe)   the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
+    tp.exercises                                the course's exercises and their property-based graders
 
 >>> import tinyprune as tp
 >>> model = tp.MLP([784, 64, 64, 10], seed=0)
@@ -26,6 +27,7 @@ from tinyprune import (
     checkpoint,
     data,
     errors,
+    exercises,
     experiment,
     files,
     gradcheck,
@@ -56,7 +58,7 @@ __all__ = [
     "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "experiment", "files", "fit", "gradcheck", "interop", "losses", "metrics", "nn",
+    "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses", "metrics", "nn",
     "no_grad",
     "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]
