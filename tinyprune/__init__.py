@@ -58,7 +58,6 @@ __all__ = [
     "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
-    "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses", "metrics", "nn",
-    "no_grad",
-    "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
+    "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses",
+    "metrics", "nn", "no_grad", "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]
