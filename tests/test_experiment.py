@@ -258,3 +258,13 @@ def test_the_structured_and_per_layer_parts_run_from_a_recipe(changes, dense, cl
         alive = [row["alive"] for row in report.summary["layers"][:2]]
         assert sum(alive) == 32 and min(alive) >= 1
     assert report.epochs_used == 1
+
+
+@pytest.mark.parametrize("structure, changes", [("neurons", {"criterion": "l2", "sparsity": 0.5}),
+                                                ("n:m", {"sparsity": 0.5}), ("blocks", {"sparsity": 0.5})])
+def test_the_default_recipe_takes_any_structure(structure, changes, dense, clusters):
+    """The gradual head start prunes structures by the recipe's own criterion (OBS removes single weights)."""
+    model = copy.deepcopy(dense[0])
+    report = prune_and_recover(model, clusters, structure=structure, epochs=1, calibration=200, **changes)
+    assert report.recipe["head_start_criterion"] == "obs" and report.closed_form_seconds > 0
+    assert report.sparsity > 0.3

@@ -471,15 +471,10 @@ def _check_combinations(recipe: Recipe) -> None:
                 "schedule 'gradual' prunes every few steps during training; criterion 'obs' "
                 "solves a closed form for each: use it as head_start_criterion instead"
             )
-        if recipe.head_start > 0 and (
-            mapping
-            or recipe.allocation is not None
-            or recipe.structure != "weights"
-            and recipe.head_start_criterion == "obs"
-        ):
+        if recipe.head_start > 0 and (mapping or recipe.allocation is not None):
             raise RecipeError(
-                "head_start prunes one overall sparsity of single weights: set head_start = 0 "
-                "for a per-layer sparsity, an allocation, or neurons/n:m/blocks with 'obs'"
+                "head_start prunes one overall sparsity: set head_start = 0 for a per-layer sparsity "
+                "or an allocation"
             )
     if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
         raise RecipeError(

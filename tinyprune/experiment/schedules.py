@@ -72,13 +72,14 @@ class Gradual(PruneSchedule):
     def start(self, run: Run) -> None:
         r = self.recipe
         head = min(r.head_start, r.sparsity) if isinstance(r.sparsity, float) else 0.0
-        if head > 0:  # prune at once, then solve the survivors in closed form
-            run.prune_to(head, criterion=r.head_start_criterion)
+        if head > 0:                     # prune at once, then solve the survivors in closed form
+            first = r.head_start_criterion
+            if r.structure != "weights" and first == "obs":
+                first = r.criterion      # OBS removes single weights: neurons, blocks, n:m use their own
+            run.prune_to(head, criterion=first)
             run.reconstruct()
-            run.say(
-                f"head start: {r.head_start_criterion} to {head:.1%} and reconstruction: validation "
-                f"accuracy {run.accuracy('val'):.2%}"
-            )
+            run.say(f"head start: {first} to {head:.1%} and reconstruction: validation accuracy "
+                    f"{run.accuracy('val'):.2%}")
         if head >= (r.sparsity if isinstance(r.sparsity, float) else 1.0):
             run.reached_target()
             return
