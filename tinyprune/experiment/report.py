@@ -187,7 +187,7 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 
-def pruned_fraction(parameter: Any) -> int:
+def pruned_count(parameter: Any) -> int:
     """How many entries of ``parameter`` are pruned (mask ``False``)."""
     return 0 if parameter.mask is None else int(parameter.mask.size - np.count_nonzero(parameter.mask))
 
@@ -201,12 +201,12 @@ def layer_sparsity(model: MLP) -> dict[str, float]:
     {'layers.0.W': 0.0}
     """
     return {
-        f"layers.{i}.W": pruned_fraction(layer.W) / layer.W.data.size for i, layer in enumerate(model.layers)
+        f"layers.{i}.W": pruned_count(layer.W) / layer.W.data.size for i, layer in enumerate(model.layers)
     }
 
 
 def weight_sparsity(model: MLP) -> float:
     """The fraction of pruned entries (mask ``False``) over all weight matrices (biases excluded)."""
-    return sum(pruned_fraction(layer.W) for layer in model.layers) / sum(
+    return sum(pruned_count(layer.W) for layer in model.layers) / sum(
         layer.W.data.size for layer in model.layers
     )
