@@ -183,7 +183,8 @@ def grid(held: Held, criteria: list[str], args: argparse.Namespace, cache: dict)
                                   snapshots={seed: snapshot for seed in seeds}, progress=False, lr=lr)
         runs += result.runs
     if "recipe" in args.recoveries:
-        result = experiment.sweep(model, held.triple, Recipe(**one_round(args.budget)), criteria=criteria,
+        gradual = [c for c in criteria if c != "obs"]      # OBS is the head start's, not a gradual criterion
+        result = experiment.sweep(model, held.triple, Recipe(**one_round(args.budget)), criteria=gradual,
                                   sparsities=args.sparsities, seeds=seeds, workers=args.workers,
                                   progress=False)
         for run in result.runs:
