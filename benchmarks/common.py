@@ -136,11 +136,17 @@ def command() -> str:
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus the command and the machine) to ``benchmarks/results/<name>.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    return write_json_at(RESULTS / f"{name}.json", payload)
+
+
+def write_json_at(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus the command and the machine) to ``path``, atomically: a benchmark that is
+    stopped half-way leaves the previous results whole (``tinyprune.files.atomic_write``)."""
+    from tinyprune.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": command(), "machine": machine(), **payload}
-    path.write_text(json.dumps(record, indent=2, default=float) + "\n")
-    return path
+    return atomic_write(path, json.dumps(record, indent=2, default=float) + "\n")
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
