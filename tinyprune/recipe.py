@@ -11,7 +11,8 @@ The fields are grouped the way a reader thinks about the document's loop (its se
 - **how it recovers**: ``recovery`` (a name of ``experiment.RECOVERIES``, or ``"reconstruct+X"``), the
   distillation's ``distill_output``, ``temperature`` and ``alpha``, reconstruction's ``calibration`` rows and
   ``damping``, and the dense epoch that ``rewind`` goes back to;
-- the **budget**: ``epochs`` of recovery training, asked "recovered?" every ``check_every`` epochs, within
+- the **budget**: ``epochs`` of recovery training, asked "recovered?" every ``check_every`` epochs (unset:
+  once, after the whole budget), within
   ``tolerance`` of the dense accuracy;
 - the **optimizer**: ``optimizer``, ``lr`` (``None``: the recovery's own rate, e.g. a tenth of
   ``original_lr`` for fine-tuning), ``lr_schedule`` (``None``: the recovery's own), ``batch_size``;
@@ -128,7 +129,8 @@ class Recipe:
     rewind_epoch: int = _field(1, "recovery", "rewind: the dense training epoch whose weights are restored")
     # budget
     epochs: int = _field(3, "budget", "recovery budget in epochs of the training set")
-    check_every: int = _field(1, "budget", "ask 'recovered?' every this many epochs (one round)")
+    check_every: int | None = _field(None, "budget", "ask 'recovered?' every this many epochs, a round "
+                                                      "(unset: once, after the whole budget)")
     tolerance: float = _field(
         0.005,
         "budget",
@@ -162,8 +164,13 @@ class Recipe:
     # ------------------------------------------------------------------ derived values
     @property
     def rounds(self) -> int:
-        """How many times D and F run at most: ``epochs / check_every``."""
-        return self.epochs // self.check_every
+        """How many times D and F run at most: ``epochs / check_every`` (1 when ``check_every`` is unset)."""
+        return self.epochs // self.round_epochs
+
+    @property
+    def round_epochs(self) -> int:
+        """The epochs of one round of D: ``check_every``, or the whole budget when it is unset."""
+        return self.check_every or self.epochs
 
     # ------------------------------------------------------------------ variants and files
     def replace(self, **changes: Any) -> Recipe:
@@ -190,7 +197,7 @@ class Recipe:
                       DeprecationWarning, stacklevel=3)
         changes = {renamed.get(k, k): v for k, v in changes.items()}
         if "max_rounds" in changes or "epochs_per_round" in changes:
-            per_round = changes.pop("epochs_per_round", self.check_every)
+            per_round = changes.pop("epochs_per_round", self.round_epochs)
             rounds = changes.pop("max_rounds", self.rounds)
             changes.setdefault("check_every", per_round)
             whole = _is_int(rounds) and _is_int(per_round)
@@ -426,7 +433,7 @@ def _check_fields(recipe: Recipe) -> None:
     _number(recipe, "damping", 0, 1e6)
     _integer(recipe, "rewind_epoch", 0)
     _integer(recipe, "epochs", 1)
-    _integer(recipe, "check_every", 1)
+    _integer(recipe, "check_every", 1, optional=True)
     _number(recipe, "tolerance", 0, 1, high_open=True)
     _choice(recipe, "optimizer", tuple(OPTIMIZERS))
     _number(recipe, "lr", 0, 1e3, low_open=True, optional=True)
@@ -443,7 +450,7 @@ def _check_combinations(recipe: Recipe) -> None:
 
     closed_form, training = split_recovery(recipe.recovery)
     mapping = isinstance(recipe.sparsity, Mapping)
-    if recipe.epochs % recipe.check_every:
+    if recipe.check_every is not None and recipe.epochs % recipe.check_every:
         raise RecipeError(
             f"epochs ({recipe.epochs}) must be a multiple of check_every ({recipe.check_every}): "
             "the budget is a whole number of rounds"

@@ -66,7 +66,7 @@ def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, re
             break
         actions = recovery.after_pruning(run) if run.mask_changed else []
         run.mask_changed = False
-        actions += recovery.round(run, recipe.check_every)     # D: one round of recovery
+        actions += recovery.round(run, recipe.round_epochs)    # D: one round of recovery
         accuracy = run.val_per_epoch[-1] if recovery.trains else run.accuracy("val")
         run.recovered = run.recovered_at(accuracy)             # F: recovered?
         run.record_round(number, actions, began, accuracy, trained=recovery.trains)

@@ -169,7 +169,7 @@ def headline(r: dict[str, Any]) -> str:
     return (
         f"prune {start}{r.get('criterion')} / {r.get('scope')} / {r.get('structure')} to {target} "
         f"({r.get('schedule')}), recover by {r.get('recovery')} (tolerance {r.get('tolerance', 0) * 100:.2f} "
-        f"points, budget {r.get('epochs')} epoch(s), asked every {r.get('check_every')})"
+        f"points, budget {r.get('epochs')} epoch(s), asked every {r.get('check_every') or r.get('epochs')})"
     )
 
 

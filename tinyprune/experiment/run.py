@@ -205,7 +205,7 @@ class Run:
     def record_round(self, number: int, actions: list[str], began: float, accuracy: float,
                      trained: bool) -> None:
         """Keep one ``Round`` of D and F for the report, and say it."""
-        epochs = self.recipe.check_every if trained else 0
+        epochs = self.recipe.round_epochs if trained else 0
         self.rounds.append(Round(number, ", ".join(actions) or "nothing", weight_sparsity(self.model), epochs,
                                  time.perf_counter() - began, accuracy, self.recovered))
         self.say(f"round {number}: {self.rounds[-1].action} -> validation accuracy {pct(accuracy)}")
