@@ -346,7 +346,9 @@ def grid_tables(runs: list[dict[str, Any]], dense: float, dataset: str) -> str:
 
     cells = aggregate([r for r in runs if r["dataset"] == dataset])
     sparsities = sorted({c["sparsity"] for c in cells})
-    recoveries = list(dict.fromkeys(r["recovery"] for r in runs if r["dataset"] == dataset))
+    order = {name: i for i, name in enumerate(GRID_RECOVERIES)}      # the recipe's row last
+    recoveries = sorted(dict.fromkeys(r["recovery"] for r in runs if r["dataset"] == dataset),
+                        key=lambda r: order.get(r, len(order)))
     lines = [f"**{dataset}** (dense {pct(dense)} %), magnitude pruning, test accuracy % after recovery, "
              f"mean ± std over seeds:", ""]
     header = ["recovery", *[f"{s:.0%}" for s in sparsities]]
