@@ -44,6 +44,7 @@ from tinyprune.prune.core import (
 )
 from tinyprune.prune.masks import apply_mask, combine, get_masks, mask_stats, remove, reset, set_masks
 from tinyprune.prune.obs import obs_prune
+from tinyprune.prune.regrow import RigLRegrowth, regrow
 from tinyprune.prune.schedules import (
     IterativePruning,
     PolynomialPruning,
@@ -63,6 +64,7 @@ __all__ = [
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
     "get_masks", "gradient", "hybrid", "implied_sparsity", "iterative", "iterative_sparsities", "lamp",
     "magnitude", "mask_stats", "masks", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
-    "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "remove", "reset",
+    "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "regrow",
+    "remove", "reset", "RigLRegrowth",
     "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",
 ]

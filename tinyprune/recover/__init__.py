@@ -5,6 +5,7 @@ closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07
 ``notebooks/08_residual_and_reconstruction.ipynb``.
 """
 
+from tinyprune.recover.average import AVERAGES, WeightAverage
 from tinyprune.recover.distill import (
     OUTPUTS,
     Distillation,
@@ -12,13 +13,18 @@ from tinyprune.recover.distill import (
     distillation_gradients,
     distillation_loss,
     distillation_loss_tensor,
+    hidden_activations,
+    hidden_distillation_tensor,
+    hidden_residual_loss,
 )
 from tinyprune.recover.finetune import build_optimizer, finetune, lr_rewind, resolve_schedule, train_until
 from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, reconstruct, reconstruct_layer
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
-    "OUTPUTS", "Distillation", "ReconstructionReport", "build_optimizer", "distill", "distillation_gradients",
+    "AVERAGES", "OUTPUTS", "Distillation", "ReconstructionReport", "WeightAverage",
+    "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss", "build_optimizer", "distill",
+    "distillation_gradients",
     "distillation_loss", "distillation_loss_tensor", "finetune", "lr_rewind", "obs_prune", "reconstruct",
     "reconstruct_layer", "reinitialize", "resolve_schedule", "retrain", "rewind", "rewind_weights",
     "train_until",
