@@ -336,15 +336,17 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per lever, setting and sparsity: Δ val and Δ test (vs dense) per model, mean ± std over the seeds;
-    the setting each lever keeps (best mean validation), the control, the targets met or missed."""
+    the setting each lever keeps (best mean validation), each lever's effect against the recipe (paired, on
+    the seeds both ran), the control, and the targets met or missed."""
     seeds = set(args.seeds)
 
     def cell(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        main = [r for r in rows if r["model"] in seeds]
+        main = sorted((r for r in rows if r["model"] in seeds), key=lambda r: r["model"])
         sgd = [r for r in rows if r["model"] == SGD_MODEL]
-        out: dict[str, Any] = {"seeds": sorted(r["model"] for r in main)}
+        out: dict[str, Any] = {"seeds": [r["model"] for r in main]}
         for split in ("val", "test"):
-            deltas = [r[split] - r[f"dense_{split}"] for r in sorted(main, key=lambda r: r["model"])]
+            deltas = [r[split] - r[f"dense_{split}"] for r in main]
+            out[split] = {str(r["model"]): r[split] for r in rows}
             out[f"{split}_delta"] = deltas
             out[f"{split}_mean"], out[f"{split}_std"] = _mean_std(deltas) if deltas else (None, None)
             out[f"{split}_accuracy_mean"] = statistics.fmean(r[split] for r in main) if main else None
@@ -352,21 +354,42 @@ def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[s
         out["closed_form_epochs"] = statistics.fmean(r["closed_form_epochs"] for r in rows) if rows else 0.0
         return out
 
-    table: dict[str, Any] = {}
+    table: dict[Any, list[dict[str, Any]]] = {}
     for r in records:
-        key = (r["lever"], r["setting"], r["sparsity"], r["epochs"])
-        table.setdefault(key, []).append(r)
+        table.setdefault((r["lever"], r["setting"], r["sparsity"], r["epochs"]), []).append(r)
     cells = [{"lever": k[0], "setting": k[1], "sparsity": k[2], "epochs": k[3], **cell(rows)}
              for k, rows in table.items()]
     chosen = {}
-    for lever in {c["lever"] for c in cells if c["lever"] not in ("budget",)}:
+    for lever in {c["lever"] for c in cells if c["lever"] != "budget"}:
         for sparsity in {c["sparsity"] for c in cells if c["lever"] == lever}:
             options = [c for c in cells if c["lever"] == lever and c["sparsity"] == sparsity
-                       and c["epochs"] == args.budget and len(c["seeds"]) == len(seeds)]
+                       and c["epochs"] == args.budget and c["seeds"]]
             if options:
                 best = max(options, key=lambda c: c["val_mean"])
                 chosen[f"{lever}@{sparsity:g}"] = best["setting"]
-    return {"cells": cells, "chosen": chosen, "verdicts": verdicts(args, cells, chosen)}
+    return {"cells": cells, "chosen": chosen, "effects": effects(args, cells, chosen),
+            "verdicts": verdicts(args, cells, chosen)}
+
+
+def effects(args: argparse.Namespace, cells: list[dict[str, Any]], chosen: dict[str, str]) -> list[dict]:
+    """Each lever's kept setting against the recipe: accuracy differences on the same seeds (paired)."""
+    out = []
+    for key, setting in sorted(chosen.items()):
+        lever, sparsity = key.split("@")[0], float(key.split("@")[1])
+        base = _find(cells, "recipe", "the recipe", sparsity, args.budget)
+        if lever in ("recipe", "control") or base is None:
+            continue
+        c = _find(cells, lever, setting, sparsity, args.budget)
+        common = [str(m) for m in c["seeds"] if str(m) in base["val"]]
+        if not common:
+            continue
+        gains = {split: [c[split][m] - base[split][m] for m in common] for split in ("val", "test")}
+        (val_mean, val_std), (test_mean, test_std) = _mean_std(gains["val"]), _mean_std(gains["test"])
+        out.append({"lever": lever, "setting": setting, "sparsity": sparsity, "seeds": common,
+                    "val_gain": val_mean, "val_gain_std": val_std, "test_gain": test_mean,
+                    "test_gain_std": test_std, "val_gains": gains["val"], "test_gains": gains["test"],
+                    "kept": val_mean > 0})
+    return out
 
 
 def _find(cells: list[dict[str, Any]], lever: str, setting: str, sparsity: float, epochs: int) -> Any:
@@ -386,6 +409,8 @@ def verdicts(args: argparse.Namespace, cells: list[dict[str, Any]], chosen: dict
         if lever == "control" or sparsity not in TARGETS:
             continue
         c = _find(cells, lever, setting, sparsity, args.budget)
+        if len(c["seeds"]) < len(args.seeds):  # a target is judged on every seed only
+            continue
         mean_target, every_target, stretch = TARGETS[sparsity]
         stretch = control_cell["test_mean"] if stretch is None and control_cell else stretch
         every = [*c["test_delta"], *([c["sgd_test_delta"]] if c["sgd_test_delta"] is not None else [])]
@@ -432,6 +457,16 @@ def tables(args: argparse.Namespace, summary: dict[str, Any]) -> str:
                      f"({pts(v['target'])}, {pts(v['mean_margin'])}) | {pts(v['worst_model'])} "
                      f"({pts(v['every_target'])}, {pts(v['every_margin'])}) | "
                      f"{pts(v['stretch'])} ({pts(v['stretch_margin'])}) |")
+    if summary["effects"]:
+        lines += ["", "Each lever's kept setting against the recipe, on the same seeds (points; paired "
+                  "differences, mean ± std; kept = better on validation):", "",
+                  "| lever: kept setting | sparsity | seeds | val gain | test gain | kept? |",
+                  "|---|---|---|---|---|---|"]
+        for e in summary["effects"]:
+            lines.append(f"| {e['lever']}: {e['setting']} | {e['sparsity']:.0%} | {','.join(e['seeds'])} | "
+                         f"{pts(e['val_gain'], e['val_gain_std'])} | "
+                         f"{pts(e['test_gain'], e['test_gain_std'])} | "
+                         f"{'yes' if e['kept'] else 'no'} |")
     budget = [c for c in cells if c["lever"] == "budget" or (c["lever"] == "control" and
                                                              c["setting"] == chosen.get("control@0"))]
     if any(c["lever"] == "budget" for c in cells):

@@ -31,7 +31,7 @@ def test_quick_protocol_runs_caches_and_reports(bench, tmp_path, capsys):
     assert {(r["lever"], str(r["model"])) for r in runs} == {
         (lever, m) for lever in ("control", "recipe") for m in ("0", "1", "sgd")}
     for r in runs:
-        assert 0 <= r["val"] <= 1 and 0 <= r["test"] <= 1 and r["epochs_used"] == 1
+        assert 0 <= r["val"] <= 1 and 0 <= r["test"] <= 1 and r["epochs_used"] in (0, 1)  # 0: no drop
     recipe_runs = [r for r in runs if r["lever"] == "recipe"]
     assert all(abs(r["sparsity_reached"] - 0.9) < 0.01 for r in recipe_runs)
     assert result["summary"]["chosen"] == {"recipe@0.9": "the recipe",

@@ -9,7 +9,7 @@ decayed by a cosine, ``α_t = α/2 (1 + cos(π t / T))``, so the mask settles by
 This is the one place where a mask gains ``True`` entries during training; it writes them with
 ``masks.set_masks`` (which replaces a mask) and never in place. The gradient of the pruned entries comes
 from ``backprop.backward(..., masked=False)``, on a batch of calibration rows with cross-entropy on the
-labels. Derived in ``notebooks/07_finetuning.ipynb``.
+labels. Measured in ``benchmarks/bench_target.py`` (no notebook derives it yet).
 
 >>> from tinyprune.nn import MLP
 >>> from tinyprune.prune import prune

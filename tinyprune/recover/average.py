@@ -11,7 +11,7 @@ Two averages of the parameters ``θ_t`` from step ``t_0`` on:
 At ``end_step`` the average replaces the weights (pruned entries set to exactly 0 again). The average
 runs with the mask fixed: masks are never changed in place (``prune/masks.py``), so a mask array that is
 not the one seen at the previous step means the mask changed, and the average starts again from the
-current weights. Derived in ``notebooks/07_finetuning.ipynb``.
+current weights. Measured in ``benchmarks/bench_target.py`` (no notebook derives it yet).
 
 >>> from tinyprune.nn import MLP
 >>> model = MLP([2, 2], seed=0); averager = WeightAverage("swa", start_step=1, end_step=2)
