@@ -467,20 +467,36 @@ def tables(args: argparse.Namespace, summary: dict[str, Any]) -> str:
                          f"{pts(e['val_gain'], e['val_gain_std'])} | "
                          f"{pts(e['test_gain'], e['test_gain_std'])} | "
                          f"{'yes' if e['kept'] else 'no'} |")
-    budget = [c for c in cells if c["lever"] == "budget" or (c["lever"] == "control" and
-                                                             c["setting"] == chosen.get("control@0"))]
-    if any(c["lever"] == "budget" for c in cells):
-        lines += ["", "Budget curves (test accuracy %, mean over the seeds):", "",
+    curves = budget_curves(args, summary)
+    if curves:
+        lines += ["", f"Budget curves (test accuracy %, mean over the seeds {args.budget_seeds}; the control "
+                  "is the dense model trained as long):", "",
                   "| method | sparsity | " + " | ".join(f"{b} ep" for b in args.budgets) + " |",
                   "|---|---|" + "---|" * len(args.budgets)]
-        for (setting, sparsity) in dict.fromkeys((c["setting"], c["sparsity"]) for c in budget):
-            row = []
-            for b in args.budgets:
-                c = next((c for c in budget
-                          if (c["setting"], c["sparsity"], c["epochs"]) == (setting, sparsity, b)), None)
-                row.append(f"{100 * c['test_accuracy_mean']:.2f}" if c and c["test_accuracy_mean"] else "-")
-            lines.append(f"| {setting} | {sparsity:.0%} | " + " | ".join(row) + " |")
+        for (setting, sparsity), points in curves.items():
+            row = [f"{100 * points[b]:.2f}" if b in points else "-" for b in args.budgets]
+            lines.append(f"| {setting} | {'-' if sparsity is None else f'{sparsity:.0%}'} | "
+                         + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def budget_curves(args: argparse.Namespace, summary: dict[str, Any]) -> dict[Any, dict[int, float]]:
+    """``{(method, sparsity): {epochs: mean test accuracy over the budget seeds}}``; the control has sparsity
+    ``None``. Every point averages the same seeds (those of ``--budget-seeds`` that ran)."""
+    cells, control = summary["cells"], summary["chosen"].get("control@0")
+    if not any(c["lever"] == "budget" for c in cells):
+        return {}
+    seeds = [str(m) for m in args.budget_seeds]
+    curves: dict[Any, dict[int, float]] = {}
+    for c in cells:
+        if c["lever"] == "budget" or (c["lever"] == "control" and c["setting"] == control):
+            values = [c["test"][m] for m in seeds if m in c["test"]]
+            if len(values) == len(seeds):
+                key = (c["setting"] if c["lever"] == "budget" else f"control: {control}",
+                       c["sparsity"] if c["lever"] == "budget" else None)
+                curves.setdefault(key, {})[c["epochs"]] = statistics.fmean(values)
+    order = sorted(curves, key=lambda key: (key[1] or 0, key[0]))
+    return {key: dict(sorted(curves[key].items())) for key in order}
 
 
 def budget_figure(args: argparse.Namespace, summary: dict[str, Any], path: Path) -> Path | None:
@@ -495,22 +511,17 @@ def budget_figure(args: argparse.Namespace, summary: dict[str, Any], path: Path)
         return None
     from tinyprune.files import atomic_write
 
-    cells = summary["cells"]
-    control = summary["chosen"].get("control@0")
-    budget = [c for c in cells if c["lever"] == "budget"]
-    if not budget:
+    curves = budget_curves(args, summary)
+    sparsities = sorted({sparsity for _, sparsity in curves if sparsity is not None})
+    if not sparsities:
         return None
-    sparsities = sorted({c["sparsity"] for c in budget})
     figure, axes = plt.subplots(1, len(sparsities), figsize=(4.2 * len(sparsities), 3.6), squeeze=False)
     for ax, sparsity in zip(axes[0], sparsities):
-        for setting in dict.fromkeys(c["setting"] for c in budget):
-            points = sorted((c["epochs"], c["test_accuracy_mean"]) for c in budget
-                            if c["setting"] == setting and c["sparsity"] == sparsity)
-            ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=setting)
-        points = sorted((c["epochs"], c["test_accuracy_mean"]) for c in cells
-                        if c["lever"] == "control" and c["setting"] == control)
-        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="s", linestyle="--",
-                color="black", label=f"control (dense, {control})")
+        for (setting, at), points in curves.items():
+            if at == sparsity or at is None:
+                style = ({"marker": "s", "linestyle": "--", "color": "black"} if at is None
+                         else {"marker": "o"})
+                ax.plot(list(points), [100 * v for v in points.values()], label=setting, **style)
         ax.set_xscale("log")
         ax.set_xticks(args.budgets, [str(b) for b in args.budgets])
         ax.set_title(f"sparsity {sparsity:.0%}")
