@@ -101,7 +101,9 @@ class Recipe:
         "spread a single sparsity over the layers: uniform, erk, lamp or sensitivity (default: by the scope)",
     )
     # when
-    schedule: str = _field("gradual", "when", "when the mask changes: one-shot, iterative or gradual")
+    schedule: str = _field(
+        "gradual", "when", "when the mask changes: one-shot, iterative, gradual or rigl (gradual + regrowth)"
+    )
     steps: int = _field(3, "when", "iterative: pruning steps, one per round")
     power: float = _field(
         3.0, "when", "shape of the polynomial steps s_t = s (1 - (1 - t/T)^power): 1 linear, 3 cubic"
