@@ -61,11 +61,14 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         "recipe": {"the recipe": {}},
         "hidden": {f"hidden-activation distillation, weight {w:g}": {"hidden_weight": w}
-                   for w in ((0.01,) if quick else (0.001, 0.01))},
+                   for w in ((0.01,) if quick else (1e-4, 1e-3, 1e-2))},
         "average": {f"weight averaging: {kind}": {"average": kind} for kind in ("ema", "swa")},
-        "rigl": {"RigL regrowth in the gradual phase": {"schedule": "rigl"}},
+        "rigl": {f"RigL regrowth in the gradual phase, drop fraction {f:g}": {"schedule": "rigl", "regrow": f}
+                 for f in (0.3, 0.05)},
         "allocation": {f"allocation {method}": {"allocation": method}
                        for method in ("erk", "lamp", "sensitivity")},
+        "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384,)},
+        "head": {f"head start {h:g}": {"head_start": h} for h in (0.9, 0.97)},
     }
 
 
@@ -77,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="dense models of the document's recipe")
     parser.add_argument("--no-sgd", action="store_true", help="leave out the SGD-trained sixth model")
     parser.add_argument("--sparsities", default="0.9,0.95,0.98")
-    parser.add_argument("--levers", default="recipe,control,hidden,average,rigl,allocation,budget",
+    parser.add_argument("--levers", default="recipe,control,hidden,average,rigl,allocation,calibration,head,"
+                        "budget",
                         help="recipe, control, budget and the levers: " + ", ".join(levers()))
     parser.add_argument("--budget", type=int, default=3, help="recovery epochs after the dense model")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budget curves: epochs")
