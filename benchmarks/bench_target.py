@@ -351,6 +351,7 @@ def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[s
         for split in ("val", "test"):
             deltas = [r[split] - r[f"dense_{split}"] for r in main]
             out[split] = {str(r["model"]): r[split] for r in rows}
+            out[f"dense_{split}"] = {str(r["model"]): r[f"dense_{split}"] for r in rows}
             out[f"{split}_delta"] = deltas
             out[f"{split}_mean"], out[f"{split}_std"] = _mean_std(deltas) if deltas else (None, None)
             out[f"{split}_accuracy_mean"] = statistics.fmean(r[split] for r in main) if main else None
@@ -526,6 +527,10 @@ def budget_figure(args: argparse.Namespace, summary: dict[str, Any], path: Path)
                 style = ({"marker": "s", "linestyle": "--", "color": "black"} if at is None
                          else {"marker": "o"})
                 ax.plot(list(points), [100 * v for v in points.values()], label=setting, **style)
+        dense = [c["dense_test"][str(m)] for c in summary["cells"] if c["lever"] == "budget"
+                 for m in args.budget_seeds if str(m) in c["dense_test"]]
+        if dense:
+            ax.axhline(100 * statistics.fmean(dense), color="grey", linestyle=":", label="dense model")
         ax.set_xscale("log")
         ax.set_xticks(args.budgets, [str(b) for b in args.budgets])
         ax.set_title(f"sparsity {sparsity:.0%}")
