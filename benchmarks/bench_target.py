@@ -446,7 +446,7 @@ def tables(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     order = {name: i for i, name in enumerate(["recipe", "control", *levers()])}
     for c in sorted(cells, key=lambda c: (c["epochs"] != args.budget, order.get(c["lever"], 99),
                                           c["sparsity"], c["setting"], c["epochs"])):
-        if c["lever"] == "budget":
+        if c["lever"] == "budget" or c["epochs"] != args.budget:  # other budgets: the budget curves
             continue
         mark = " **(kept)**" if chosen.get(f"{c['lever']}@{c['sparsity']:g}") == c["setting"] else ""
         per_seed = " ".join(f"{100 * d:+.2f}" for d in c["test_delta"])
