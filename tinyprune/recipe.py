@@ -144,7 +144,7 @@ class Recipe:
         None,
         "recovery",
         "average the sparse weights over the end of the budget: ema or swa (default: none); the average "
-        "replaces the weights at the budget's last step, so a run that stops early as recovered keeps its own",
+        "replaces the weights at the budget's last step (a run stopped early as recovered keeps its own)",
     )
     average_start: float = _field(
         0.75, "recovery", "average: fraction of the budget after which the weights are averaged"
