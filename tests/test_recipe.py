@@ -114,7 +114,6 @@ def test_a_bad_field_is_refused_by_name(change, field):
         ({"schedule": "iterative", "head_start": 0.0, "steps": 5}, "must not exceed"),
         ({"epochs": 3, "check_every": 2}, "multiple"),
         ({"structure": "n:m", "criterion": "magnitude"}, "1 - n/m"),
-        ({"allocation": "erk"}, "head_start prunes one overall sparsity"),
         (
             {
                 "schedule": "one-shot",

@@ -76,23 +76,39 @@ def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
     return Cache(inputs, pre_activations)
 
 
-def backward(model: MLP, cache: Cache, dlogits: np.ndarray) -> dict[str, np.ndarray]:
+def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
+             dhidden: list[np.ndarray | None] | None = None, masked: bool = True) -> dict[str, np.ndarray]:
     """From ``δ_D = dL/dZ_D`` (``dlogits``, shape (n, K)) to ``{name: dL/dθ}`` for every parameter.
 
     Keys are ``named_parameters()`` names (``layers.0.W``, ...); each gradient has its parameter's
     shape, and is 0 wherever the parameter's mask is ``False``.
+
+    ``dhidden``: for a loss that also reads the hidden activations (``recover.Distillation`` with
+    ``hidden_weight``), ``dhidden[l-1] = ∂L/∂A_l`` for the hidden layers ``l = 1..L-1`` (shape (n, d_l), or
+    ``None`` for none). It joins the error flowing back at ``A_l``, before the ReLU's derivative:
+    ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ relu'(Z_l)``.
+
+    ``masked=False`` keeps the gradient of the pruned entries too: how much the loss would fall if a pruned
+    weight (exactly 0) were free again, RigL's criterion for regrowing it (``prune.regrow``).
     """
     if dlogits.shape != cache.logits.shape:
         raise ShapeError(f"dlogits has shape {dlogits.shape}, the logits have {cache.logits.shape}")
+    if dhidden is not None and len(dhidden) != len(model.layers) - 1:
+        raise ShapeError(f"dhidden has {len(dhidden)} entries, the model has {len(model.layers) - 1} "
+                         "hidden layers (one gradient per hidden activation, or None)")
     grads: dict[str, np.ndarray] = {}
     delta = dlogits                                                      # δ_D
     for index in reversed(range(len(model.layers))):
         layer = model.layers[index]
         dW = cache.inputs[index].T @ delta                              # dW_l = A_{l-1}^T δ_l
         db = delta.sum(axis=0)                                          # db_l = Σ_rows δ_l
-        grads[f"layers.{index}.b"], grads[f"layers.{index}.W"] = _masked(db, layer.b), _masked(dW, layer.W)
+        if masked:
+            db, dW = _masked(db, layer.b), _masked(dW, layer.W)
+        grads[f"layers.{index}.b"], grads[f"layers.{index}.W"] = db, dW
         if index > 0:
             delta = delta @ layer.W.data.T                              # δ_l W_l^T ...
+            if dhidden is not None and dhidden[index - 1] is not None:
+                delta += dhidden[index - 1]                             # ... + ∂L/∂A_{l-1} ...
             delta *= cache.Z[index - 1] > 0                             # ... ⊙ relu'(Z_{l-1})
     return dict(reversed(grads.items()))      # named_parameters() order: layers.0.W, layers.0.b, ...
 

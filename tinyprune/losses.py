@@ -256,6 +256,15 @@ class Loss:
     def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
         raise NotImplementedError
 
+    def hidden_value_and_grads(self, hidden: list[np.ndarray],
+                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
+        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` of the batch, and ``∂L/∂A_l``.
+
+        ``fit`` (engine ``"backprop"``) adds the value to the batch's loss and passes the gradients to
+        ``backprop.backward(..., dhidden=)``. Most losses read only the logits: ``(0.0, None)``.
+        """
+        return 0.0, None
+
 
 class LabelLoss(Loss):
     """One of ``LOSSES`` on the labels: ``loss_and_grad`` and ``loss_tensor`` as a ``Loss`` part.

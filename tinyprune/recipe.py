@@ -6,11 +6,15 @@ The fields are grouped the way a reader thinks about the document's loop (its se
   ``scope``, ``structure`` (with ``n_m`` and ``block``), and ``allocation`` (how a single sparsity is
   spread over the layers);
 - **when** the mask changes: ``schedule`` (``one-shot``, ``iterative`` in ``steps`` steps, ``gradual``
-  over the first ``ramp`` of the budget), the shape ``power`` of the polynomial steps, and the gradual
-  schedule's ``head_start`` (pruned at once by ``head_start_criterion``, the survivors solved in closed form);
+  over the first ``ramp`` of the budget, ``rigl``: gradual with regrowth of a ``regrow`` fraction), the
+  shape ``power`` of the polynomial steps, and the gradual schedule's ``head_start`` (pruned at once by
+  ``head_start_criterion``, the survivors solved in closed form; with an allocation, ``min(head_start, s_l)``
+  in each layer);
 - **how it recovers**: ``recovery`` (a name of ``experiment.RECOVERIES``, or ``"reconstruct+X"``), the
-  distillation's ``distill_output``, ``temperature`` and ``alpha``, reconstruction's ``calibration`` rows and
-  ``damping``, and the dense epoch that ``rewind`` goes back to;
+  distillation's ``distill_output``, ``temperature``, ``alpha`` and ``hidden_weight`` (the residual at every
+  hidden layer), reconstruction's ``calibration`` rows and ``damping``, the dense epoch that ``rewind``
+  goes back to, and the weight ``average`` (``ema`` with ``ema_decay`` or ``swa``) from ``average_start``
+  of the budget on;
 - the **budget**: ``epochs`` of recovery training, asked "recovered?" every ``check_every`` epochs (unset:
   once, after the whole budget), within
   ``tolerance`` of the dense accuracy;
@@ -99,7 +103,9 @@ class Recipe:
         "spread a single sparsity over the layers: uniform, erk, lamp or sensitivity (default: by the scope)",
     )
     # when
-    schedule: str = _field("gradual", "when", "when the mask changes: one-shot, iterative or gradual")
+    schedule: str = _field(
+        "gradual", "when", "when the mask changes: one-shot, iterative, gradual or rigl (gradual + regrowth)"
+    )
     steps: int = _field(3, "when", "iterative: pruning steps, one per round")
     power: float = _field(
         3.0, "when", "shape of the polynomial steps s_t = s (1 - (1 - t/T)^power): 1 linear, 3 cubic"
@@ -114,6 +120,12 @@ class Recipe:
         "gradual: prune this much at once first and solve the survivors in closed form (0 for none)",
     )
     head_start_criterion: str = _field("obs", "when", "gradual: the criterion of the head start")
+    regrow: float = _field(
+        0.3,
+        "when",
+        "rigl: fraction of each layer's survivors dropped (smallest |w|) and regrown (largest gradient) "
+        "at the first update, decayed by a cosine to 0 at the end of the ramp",
+    )
     # how it recovers
     recovery: str = _field(
         "distill",
@@ -124,6 +136,24 @@ class Recipe:
     distill_output: str = _field("kl", "recovery", "distill: compare logits, probabilities or kl")
     temperature: float = _field(2.0, "recovery", "distill: softmax temperature T")
     alpha: float = _field(0.8, "recovery", "distill: weight of cross-entropy on the labels")
+    hidden_weight: float = _field(
+        0.0,
+        "recovery",
+        "distill: weight of the residual at every hidden layer, 1/(2n) ||A_dense - A_pruned||^2 "
+        "(0: outputs only)",
+    )
+    average: str | None = _field(
+        None,
+        "recovery",
+        "average the sparse weights over the end of the budget: ema or swa (default: none); the average "
+        "replaces the weights at the budget's last step (a run stopped early as recovered keeps its own)",
+    )
+    average_start: float = _field(
+        0.75, "recovery", "average: fraction of the budget after which the weights are averaged"
+    )
+    ema_decay: float = _field(
+        0.999, "recovery", "average ema: decay d of theta_avg <- d theta_avg + (1 - d) theta"
+    )
     calibration: int = _field(4096, "recovery", "training rows for reconstruction, OBS and data criteria")
     damping: float = _field(1e-4, "recovery", "reconstruction: relative ridge damping")
     rewind_epoch: int = _field(1, "recovery", "rewind: the dense training epoch whose weights are restored")
@@ -391,6 +421,7 @@ def _check_fields(recipe: Recipe) -> None:
     from tinyprune.experiment.recoveries import recovery_names, split_recovery
     from tinyprune.experiment.schedules import PRUNE_SCHEDULES
     from tinyprune.optim import OPTIMIZERS
+    from tinyprune.recover.average import AVERAGES
     from tinyprune.recover.distill import OUTPUTS
     from tinyprune.recover.finetune import LR_SCHEDULES
 
@@ -411,6 +442,7 @@ def _check_fields(recipe: Recipe) -> None:
     _integer(recipe, "prune_every", 1, optional=True)
     _number(recipe, "head_start", 0, 1, high_open=True)
     _choice(recipe, "head_start_criterion", weight_criteria)
+    _number(recipe, "regrow", 0, 1, low_open=True)
     if not isinstance(recipe.recovery, str) or not all(
         p in recovery_names() for p in recipe.recovery.split("+")
     ):
@@ -429,6 +461,10 @@ def _check_fields(recipe: Recipe) -> None:
     _choice(recipe, "distill_output", OUTPUTS)
     _number(recipe, "temperature", 0, 1e6, low_open=True)
     _number(recipe, "alpha", 0, 1)
+    _number(recipe, "hidden_weight", 0, 1e6)
+    _choice(recipe, "average", AVERAGES, optional=True)
+    _number(recipe, "average_start", 0, 1, high_open=True)
+    _number(recipe, "ema_decay", 0, 1, high_open=True)
     _integer(recipe, "calibration", 1)
     _number(recipe, "damping", 0, 1e6)
     _integer(recipe, "rewind_epoch", 0)
@@ -462,26 +498,40 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"structure n:m keeps n of every m weights, so sparsity must be 1 - n/m = "
                 f"{1 - n / m:g} with n < m; got sparsity {recipe.sparsity!r} and n_m {recipe.n_m}"
             )
-    if recipe.schedule == "gradual":
+    during_training = recipe.schedule in ("gradual", "rigl")
+    if during_training:
         if closed_form:
             raise RecipeError(
-                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule 'gradual' "
+                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule {recipe.schedule!r} "
                 "changes the mask during training: use schedule one-shot or iterative"
             )
         if training not in ("finetune", "lr-rewind", "distill"):
             raise RecipeError(
-                f"schedule 'gradual' prunes during training: recovery must train from the pruned "
+                f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
                 f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
             )
         if recipe.criterion == "obs":
             raise RecipeError(
-                "schedule 'gradual' prunes every few steps during training; criterion 'obs' "
+                f"schedule {recipe.schedule!r} prunes every few steps during training; criterion 'obs' "
                 "solves a closed form for each: use it as head_start_criterion instead"
             )
-        if recipe.head_start > 0 and (mapping or recipe.allocation is not None):
+        if recipe.schedule == "rigl" and recipe.structure != "weights":
+            raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
+    if recipe.hidden_weight > 0 and training != "distill":
+        raise RecipeError(
+            f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
+            f"got {recipe.recovery!r}"
+        )
+    if recipe.average is not None:
+        if training is None:
             raise RecipeError(
-                "head_start prunes one overall sparsity: set head_start = 0 for a per-layer sparsity "
-                "or an allocation"
+                f"average {recipe.average!r} averages the weights of training: it needs a training "
+                f"recovery, got {recipe.recovery!r}"
+            )
+        if during_training and recipe.average_start < recipe.ramp:
+            raise RecipeError(
+                f"average_start ({recipe.average_start}) must not come before the end of the ramp "
+                f"({recipe.ramp}): the weights are averaged with the mask fixed"
             )
     if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
         raise RecipeError(

@@ -277,10 +277,11 @@ def _backprop_step(model: MLP, Xb: np.ndarray, yb: np.ndarray, rows: np.ndarray 
     """Hand-derived gradients: forward cache, ``dL/dz`` in closed form, chain rule back."""
     cache = backprop.forward(model, Xb, check=False)     # the Dataset checked X once, when it was built
     value, dlogits = loss.value_and_grad(cache.logits, yb, rows)
-    grads = backprop.backward(model, cache, dlogits)
+    hidden_value, dhidden = loss.hidden_value_and_grads(cache.inputs[1:], rows)   # (0, None): logits only
+    grads = backprop.backward(model, cache, dlogits, dhidden)
     for name, parameter in named:
         parameter.grad = grads[name]
-    return value, cache.logits
+    return value + hidden_value, cache.logits
 
 
 def _autograd_step(model: Module, Xb: np.ndarray, yb: np.ndarray, rows: np.ndarray | None,

@@ -103,7 +103,8 @@ class Distill(Recovery):
     def round(self, run: Run, epochs: int) -> list[str]:
         r = run.recipe
         loss = recover.Distillation(
-            run.teacher, output=r.distill_output, temperature=r.temperature, alpha=r.alpha
+            run.teacher, output=r.distill_output, temperature=r.temperature, alpha=r.alpha,
+            hidden_weight=r.hidden_weight,
         )
         return [run.train_epochs(epochs, self, loss=loss)]
 

@@ -184,6 +184,10 @@ class Run:
             self.optimizer = recover.build_optimizer(
                 self.model, r.optimizer, lr=lr, schedule=schedule, total_steps=self.budget_steps
             )
+            if r.average is not None:  # average the weights over the end of the budget, mask fixed
+                self.callbacks.append(recover.WeightAverage(
+                    r.average, start_step=round(r.average_start * self.budget_steps),
+                    end_step=self.budget_steps, decay=r.ema_decay))
         history = fit(
             self.model,
             self.train,

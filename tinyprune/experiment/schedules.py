@@ -9,7 +9,12 @@
   With ``criterion="movement"`` the scores are those the recovery training itself accumulates
   (``prune.MovementScore``, Sanh et al. 2020).
   With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
-  Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``).
+  Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``); with a per-layer
+  target (an ``allocation``), each layer gets ``min(head_start, s_l)`` at once.
+- ``RigL``: ``Gradual``, and during the ramp a RigL update every pruning interval (``prune.RigLRegrowth``):
+  in each layer the smallest surviving weights are dropped and as many pruned ones with the largest
+  gradient regrow, at the same sparsity. Masks *regain* entries here, which is the point of RigL; after
+  the ramp the mask is fixed.
 
 Each part tells the ``Run`` when the target is reached (``run.reached_target()``), which is when the loop
 asks "did the accuracy drop?".
@@ -70,27 +75,61 @@ class Gradual(PruneSchedule):
     name = "gradual"
 
     def start(self, run: Run) -> None:
-        r = self.recipe
-        head = min(r.head_start, r.sparsity) if isinstance(r.sparsity, float) else 0.0
-        if head > 0:                     # prune at once, then solve the survivors in closed form
+        head, reached = self.head_start(run)
+        if reached:
+            run.reached_target()
+            return
+        end_step, every = self.ramp(run)
+        if self.recipe.criterion == "movement":   # Sanh et al.: scores accumulated by the recovery itself
+            run.movement = prune.MovementScore()
+            run.callbacks.append(run.movement)    # before the pruning: each step's gradient counts first
+        run.callbacks.append(self.pruning(run, head, end_step, every))
+        run.callbacks.append(_AtStep(end_step, run))
+
+    def head_start(self, run: Run) -> tuple[float | dict[str, float], bool]:
+        """Prune ``min(head_start, s)`` at once (``min(head_start, s_l)`` per layer) and reconstruct;
+        returns the sparsity reached and whether it is the target."""
+        r, target = self.recipe, run.target
+        if isinstance(target, dict):
+            head: float | dict[str, float] = {name: min(r.head_start, s) for name, s in target.items()}
+            reached = all(head[name] >= s for name, s in target.items())
+        else:
+            head, reached = min(r.head_start, target), r.head_start >= target
+        if r.head_start > 0:             # prune at once, then solve the survivors in closed form
             first = r.head_start_criterion
             if r.structure != "weights" and first == "obs":
                 first = r.criterion      # OBS removes single weights: neurons, blocks, n:m use their own
             run.prune_to(head, criterion=first)
             run.reconstruct()
-            run.say(f"head start: {first} to {head:.1%} and reconstruction: validation accuracy "
-                    f"{run.accuracy('val'):.2%}")
-        if head >= (r.sparsity if isinstance(r.sparsity, float) else 1.0):
-            run.reached_target()
-            return
-        end_step = max(1, round(r.ramp * run.budget_steps))
-        every = r.prune_every or max(1, run.steps_per_epoch // 20)
-        if r.criterion == "movement":       # Sanh et al.: the scores accumulate during the recovery itself
-            run.movement = prune.MovementScore()
-            run.callbacks.append(run.movement)      # before the pruning: each step's gradient counts first
-        run.callbacks.append(prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
-                                                     initial_sparsity=head, power=r.power,
-                                                     **run.prune_options(r.criterion)))
+            run.say(f"head start: {first} to {r.head_start:.1%} and reconstruction: "
+                    f"validation accuracy {run.accuracy('val'):.2%}")
+        return head, reached
+
+    def ramp(self, run: Run) -> tuple[int, int]:
+        """``(end_step, every)``: the last step of the ramp and the steps between pruning steps."""
+        r = self.recipe
+        return max(1, round(r.ramp * run.budget_steps)), r.prune_every or max(1, run.steps_per_epoch // 20)
+
+    def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int) -> Any:
+        """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
+        r = self.recipe
+        return prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
+                                       initial_sparsity=head, power=r.power, **run.prune_options(r.criterion))
+
+
+class RigL(Gradual):
+    """``Gradual``, with RigL's drop-and-regrow every pruning interval of the ramp (the mask then fixed)."""
+
+    name = "rigl"
+
+    def start(self, run: Run) -> None:
+        head, reached = self.head_start(run)
+        end_step, every = self.ramp(run)
+        if not reached:  # prune to the target first, then regrow, at every pruning step
+            run.callbacks.append(self.pruning(run, head, end_step, every))
+        regrowth = prune.RigLRegrowth(run.calibration, begin_step=0, end_step=end_step, every=every,
+                                      fraction=self.recipe.regrow, batch=256, seed=self.recipe.seed)
+        run.callbacks.append(regrowth)
         run.callbacks.append(_AtStep(end_step, run))
 
 
@@ -105,6 +144,8 @@ class _AtStep:
             self.run.reached_target()
 
 
-PRUNE_SCHEDULES: dict[str, type[PruneSchedule]] = {part.name: part for part in (OneShot, Iterative, Gradual)}
+PRUNE_SCHEDULES: dict[str, type[PruneSchedule]] = {
+    part.name: part for part in (OneShot, Iterative, Gradual, RigL)
+}
 
-__all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule"]
+__all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule", "RigL"]

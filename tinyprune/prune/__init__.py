@@ -54,6 +54,7 @@ from tinyprune.prune.masks import (
 )
 from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.obs import obs_prune
+from tinyprune.prune.regrow import RigLRegrowth, regrow
 from tinyprune.prune.schedules import (
     IterativePruning,
     PolynomialPruning,
@@ -73,8 +74,8 @@ __all__ = [
     "SparsifyReport", "allocate",
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
     "get_masks", "gradient", "hybrid", "implied_sparsity", "is_pruned", "iterative", "iterative_sparsities",
-    "lamp",
-    "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores", "obd", "obs",
-    "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random", "remove", "reset",
+    "lamp", "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores",
+    "obd", "obs", "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random",
+    "regrow", "remove", "reset", "RigLRegrowth",
     "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",
 ]

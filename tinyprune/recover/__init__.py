@@ -6,6 +6,7 @@ closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07
 ``notebooks/08_residual_and_reconstruction.ipynb``.
 """
 
+from tinyprune.recover.average import AVERAGES, WeightAverage
 from tinyprune.recover.distill import (
     OUTPUTS,
     Distillation,
@@ -13,6 +14,9 @@ from tinyprune.recover.distill import (
     distillation_gradients,
     distillation_loss,
     distillation_loss_tensor,
+    hidden_activations,
+    hidden_distillation_tensor,
+    hidden_residual_loss,
 )
 from tinyprune.recover.finetune import build_optimizer, finetune, lr_rewind, resolve_schedule, train_until
 from tinyprune.recover.lottery import (
@@ -27,10 +31,10 @@ from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, recon
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
-    "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport", "build_optimizer", "distill",
-    "distillation_gradients", "distillation_loss", "distillation_loss_tensor", "finetune",
+    "AVERAGES", "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport", "WeightAverage",
+    "build_optimizer", "distill", "distillation_gradients", "distillation_loss", "distillation_loss_tensor",
+    "finetune", "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss",
     "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "obs_prune", "reconstruct",
     "reconstruct_layer", "reinitialize", "reinitialize_control", "resolve_schedule", "retrain", "rewind",
-    "rewind_weights",
-    "shuffle_control", "shuffle_mask", "train_until",
+    "rewind_weights", "shuffle_control", "shuffle_mask", "train_until",
 ]

@@ -23,6 +23,12 @@ Which outputs ``ŷ`` are compared is the ``output`` option (averaged over the n 
 The T² factor keeps the gradient's size independent of T (Hinton et al., section 2). With ``alpha > 0``
 (``ω`` in ``notebooks/README.md``) the loss mixes in cross-entropy on the labels:
 ``(1 - ω) L_distill + ω CE(z⁽²⁾, y)``.
+**The residual at every layer** (``hidden_weight`` β > 0): the document's section 4.2 residual applied to
+each hidden layer's activations too, ``L += β Σ_{l=1}^{D-1} 1/(2n) ||A_l,dense - A_l,pruned||²``, so the
+pruned model is taught what every layer of the dense one computes, not only its outputs. Its gradient
+``∂L/∂A_l = β (A_l,pruned - A_l,dense) / n`` joins the backward pass at ``A_l`` (``backprop.backward``'s
+``dhidden``); ``hidden_distillation_tensor`` builds the same loss for autograd, and the tests compare both
+with finite differences.
 Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 
 >>> from tinyprune.nn import MLP
@@ -50,6 +56,13 @@ from tinyprune.recover.finetune import build_optimizer
 from tinyprune.train import History, Progress, fit, predict
 
 OUTPUTS = ("logits", "probabilities", "kl")
+
+
+def _check_hidden_weight(hidden_weight: float) -> None:
+    if isinstance(hidden_weight, bool) or not isinstance(hidden_weight, (int, float)) or not (
+            math.isfinite(hidden_weight) and hidden_weight >= 0):
+        raise ValueError(f"hidden_weight (β, the weight of the hidden layers' residual) must be a finite "
+                         f"number >= 0, got {hidden_weight!r}")
 
 
 def _check_options(output: str, temperature: float, alpha: float) -> None:
@@ -148,6 +161,63 @@ def distillation_gradients(model: MLP, teacher_logits: np.ndarray, X: np.ndarray
     return value, backprop.backward(model, cache, dlogits)
 
 
+def hidden_residual_loss(student_hidden: list[np.ndarray], teacher_hidden: list[np.ndarray],
+                         weight: float = 1.0) -> tuple[float, list[np.ndarray]]:
+    """The residual at every hidden layer: ``β Σ_l 1/(2n) ||A_l,T - A_l,S||²`` and each ``∂L/∂A_l,S``.
+
+    ``∂L/∂A_l,S = β (A_l,S - A_l,T) / n``: what ``backprop.backward(..., dhidden=)`` adds to the error
+    flowing back at ``A_l``. Shapes: lists of (n, d_l), one per hidden layer -> (float, list of (n, d_l)).
+
+    >>> value, grads = hidden_residual_loss([np.array([[1.0, 2.0]])], [np.array([[0.0, 2.0]])], weight=2.0)
+    >>> value, grads[0].tolist()                     # 2 · 1/2 · 1² and 2 · (1 - 0) / 1
+    (1.0, [[2.0, 0.0]])
+    """
+    _check_hidden_weight(weight)
+    if len(student_hidden) != len(teacher_hidden):
+        raise ValueError(f"{len(student_hidden)} student and {len(teacher_hidden)} teacher hidden layers: "
+                         "expected one activation per hidden layer from each")
+    value, grads = 0.0, []
+    for a_s, a_t in zip(student_hidden, teacher_hidden):
+        if a_s.shape != a_t.shape:
+            raise ValueError(f"hidden activations of shapes {a_s.shape} and {a_t.shape}: expected one shape")
+        n = a_s.shape[0]
+        difference = a_s - a_t                                           # -(A_l,dense - A_l,pruned)
+        value += weight * 0.5 * float(np.sum(difference * difference)) / n
+        grads.append(difference * (weight / n))
+    return value, grads
+
+
+def hidden_activations(model: MLP, X: np.ndarray, chunk: int = 2000) -> list[np.ndarray]:
+    """The hidden activations ``A_1..A_{L-1}`` of ``model`` on every row of ``X``, ``chunk`` rows at a time.
+
+    Shapes: X (n, d_0) -> list of (n, d_l), one per hidden layer.
+    """
+    parts = [backprop.forward(model, X[i:i + chunk]).inputs[1:] for i in range(0, X.shape[0], chunk)]
+    return [np.concatenate([p[layer] for p in parts]) for layer in range(len(model.layers) - 1)]
+
+
+def hidden_distillation_tensor(model: MLP, X: np.ndarray, teacher_logits: np.ndarray,
+                               teacher_hidden: list[np.ndarray], labels: Any = None, *,
+                               hidden_weight: float = 1.0, **options: Any) -> Tensor:
+    """The whole loss, outputs and every hidden layer, built from ``Tensor`` operations on ``model``.
+
+    ``distillation_loss_tensor`` at the logits plus ``β Σ_l 1/(2n) ||A_l,T - A_l,S||²``; autograd's
+    gradients of it are what the hand-derived pass (``Distillation`` in ``fit``) must reproduce.
+    """
+    _check_hidden_weight(hidden_weight)
+    activation, hidden = Tensor(np.asarray(X)), []
+    for index, layer in enumerate(model.layers):
+        activation = layer(activation)
+        if index < len(model.layers) - 1:
+            activation = activation.relu()
+            hidden.append(activation)
+    value = distillation_loss_tensor(activation, teacher_logits, labels, **options)
+    n = np.asarray(X).shape[0]
+    for a_s, a_t in zip(hidden, teacher_hidden):
+        value = value + ((a_s - a_t) ** 2).sum() * (0.5 * hidden_weight / n)
+    return value
+
+
 # --------------------------------------------------------------------- training
 class Distillation(losses.Loss):
     """The residual loss as a part of ``train.fit``: each batch is compared with the teacher's outputs.
@@ -156,6 +226,8 @@ class Distillation(losses.Loss):
     each step then takes ``distillation_loss(z_S, z_T[rows], y)`` (see its docstring for the three
     ``output`` choices, ``temperature`` and ``alpha``). A batch whose rows are unknown (a Dataset-like
     object that batches itself) asks the teacher for that batch.
+    With ``hidden_weight`` β > 0, ``bind`` keeps the teacher's hidden activations too and each step adds
+    the residual at every hidden layer (``hidden_residual_loss``; engine ``"backprop"`` only).
 
     >>> from tinyprune.nn import MLP
     >>> part = Distillation(MLP([4, 3], seed=0)); part.bind(np.ones((2, 4)))
@@ -167,16 +239,29 @@ class Distillation(losses.Loss):
     evaluate_as = "cross_entropy"
 
     def __init__(self, teacher: MLP, *, output: str = "logits", temperature: float = 1.0,
-                 alpha: float = 0.0) -> None:
+                 alpha: float = 0.0, hidden_weight: float = 0.0) -> None:
         _check_options(output, temperature, alpha)
+        _check_hidden_weight(hidden_weight)
         self.teacher, self.output, self.temperature, self.alpha = teacher, output, temperature, alpha
+        self.hidden_weight = float(hidden_weight)
         self.teacher_logits: np.ndarray | None = None
+        self.teacher_hidden: list[np.ndarray] | None = None
 
     def _teacher(self, X: np.ndarray) -> np.ndarray:
         return np.concatenate([self.teacher(X[i:i + 2000]) for i in range(0, X.shape[0], 2000)])
 
     def bind(self, X: np.ndarray) -> None:
         self.teacher_logits = self._teacher(X)
+        if self.hidden_weight > 0:
+            self.teacher_hidden = hidden_activations(self.teacher, X)
+
+    def hidden_value_and_grads(self, hidden: list[np.ndarray],
+                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
+        if self.hidden_weight == 0:
+            return 0.0, None
+        if rows is None or self.teacher_hidden is None:
+            raise ValueError("hidden-layer distillation needs the batch's rows (bind() the training input)")
+        return hidden_residual_loss(hidden, [a[rows] for a in self.teacher_hidden], self.hidden_weight)
 
     def _targets(self, rows: np.ndarray | None) -> np.ndarray:
         if rows is None or self.teacher_logits is None:
@@ -189,6 +274,10 @@ class Distillation(losses.Loss):
                                  output=self.output, temperature=self.temperature, alpha=self.alpha)
 
     def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
+        if self.hidden_weight > 0:
+            raise ValueError("hidden_weight > 0 reads the hidden activations, which fit's autograd engine "
+                             "does not pass to the loss: use engine='backprop' (hidden_distillation_tensor "
+                             "builds the same loss for autograd)")
         return distillation_loss_tensor(logits, self._targets(rows),
                                         y if self.alpha > 0 else None, output=self.output,
                                         temperature=self.temperature, alpha=self.alpha)
@@ -250,4 +339,5 @@ def distill(model: MLP, teacher: MLP, data: Any, *, epochs: int = 1, batch_size:
 
 
 __all__ = ["OUTPUTS", "Distillation", "distill", "distillation_gradients", "distillation_loss",
-           "distillation_loss_tensor"]
+           "distillation_loss_tensor", "hidden_activations", "hidden_distillation_tensor",
+           "hidden_residual_loss"]

@@ -1,0 +1,52 @@
+"""``benchmarks/bench_target.py`` runs end to end on tiny settings: the protocol's script, not its figures
+(speed and accuracy are measured in benchmarks/, never asserted here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_target.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_target", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_protocol_runs_caches_and_reports(bench, tmp_path, capsys):
+    argv = ["--quick", "--levers", "recipe,control", "--control-rates", "0.01", "--workers", "1",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "target.json")]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "target.json").read_text())
+    assert result["options"]["dataset"] == "mnist-5k"
+    runs = result["runs"]
+    # 2 seeds + the SGD model, for the recipe at 90 % and for the control
+    assert {(r["lever"], str(r["model"])) for r in runs} == {
+        (lever, m) for lever in ("control", "recipe") for m in ("0", "1", "sgd")}
+    for r in runs:
+        assert 0 <= r["val"] <= 1 and 0 <= r["test"] <= 1 and r["epochs_used"] in (0, 1)  # 0: no drop
+    recipe_runs = [r for r in runs if r["lever"] == "recipe"]
+    assert all(abs(r["sparsity_reached"] - 0.9) < 0.01 for r in recipe_runs)
+    assert result["summary"]["chosen"] == {"recipe@0.9": "the recipe",
+                                           "control@0": "Adam 0.01, cosine, batch 32"}
+    verdict = result["summary"]["verdicts"][0]
+    assert verdict["models"] == 3 and verdict["sparsity"] == 0.9
+    assert len(list((tmp_path / "cache" / "dense").glob("*.npz"))) == 3
+    out = capsys.readouterr().out
+    assert "| recipe: the recipe **(kept)** | 90% |" in out
+    # a second call finds every run in the cache and runs nothing
+    assert bench.main(argv) == 0
+    assert "0 dense model(s) to train, 0 of 6 run(s) to do" in capsys.readouterr().out
+    assert json.loads((tmp_path / "target.json").read_text())["runs"] == runs
+
+
+def test_unknown_lever_is_refused(bench):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--levers", "recipe,magic"])
