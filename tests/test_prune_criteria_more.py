@@ -16,17 +16,10 @@ from tinyprune.nn import MLP
 from tinyprune.optim import SGD
 from tinyprune.prune import NEEDS_DATA, core, movement
 from tinyprune.prune import criteria as crit
+from tinyprune.testing import small_problem
 from tinyprune.train import fit
 
-
-def tiny(sizes=(3, 4, 2), seed=0, n=7):
-    generator = np.random.default_rng(seed)
-    model = MLP(list(sizes), seed=generator, dtype=np.float64)
-    for layer in model.layers:
-        layer.b.data[...] = generator.uniform(-0.5, 0.5, size=layer.b.shape)
-    X = generator.normal(size=(n, sizes[0]))
-    y = generator.integers(0, sizes[-1], size=n)
-    return model, X, y
+tiny = small_problem
 
 
 # ------------------------------------------------------------ magnitude x activation

@@ -130,3 +130,21 @@ def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3, masked:
     y = generator.integers(0, sizes[-1], size=n)
     assume(_far_from_kink(model, X, margin))
     return MLPCase(model, X, y)
+
+
+def small_problem(sizes: tuple[int, ...] = (3, 4, 2), seed: int = 0,
+                  n: int = 7) -> tuple[MLP, np.ndarray, np.ndarray]:
+    """A small float64 MLP with random biases, and ``n`` rows of normal inputs with random labels, for
+    checking a criterion or a gradient against a hand computation. Shapes: X (n, sizes[0]), y (n,).
+
+    >>> model, X, y = small_problem()
+    >>> model.sizes, X.shape, y.shape
+    ([3, 4, 2], (7, 3), (7,))
+    """
+    generator = np.random.default_rng(seed)
+    model = MLP(list(sizes), seed=generator, dtype=np.float64)
+    for layer in model.layers:
+        layer.b.data[...] = generator.uniform(-0.5, 0.5, size=layer.b.shape)
+    X = generator.normal(size=(n, sizes[0]))
+    y = generator.integers(0, sizes[-1], size=n)
+    return model, X, y
