@@ -69,6 +69,10 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
                        for method in ("erk", "lamp", "sensitivity")},
         "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384,)},
         "head": {f"head start {h:g}": {"head_start": h} for h in (0.9, 0.97)},
+        # OBS (with its closed-form update) at every pruning step of the ramp, as OBC and SparseGPT prune;
+        # every 84 optimizer steps (the default, 1/20 epoch) or 3x fewer, larger surgeries
+        "obs-gradual": {f"OBS at every gradual step, every {every or 'default'} steps":
+                        {"criterion": "obs", "prune_every": every} for every in (None, 252)},
     }
 
 
@@ -81,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-sgd", action="store_true", help="leave out the SGD-trained sixth model")
     parser.add_argument("--sparsities", default="0.9,0.95,0.98")
     parser.add_argument("--levers", default="recipe,control,hidden,average,rigl,allocation,calibration,head,"
-                        "budget",
+                        "obs-gradual,budget",
                         help="recipe, control, budget and the levers: " + ", ".join(levers()))
     parser.add_argument("--budget", type=int, default=3, help="recovery epochs after the dense model")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budget curves: epochs")

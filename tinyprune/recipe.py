@@ -510,11 +510,6 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
                 f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
             )
-        if recipe.criterion == "obs":
-            raise RecipeError(
-                f"schedule {recipe.schedule!r} prunes every few steps during training; criterion 'obs' "
-                "solves a closed form for each: use it as head_start_criterion instead"
-            )
         if recipe.schedule == "rigl" and recipe.structure != "weights":
             raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
     if recipe.hidden_weight > 0 and training != "distill":
