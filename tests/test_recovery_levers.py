@@ -301,6 +301,23 @@ def test_gradual_obs_masks_only_lose_entries_during_training(tiny_data):
         assert (layer.W.data[~layer.W.mask] == 0).all()
 
 
+def test_gradual_obs_within_obd_budgets_takes_each_layer_sparsity_from_one_obd_ranking(tiny_data):
+    run, pruning = _gradual_obs_run(tiny_data, scope="global", obs_allocation="obd")
+    for step in (1, 2, 3):
+        before = copy.deepcopy(run.model)
+        pruning.on_step_end(run.model, None, 0, step)
+    probe = copy.deepcopy(before)                   # the OBD ranking of the step, on the same rows
+    obd = prune.prune(probe, pruning.history[-1][1], "obd", data=run.calibration, seed=run.recipe.seed)
+    for name, layer in zip(obd, run.model.layers):
+        d = layer.W.shape[0]
+        pruned_per_unit = round((1 - obd[name].mean()) * d)         # OBS counts per unit
+        assert ((~layer.W.mask).sum(axis=0) == pruned_per_unit).all()
+    shares = [1 - layer.W.mask.mean() for layer in run.model.layers]
+    assert len(set(np.round(shares, 6))) > 1        # layers differ: not one sparsity for every layer
+    with pytest.raises(RecipeError, match="obs_allocation"):
+        Recipe(criterion="obd", obs_allocation="obd")
+
+
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture
 def tiny_data():

@@ -14,7 +14,9 @@
   ``δw = -H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ w_Q``. The optimizer zeroes its state under the new mask at its next
   step; the *moved* survivors keep their Adam moments (m, v), which were measured at the weights before
   the move: the first steps after a surgery follow slightly stale directions, and v (a running scale)
-  is not reset either. The surgeries' seconds count as closed-form time.
+  is not reset either. The surgeries' seconds count as closed-form time. Each step's layer sparsities
+  come from one global ranking (``obs_allocation``): by magnitude, as the verb's OBS always does, or by
+  OBD, the ranking the default recipe's own gradual steps use (``_OBSWithinRanking``).
   With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
   Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``); with a per-layer
   target (an ``allocation``), each layer gets ``min(head_start, s_l)`` at once.
@@ -29,6 +31,7 @@ asks "did the accuracy drop?".
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -121,9 +124,12 @@ class Gradual(PruneSchedule):
     def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int) -> Any:
         """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
         r = self.recipe
-        pruning = prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
-                                          initial_sparsity=head, power=r.power,
-                                          **run.prune_options(r.criterion))
+        within_obd = r.criterion == "obs" and r.obs_allocation == "obd"
+        kind = _OBSWithinRanking if within_obd else prune.PolynomialPruning
+        pruning = kind(run.target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
+                       power=r.power, **run.prune_options(r.criterion))
+        if within_obd:
+            pruning.ranking_options = run.prune_options("obd")
         return _ClosedFormTimed(pruning, run) if r.criterion == "obs" else pruning
 
 
@@ -141,6 +147,20 @@ class RigL(Gradual):
                                       fraction=self.recipe.regrow, batch=256, seed=self.recipe.seed)
         run.callbacks.append(regrowth)
         run.callbacks.append(_AtStep(end_step, run))
+
+
+class _OBSWithinRanking(prune.PolynomialPruning):
+    """Gradual OBS whose layer sparsities at each step are those of one global ranking (``ranking_options``,
+    e.g. OBD's): a copy of the model is pruned by that ranking to the step's sparsity, and OBS then prunes
+    each layer of the model to the copy's layer sparsity, with its update."""
+
+    ranking_options: dict[str, Any]
+
+    def prune_model(self, model: Any, sparsity: Any) -> None:
+        probe = copy.deepcopy(model)
+        masks = prune.prune(probe, sparsity, **self.ranking_options)
+        layers = {name: 1.0 - float(mask.mean()) for name, mask in masks.items()}
+        prune.prune(model, layers, **{**self.prune_options, "scope": "layer"})
 
 
 class _ClosedFormTimed:
