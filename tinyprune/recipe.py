@@ -126,8 +126,8 @@ class Recipe:
     obs_allocation: str = _field(
         "magnitude",
         "when",
-        "gradual with criterion obs: each step's layer sparsities come from one global ranking by "
-        "magnitude (as the OBS head start) or by obd (as the gradual steps of criterion obd)",
+        "gradual with criterion obs and scope global: each step's layer sparsities come from one global "
+        "ranking by magnitude (as the OBS head start) or by obd (as the gradual steps of criterion obd)",
     )
     regrow: float = _field(
         0.3,

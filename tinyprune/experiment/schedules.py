@@ -12,11 +12,11 @@
   calibration rows (``prune.obs``, as OBC and SparseGPT prune): each unit drops to the step's sparsity by
   the saliency ``w_q² / [H⁻¹]_qq`` and its survivors (and bias) move by the closed form
   ``δw = -H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ w_Q``. The optimizer zeroes its state under the new mask at its next
-  step; the *moved* survivors keep their Adam moments (m, v), which were measured at the weights before
-  the move: the first steps after a surgery follow slightly stale directions, and v (a running scale)
-  is not reset either. The surgeries' seconds count as closed-form time. Each step's layer sparsities
-  come from one global ranking (``obs_allocation``): by magnitude, as the verb's OBS always does, or by
-  OBD, the ranking the default recipe's own gradual steps use (``_OBSWithinRanking``).
+  step; the *moved* survivors keep their Adam moments (m, v), accumulated at the weights before the
+  move, so the first steps after a surgery follow the old gradients' direction and scale (nothing resets
+  them). The surgeries' seconds count as closed-form time. With scope ``global`` each step's layer
+  sparsities come from one global ranking (``obs_allocation``): by magnitude, as the verb's OBS always
+  does, or by OBD, the ranking the default recipe's own gradual steps use (``_OBSWithinRanking``).
   With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
   Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``); with a per-layer
   target (an ``allocation``), each layer gets ``min(head_start, s_l)`` at once.
