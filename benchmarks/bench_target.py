@@ -51,7 +51,8 @@ TARGETS = {0.9: (0.003, 0.0, None), 0.95: (-0.004, -0.0075, 0.0), 0.98: (-0.012,
 CONTROL_RATES = (1e-2, 3e-3, 1e-3, 3e-4)
 BUDGETS = (1, 3, 10)
 #: Recipe fields added with the levers, at the values that leave the recipe as it was (cache keys omit them).
-NEUTRAL = {"hidden_weight": 0.0, "average": None, "average_start": 0.75, "ema_decay": 0.999, "regrow": 0.3}
+NEUTRAL = {"hidden_weight": 0.0, "average": None, "average_start": 0.75, "ema_decay": 0.999, "regrow": 0.3,
+           "obs_allocation": "magnitude"}
 SGD_MODEL = "sgd"
 
 
@@ -69,6 +70,18 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
                        for method in ("erk", "lamp", "sensitivity")},
         "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384,)},
         "head": {f"head start {h:g}": {"head_start": h} for h in (0.9, 0.97)},
+        # OBS (with its closed-form update) at every pruning step of the ramp, as OBC and SparseGPT prune;
+        # every 84 optimizer steps (the default, 1/20 epoch) or 3x fewer, larger surgeries; and with 4x the
+        # calibration rows (the recipe's 4,096 -> 16,384)
+        "obs-gradual": {
+            **{f"OBS at every gradual step, every {every or 'default'} steps":
+               {"criterion": "obs", "prune_every": every} for every in (None, 252)},
+            "OBS at every gradual step, 16,384 calibration rows": {"criterion": "obs", "calibration": 16384},
+            # the layer sparsities of each step from one global OBD ranking (the recipe's own gradual
+            # steps), not from the magnitude threshold the OBS verb uses: OBS alone, the allocation kept
+            "OBS at every gradual step, layer sparsities by OBD": {"criterion": "obs",
+                                                                   "obs_allocation": "obd"},
+        },
     }
 
 
@@ -81,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-sgd", action="store_true", help="leave out the SGD-trained sixth model")
     parser.add_argument("--sparsities", default="0.9,0.95,0.98")
     parser.add_argument("--levers", default="recipe,control,hidden,average,rigl,allocation,calibration,head,"
-                        "budget",
+                        "obs-gradual,budget",
                         help="recipe, control, budget and the levers: " + ", ".join(levers()))
     parser.add_argument("--budget", type=int, default=3, help="recovery epochs after the dense model")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budget curves: epochs")

@@ -110,7 +110,6 @@ def test_a_bad_field_is_refused_by_name(change, field):
     [
         ({"recovery": "reconstruct"}, "fixed mask"),
         ({"recovery": "retrain"}, "train from the pruned"),
-        ({"criterion": "obs"}, "head_start_criterion"),
         ({"schedule": "iterative", "head_start": 0.0, "steps": 5}, "must not exceed"),
         ({"epochs": 3, "check_every": 2}, "multiple"),
         ({"structure": "n:m", "criterion": "magnitude"}, "1 - n/m"),

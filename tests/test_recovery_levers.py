@@ -1,6 +1,6 @@
 """The recovery levers of issue 16: the residual at every hidden layer (hand-derived == autograd == finite
 differences), weight averaging with the mask fixed, RigL regrowth at one sparsity, allocation with a per-layer
-head start, and the recipe fields that expose them."""
+head start, OBS at every step of the gradual schedule, and the recipe fields that expose them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from tinyprune import backprop, prune, recover
 from tinyprune.data import Dataset
 from tinyprune.experiment import prune_and_recover
+from tinyprune.experiment.run import Run
+from tinyprune.experiment.schedules import Gradual
 from tinyprune.gradcheck import compare, numeric_gradient
 from tinyprune.nn import MLP
 from tinyprune.prune import masks
@@ -220,6 +222,100 @@ def test_allocation_with_a_head_start_prunes_min_of_head_and_each_layer_then_the
     report = prune_and_recover(model, tiny_data, recipe)
     for name, s in target.items():
         assert report.layer_sparsity[name] == pytest.approx(s, abs=0.03)
+
+
+# --------------------------------------------------------------------------- (e) OBS at every gradual step
+OBS_GRADUAL = dict(schedule="gradual", criterion="obs", scope="layer", sparsity=0.75, head_start=0.0,
+                   epochs=2, check_every=2, tolerance=0.0, calibration=200, prune_every=3, batch_size=16)
+
+
+def _mask(parameter) -> np.ndarray:
+    return np.ones(parameter.shape, bool) if parameter.mask is None else parameter.mask.copy()
+
+
+def _kept_per_unit(model: MLP) -> list[np.ndarray]:
+    return [layer.W.mask.sum(axis=0) for layer in model.layers]
+
+
+def test_a_gradual_obs_run_reaches_obs_counts_per_unit_and_is_deterministic(tiny_data):
+    dense = _trained(tiny_data)
+    models = [copy.deepcopy(dense) for _ in range(2)]
+    reports = [prune_and_recover(m, tiny_data, Recipe(**OBS_GRADUAL)) for m in models]
+    for layer, kept in zip(models[0].layers, _kept_per_unit(models[0])):
+        d = layer.W.shape[0]                        # OBS counts per unit: each keeps d - round(s d) inputs
+        assert (kept == d - round(0.75 * d)).all()
+        assert (layer.W.data[~layer.W.mask] == 0).all()
+    assert reports[0].closed_form_seconds > 0       # the surgeries count as closed-form time
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert reports[0].final_val_accuracy == reports[1].final_val_accuracy
+
+
+def _gradual_obs_run(data, **changes) -> tuple[Run, object]:
+    train, val = data
+    run = Run(_trained(data), Recipe(**{**OBS_GRADUAL, **changes}), train, val, val, say=lambda _: None)
+    Gradual(run.recipe).start(run)
+    (pruning,) = [c for c in run.callbacks if hasattr(c, "history")]
+    return run, pruning
+
+
+def test_each_gradual_obs_step_is_the_surgery_with_its_update(tiny_data):
+    run, pruning = _gradual_obs_run(tiny_data)
+    X = run.calibration[0]
+    for step in range(1, 8):
+        before = copy.deepcopy(run.model)
+        pruning.on_step_end(run.model, None, 0, step)
+        if step % 3:
+            continue                                # no pruning step: nothing changes
+        s = pruning.history[-1][1]
+        expected = copy.deepcopy(before)            # OBS alone, on the same rows, from the same weights
+        prune.obs.obs_prune(expected, X, {i: s for i in range(3)}, damping=run.recipe.damping)
+        moved = 0
+        for old, new, want in zip(before.layers, run.model.layers, expected.layers):
+            old_mask = _mask(old.W)
+            assert not (new.W.mask & ~old_mask).any()                        # masks only lose entries
+            np.testing.assert_array_equal(new.W.mask, want.W.mask)
+            np.testing.assert_allclose(new.W.data, want.W.data, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(new.b.data, want.b.data, rtol=1e-6, atol=1e-7)
+            removed = old_mask & ~new.W.mask
+            survivors_of_a_changed_unit = new.W.mask & removed.any(axis=0)
+            moved += int((new.W.data != old.W.data)[survivors_of_a_changed_unit].sum())
+        assert moved > 0                            # the survivors moved: not a mask alone
+    assert run.closed_form_seconds > 0
+
+
+def test_gradual_obs_masks_only_lose_entries_during_training(tiny_data):
+    run, pruning = _gradual_obs_run(tiny_data, epochs=1, check_every=1)
+    masks_seen: list[list[np.ndarray]] = []
+
+    class Record:
+        def on_step_end(self, model, optimizer, epoch, step):
+            masks_seen.append([_mask(layer.W) for layer in model.layers])
+
+    fit(run.model, run.train, epochs=1, batch_size=16, callbacks=[*run.callbacks, Record()], progress=False)
+    assert len(pruning.history) > 3
+    for earlier, later in zip(masks_seen, masks_seen[1:]):
+        assert all(not (b & ~a).any() for a, b in zip(earlier, later))
+    for layer, kept in zip(run.model.layers, _kept_per_unit(run.model)):
+        assert (kept == layer.W.shape[0] - round(0.75 * layer.W.shape[0])).all()
+        assert (layer.W.data[~layer.W.mask] == 0).all()
+
+
+def test_gradual_obs_within_obd_budgets_takes_each_layer_sparsity_from_one_obd_ranking(tiny_data):
+    run, pruning = _gradual_obs_run(tiny_data, scope="global", obs_allocation="obd")
+    for step in (1, 2, 3):
+        before = copy.deepcopy(run.model)
+        pruning.on_step_end(run.model, None, 0, step)
+    probe = copy.deepcopy(before)                   # the OBD ranking of the step, on the same rows
+    obd = prune.prune(probe, pruning.history[-1][1], "obd", data=run.calibration, seed=run.recipe.seed)
+    for name, layer in zip(obd, run.model.layers):
+        d = layer.W.shape[0]
+        pruned_per_unit = round((1 - obd[name].mean()) * d)         # OBS counts per unit
+        assert ((~layer.W.mask).sum(axis=0) == pruned_per_unit).all()
+    shares = [1 - layer.W.mask.mean() for layer in run.model.layers]
+    assert len(set(np.round(shares, 6))) > 1        # layers differ: not one sparsity for every layer
+    with pytest.raises(RecipeError, match="obs_allocation"):
+        Recipe(criterion="obd", obs_allocation="obd")
 
 
 # --------------------------------------------------------------------------- helpers

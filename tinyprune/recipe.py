@@ -9,7 +9,8 @@ The fields are grouped the way a reader thinks about the document's loop (its se
   over the first ``ramp`` of the budget, ``rigl``: gradual with regrowth of a ``regrow`` fraction), the
   shape ``power`` of the polynomial steps, and the gradual schedule's ``head_start`` (pruned at once by
   ``head_start_criterion``, the survivors solved in closed form; with an allocation, ``min(head_start, s_l)``
-  in each layer);
+  in each layer) and, with criterion ``obs``, the ranking ``obs_allocation`` that sets each step's layer
+  sparsities;
 - **how it recovers**: ``recovery`` (a name of ``experiment.RECOVERIES``, or ``"reconstruct+X"``), the
   distillation's ``distill_output``, ``temperature``, ``alpha`` and ``hidden_weight`` (the residual at every
   hidden layer), reconstruction's ``calibration`` rows and ``damping``, the dense epoch that ``rewind``
@@ -60,6 +61,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 RECIPE_FOLDER = Path(__file__).parent / "recipes"
+#: The global rankings that can set the layer sparsities of each OBS step of the gradual schedule.
+OBS_ALLOCATIONS = ("magnitude", "obd")
 GROUPS = ("what", "when", "recovery", "budget", "optimizer", "run")
 
 
@@ -120,6 +123,12 @@ class Recipe:
         "gradual: prune this much at once first and solve the survivors in closed form (0 for none)",
     )
     head_start_criterion: str = _field("obs", "when", "gradual: the criterion of the head start")
+    obs_allocation: str = _field(
+        "magnitude",
+        "when",
+        "gradual with criterion obs and scope global: each step's layer sparsities come from one global "
+        "ranking by magnitude (as the OBS head start) or by obd (as the gradual steps of criterion obd)",
+    )
     regrow: float = _field(
         0.3,
         "when",
@@ -442,6 +451,7 @@ def _check_fields(recipe: Recipe) -> None:
     _integer(recipe, "prune_every", 1, optional=True)
     _number(recipe, "head_start", 0, 1, high_open=True)
     _choice(recipe, "head_start_criterion", weight_criteria)
+    _choice(recipe, "obs_allocation", OBS_ALLOCATIONS)
     _number(recipe, "regrow", 0, 1, low_open=True)
     if not isinstance(recipe.recovery, str) or not all(
         p in recovery_names() for p in recipe.recovery.split("+")
@@ -510,11 +520,6 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
                 f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
             )
-        if recipe.criterion == "obs":
-            raise RecipeError(
-                f"schedule {recipe.schedule!r} prunes every few steps during training; criterion 'obs' "
-                "solves a closed form for each: use it as head_start_criterion instead"
-            )
         if recipe.schedule == "rigl" and recipe.structure != "weights":
             raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
     if recipe.hidden_weight > 0 and training != "distill":
@@ -545,6 +550,14 @@ def _check_combinations(recipe: Recipe) -> None:
         )
     if mapping and recipe.structure not in ("weights",):
         raise RecipeError("a per-layer sparsity mapping prunes single weights: use structure 'weights'")
+    if recipe.obs_allocation != "magnitude" and (
+        recipe.schedule != "gradual" or recipe.criterion != "obs" or mapping or recipe.allocation is not None
+    ):
+        raise RecipeError(
+            f"obs_allocation {recipe.obs_allocation!r} sets the layer sparsities of each OBS step of the "
+            "gradual schedule from one sparsity: it needs schedule 'gradual', criterion 'obs', a single "
+            "sparsity and no allocation"
+        )
     if recipe.structure != "weights" and recipe.criterion == "obs":
         raise RecipeError("criterion 'obs' removes single weights: use structure 'weights'")
 

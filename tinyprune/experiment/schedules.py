@@ -8,6 +8,15 @@
   the first ``ramp`` of the budget (``prune.PolynomialPruning``); every pruning step counts in the budget.
   With ``criterion="movement"`` the scores are those the recovery training itself accumulates
   (``prune.MovementScore``, Sanh et al. 2020).
+  With ``criterion="obs"`` every pruning step of the ramp is Optimal Brain Surgeon on the recipe's
+  calibration rows (``prune.obs``, as OBC and SparseGPT prune): each unit drops to the step's sparsity by
+  the saliency ``w_q² / [H⁻¹]_qq`` and its survivors (and bias) move by the closed form
+  ``δw = -H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ w_Q``. The optimizer zeroes its state under the new mask at its next
+  step; the *moved* survivors keep their Adam moments (m, v), accumulated at the weights before the
+  move, so the first steps after a surgery follow the old gradients' direction and scale (nothing resets
+  them). The surgeries' seconds count as closed-form time. With scope ``global`` each step's layer
+  sparsities come from one global ranking (``obs_allocation``): by magnitude, as the verb's OBS always
+  does, or by OBD, the ranking the default recipe's own gradual steps use (``_OBSWithinRanking``).
   With a ``head_start`` it first prunes that much at once (by ``head_start_criterion``, Optimal Brain
   Surgeon by default) and solves the survivors in closed form (``recover.reconstruct``); with a per-layer
   target (an ``allocation``), each layer gets ``min(head_start, s_l)`` at once.
@@ -22,6 +31,8 @@ asks "did the accuracy drop?".
 
 from __future__ import annotations
 
+import copy
+import time
 from typing import TYPE_CHECKING, Any
 
 from tinyprune import prune
@@ -113,8 +124,13 @@ class Gradual(PruneSchedule):
     def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int) -> Any:
         """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
         r = self.recipe
-        return prune.PolynomialPruning(run.target, begin_step=0, end_step=end_step, every=every,
-                                       initial_sparsity=head, power=r.power, **run.prune_options(r.criterion))
+        within_obd = r.criterion == "obs" and r.obs_allocation == "obd"
+        kind = _OBSWithinRanking if within_obd else prune.PolynomialPruning
+        pruning = kind(run.target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
+                       power=r.power, **run.prune_options(r.criterion))
+        if within_obd:
+            pruning.ranking_options = run.prune_options("obd")
+        return _ClosedFormTimed(pruning, run) if r.criterion == "obs" else pruning
 
 
 class RigL(Gradual):
@@ -131,6 +147,36 @@ class RigL(Gradual):
                                       fraction=self.recipe.regrow, batch=256, seed=self.recipe.seed)
         run.callbacks.append(regrowth)
         run.callbacks.append(_AtStep(end_step, run))
+
+
+class _OBSWithinRanking(prune.PolynomialPruning):
+    """Gradual OBS whose layer sparsities at each step are those of one global ranking (``ranking_options``,
+    e.g. OBD's): a copy of the model is pruned by that ranking to the step's sparsity, and OBS then prunes
+    each layer of the model to the copy's layer sparsity, with its update."""
+
+    ranking_options: dict[str, Any]
+
+    def prune_model(self, model: Any, sparsity: Any) -> None:
+        probe = copy.deepcopy(model)
+        masks = prune.prune(probe, sparsity, **self.ranking_options)
+        layers = {name: 1.0 - float(mask.mean()) for name, mask in masks.items()}
+        prune.prune(model, layers, **{**self.prune_options, "scope": "layer"})
+
+
+class _ClosedFormTimed:
+    """A ``fit`` callback around another: its seconds count as the run's closed-form time (OBS steps)."""
+
+    def __init__(self, callback: Any, run: Run) -> None:
+        self.callback, self.run = callback, run
+
+    @property
+    def history(self) -> Any:
+        return self.callback.history
+
+    def on_step_end(self, model: Any, optimizer: Any, epoch: int, step: int) -> None:
+        began = time.perf_counter()
+        self.callback.on_step_end(model, optimizer, epoch, step)
+        self.run.closed_form_seconds += time.perf_counter() - began
 
 
 class _AtStep:

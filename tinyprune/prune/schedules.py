@@ -200,13 +200,20 @@ class PolynomialPruning:
         return polynomial_sparsity(step, self.final_sparsity, self.begin_step, self.end_step,
                                    self.initial_sparsity, self.power)
 
+    def prunes_at(self, step: int) -> bool:
+        """Whether optimizer step ``step`` prunes: every ``every`` steps from ``begin_step``, and the last."""
+        inside = self.begin_step <= step <= self.end_step
+        return inside and ((step - self.begin_step) % self.every == 0 or step == self.end_step)
+
+    def prune_model(self, model: MLP, sparsity: Sparsity) -> None:
+        """One pruning step to ``sparsity`` (a subclass may choose the masks another way)."""
+        prune(model, sparsity, **self.prune_options)
+
     def on_step_end(self, model: MLP, optimizer: Any, epoch: int, step: int) -> None:
-        if not self.begin_step <= step <= self.end_step:
-            return
-        if (step - self.begin_step) % self.every and step != self.end_step:
+        if not self.prunes_at(step):
             return
         sparsity = self.sparsity_at(step)
-        prune(model, sparsity, **self.prune_options)
+        self.prune_model(model, sparsity)
         self.history.append((step, sparsity))
 
 
