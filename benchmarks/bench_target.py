@@ -52,7 +52,7 @@ CONTROL_RATES = (1e-2, 3e-3, 1e-3, 3e-4)
 BUDGETS = (1, 3, 10)
 #: Recipe fields added with the levers, at the values that leave the recipe as it was (cache keys omit them).
 NEUTRAL = {"hidden_weight": 0.0, "average": None, "average_start": 0.75, "ema_decay": 0.999, "regrow": 0.3,
-           "obs_allocation": "magnitude"}
+           "obs_allocation": "magnitude", "lr_scaling": "none"}
 SGD_MODEL = "sgd"
 
 
@@ -61,27 +61,30 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
     """``{lever: {setting label: recipe changes}}``; each is measured alone against the recipe."""
     return {
         "recipe": {"the recipe": {}},
+        # round three's change: the recovery's rate grown as the network thins; "none" is round two's recipe
+        "lr-scaling": {"lr scaling none (round two's recipe)": {"lr_scaling": "none"}},
         "hidden": {f"hidden-activation distillation, weight {w:g}": {"hidden_weight": w}
-                   for w in ((0.01,) if quick else (1e-4, 1e-3, 1e-2))},
+                   for w in ((0.01,) if quick else (1e-3,))},
         "average": {f"weight averaging: {kind}": {"average": kind} for kind in ("ema", "swa")},
         "rigl": {f"RigL regrowth in the gradual phase, drop fraction {f:g}": {"schedule": "rigl", "regrow": f}
-                 for f in (0.3, 0.05)},
-        "allocation": {f"allocation {method}": {"allocation": method}
-                       for method in ("erk", "lamp", "sensitivity")},
+                 for f in (0.05,)},
+        "allocation": {f"allocation {method}": {"allocation": method} for method in ("erk", "lamp")},
         "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384,)},
-        "head": {f"head start {h:g}": {"head_start": h} for h in (0.9, 0.97)},
+        "head": {f"head start {h:g}": {"head_start": h} for h in (0.9,)},
         # OBS (with its closed-form update) at every pruning step of the ramp, as OBC and SparseGPT prune;
-        # every 84 optimizer steps (the default, 1/20 epoch) or 3x fewer, larger surgeries; and with 4x the
-        # calibration rows (the recipe's 4,096 -> 16,384)
+        # each step's layer sparsities from one global ranking by magnitude (the OBS verb's) or by OBD (the
+        # recipe's own gradual steps)
         "obs-gradual": {
-            **{f"OBS at every gradual step, every {every or 'default'} steps":
-               {"criterion": "obs", "prune_every": every} for every in (None, 252)},
-            "OBS at every gradual step, 16,384 calibration rows": {"criterion": "obs", "calibration": 16384},
-            # the layer sparsities of each step from one global OBD ranking (the recipe's own gradual
-            # steps), not from the magnitude threshold the OBS verb uses: OBS alone, the allocation kept
+            "OBS at every gradual step": {"criterion": "obs"},
             "OBS at every gradual step, layer sparsities by OBD": {"criterion": "obs",
                                                                    "obs_allocation": "obd"},
         },
+        # the recovery's own hyper-parameters, one at a time
+        "lr": {f"flat learning rate {lr:g} at every sparsity": {"lr": lr} for lr in (3e-3, 2e-2)},
+        "batch": {f"batch {b}": {"batch_size": b} for b in (16,)},
+        "alpha": {f"label weight alpha {a:g}": {"alpha": a} for a in (0.5, 1.0)},
+        "ramp": {f"ramp {r:g}": {"ramp": r} for r in (0.75,)},
+        "temperature": {f"temperature {t:g}": {"temperature": t} for t in (4.0,)},
     }
 
 
@@ -93,8 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="dense models of the document's recipe")
     parser.add_argument("--no-sgd", action="store_true", help="leave out the SGD-trained sixth model")
     parser.add_argument("--sparsities", default="0.9,0.95,0.98")
-    parser.add_argument("--levers", default="recipe,control,hidden,average,rigl,allocation,calibration,head,"
-                        "obs-gradual,budget",
+    parser.add_argument("--levers", default=",".join([*levers(), "control", "budget"]),
                         help="recipe, control, budget and the levers: " + ", ".join(levers()))
     parser.add_argument("--budget", type=int, default=3, help="recovery epochs after the dense model")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budget curves: epochs")

@@ -154,6 +154,7 @@ def test_the_default_recipe_is_the_benchmarks_winner():
 @pytest.mark.parametrize("bad", [{"schedule": "sometimes"}, {"recovery": "pray"}, {"criterion": "vibes"},
                                  {"epochs": 0}, {"tolerance": -0.1}, {"sparsity": float("nan")},
                                  {"sparsity": -0.1}, {"sparsity": "0.9"}, {"lr": float("nan")},
+                                 {"lr_scaling": "linear"},
                                  {"schedule": "gradual", "recovery": "reconstruct"},
                                  {"schedule": "iterative", "steps": 5, "epochs": 2},
                                  {"structure": "n:m"}, {"sparsity": {"layers.7.W": 0.5}},
@@ -177,6 +178,26 @@ def test_finetune_and_lr_rewind_differ_by_their_own_rates(dense, clusters):
     b, report_b = _run(dense, clusters, sparsity=0.9, recovery="lr-rewind", epochs=1, tolerance=0.0)
     assert "lr 0.0001" in report_a.rounds[0].action and "lr 0.001" in report_b.rounds[0].action
     assert not np.array_equal(a.layers[0].W.data, b.layers[0].W.data)
+
+
+@pytest.mark.parametrize("sparsity, rate", [(0.5, "0.01"), (0.9, "0.01"), (0.98, "0.0223607"),
+                                            ({"layers.0.W": 0.98, "layers.1.W": 0.98, "layers.2.W": 0.98},
+                                             "0.0223607")])
+def test_the_own_rate_grows_as_the_network_thins(sparsity, rate, dense, clusters):
+    # distill's own rate is 10 x original_lr = 0.01; sqrt-density multiplies it by sqrt(0.1 / density)
+    changes = dict(sparsity=sparsity, recovery="distill", schedule="gradual", head_start=0.0, epochs=1)
+    _, report = _run(dense, clusters, lr_scaling="sqrt-density", **changes)
+    assert f"lr {rate} " in report.rounds[0].action
+    _, unscaled = _run(dense, clusters, lr_scaling="none", **changes)
+    assert "lr 0.01 " in unscaled.rounds[0].action
+    _, explicit = _run(dense, clusters, lr_scaling="sqrt-density", lr=0.003, **changes)
+    assert "lr 0.003 " in explicit.rounds[0].action   # an explicit rate is what was asked for
+
+
+def test_the_paper_recipes_keep_their_papers_rate():
+    assert Recipe().lr_scaling == "sqrt-density"
+    for name in ("document", "han2015", "zhu2017", "lottery", "renda2020"):
+        assert Recipe.from_file(name).lr_scaling == "none"
 
 
 def test_sweep_averages_over_seeds_and_workers_give_the_same_numbers(dense, clusters):

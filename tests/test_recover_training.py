@@ -4,10 +4,13 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinyprune import recover
 from tinyprune.nn import MLP
 from tinyprune.optim import SGD, Adam, cosine
+from tinyprune.recover import density_scaled_lr
 from tinyprune.train import evaluate
 
 
@@ -143,3 +146,20 @@ def test_rewinding_and_resetting_keep_todays_masks_not_the_snapshots():
     assert all(np.array_equal(model.state_dict()[name + ".mask"], mask) for name, mask in today.items())
     prune.reset(model, early)
     assert not prune.is_pruned(model)
+
+
+@settings(max_examples=50, deadline=None)
+@given(lr=st.floats(1e-6, 1.0), sparsity=st.floats(0.0, 0.999))
+def test_the_density_scaled_rate_never_shrinks_and_follows_the_square_root(lr, sparsity):
+    scaled = density_scaled_lr(lr, sparsity)
+    assert scaled >= lr and density_scaled_lr(lr, sparsity, scaling="none") == lr
+    if sparsity > 0.9:   # above the reference: lr sqrt(0.1 / density), so scaled^2 (1 - s) is constant
+        assert scaled**2 * (1 - sparsity) == pytest.approx(lr**2 * 0.1, rel=1e-9)
+    else:
+        assert scaled == lr
+
+
+@pytest.mark.parametrize("bad", [{"scaling": "linear"}, {"sparsity": 1.0}, {"sparsity": float("nan")}])
+def test_the_density_scaled_rate_refuses_bad_input(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        density_scaled_lr(1e-2, **{"sparsity": 0.95, **bad})

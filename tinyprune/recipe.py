@@ -20,7 +20,8 @@ The fields are grouped the way a reader thinks about the document's loop (its se
   once, after the whole budget), within
   ``tolerance`` of the dense accuracy;
 - the **optimizer**: ``optimizer``, ``lr`` (``None``: the recovery's own rate, e.g. a tenth of
-  ``original_lr`` for fine-tuning), ``lr_schedule`` (``None``: the recovery's own), ``batch_size``;
+  ``original_lr`` for fine-tuning, grown above 90 % sparsity by ``lr_scaling``), ``lr_schedule``
+  (``None``: the recovery's own), ``batch_size``;
 - ``validation``, the fraction of training rows held out to decide "dropped?" and "recovered?" (the test
   split decides nothing), and the ``seed``.
 
@@ -185,6 +186,13 @@ class Recipe:
     )
     lr_schedule: str | None = _field(
         None, "optimizer", "constant or cosine over the budget (default: the recovery's own)"
+    )
+    lr_scaling: str = _field(
+        "sqrt-density",
+        "optimizer",
+        "with lr unset, grow the recovery's own rate as the network thins: sqrt-density multiplies it by "
+        "max(1, sqrt(0.1 / (1 - sparsity))): x1 up to sparsity 0.9, x1.41 at 0.95, x2.24 at 0.98; "
+        "none keeps it",
     )
     batch_size: int = _field(32, "optimizer", "recovery minibatch size")
     original_lr: float = _field(
@@ -432,7 +440,7 @@ def _check_fields(recipe: Recipe) -> None:
     from tinyprune.optim import OPTIMIZERS
     from tinyprune.recover.average import AVERAGES
     from tinyprune.recover.distill import OUTPUTS
-    from tinyprune.recover.finetune import LR_SCHEDULES
+    from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
 
     _check_sparsity(recipe.sparsity)
     weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
@@ -484,6 +492,7 @@ def _check_fields(recipe: Recipe) -> None:
     _choice(recipe, "optimizer", tuple(OPTIMIZERS))
     _number(recipe, "lr", 0, 1e3, low_open=True, optional=True)
     _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
+    _choice(recipe, "lr_scaling", LR_SCALINGS)
     _integer(recipe, "batch_size", 1)
     _number(recipe, "original_lr", 0, 1e3, low_open=True)
     _number(recipe, "validation", 0, 0.5, low_open=True)

@@ -136,6 +136,13 @@ class Run:
             return prune.allocate(self.model, r.sparsity, r.allocation, data=self.val, seed=r.seed)
         return r.sparsity
 
+    def target_sparsity(self) -> float:
+        """The fraction of weights the target prunes (per-layer targets weighted by the layers' sizes)."""
+        if not isinstance(self.target, dict):
+            return float(self.target)
+        sizes = {name: p.data.size for name, p in self.model.named_parameters() if name in self.target}
+        return sum(self.target[name] * size for name, size in sizes.items()) / sum(sizes.values())
+
     def prune_options(self, criterion: str) -> dict[str, Any]:
         """The keyword arguments of ``prune.prune`` that the recipe implies for ``criterion``."""
         r = self.recipe
@@ -178,7 +185,9 @@ class Run:
     def train_epochs(self, epochs: int, part: Any, loss: Any = "cross_entropy") -> str:
         """D for a training recovery: ``epochs`` epochs of ``fit`` with one optimizer for the whole budget."""
         r = self.recipe
-        lr = r.lr if r.lr is not None else r.original_lr * part.lr_factor
+        lr = r.lr if r.lr is not None else recover.density_scaled_lr(
+            r.original_lr * part.lr_factor, self.target_sparsity(), r.lr_scaling
+        )
         schedule = r.lr_schedule or part.lr_schedule
         if self.optimizer is None:
             self.optimizer = recover.build_optimizer(

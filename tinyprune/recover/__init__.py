@@ -18,7 +18,14 @@ from tinyprune.recover.distill import (
     hidden_distillation_tensor,
     hidden_residual_loss,
 )
-from tinyprune.recover.finetune import build_optimizer, finetune, lr_rewind, resolve_schedule, train_until
+from tinyprune.recover.finetune import (
+    build_optimizer,
+    density_scaled_lr,
+    finetune,
+    lr_rewind,
+    resolve_schedule,
+    train_until,
+)
 from tinyprune.recover.lottery import (
     LotteryRow,
     iterative_magnitude_pruning,
@@ -32,7 +39,8 @@ from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weig
 
 __all__ = [
     "AVERAGES", "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport", "WeightAverage",
-    "build_optimizer", "distill", "distillation_gradients", "distillation_loss", "distillation_loss_tensor",
+    "build_optimizer", "density_scaled_lr",
+    "distill", "distillation_gradients", "distillation_loss", "distillation_loss_tensor",
     "finetune", "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss",
     "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "obs_prune", "reconstruct",
     "reconstruct_layer", "reinitialize", "reinitialize_control", "resolve_schedule", "retrain", "rewind",
