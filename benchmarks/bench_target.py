@@ -388,7 +388,7 @@ def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[s
                 best = max(options, key=lambda c: c["val_mean"])
                 chosen[f"{lever}@{sparsity:g}"] = best["setting"]
     return {"cells": cells, "chosen": chosen, "effects": effects(args, cells, chosen),
-            "verdicts": verdicts(args, cells, chosen)}
+            "verdicts": verdicts(args, cells, chosen), "adoption": adoption(args, cells)}
 
 
 def effects(args: argparse.Namespace, cells: list[dict[str, Any]], chosen: dict[str, str]) -> list[dict]:
@@ -410,6 +410,31 @@ def effects(args: argparse.Namespace, cells: list[dict[str, Any]], chosen: dict[
                     "test_gain_std": test_std, "val_gains": gains["val"], "test_gains": gains["test"],
                     "kept": val_mean > 0})
     return out
+
+
+def adoption(args: argparse.Namespace, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every setting against the recipe at every sparsity (paired mean validation gain over the seeds both
+    ran). One recipe serves every sparsity, so a setting would replace the default only if it *dominates*
+    on validation: no loss at any sparsity and a gain at one. Test gains are listed, never used."""
+    out = []
+    settings = sorted({(c["lever"], c["setting"]) for c in cells
+                       if c["lever"] not in ("recipe", "control", "budget") and c["epochs"] == args.budget})
+    for lever, setting in settings:
+        gains: dict[str, dict[str, float]] = {"val": {}, "test": {}}
+        for sparsity in args.sparsities:
+            base = _find(cells, "recipe", "the recipe", sparsity, args.budget)
+            c = _find(cells, lever, setting, sparsity, args.budget)
+            common = [str(m) for m in (c or {}).get("seeds", []) if base and str(m) in base["val"]]
+            if len(common) == len(args.seeds):  # judged on every seed only
+                for split in gains:
+                    gains[split][f"{sparsity:g}"] = statistics.fmean(c[split][m] - base[split][m]
+                                                                     for m in common)
+        if len(gains["val"]) == len(args.sparsities):
+            values = list(gains["val"].values())
+            out.append({"lever": lever, "setting": setting, "val_gain": gains["val"],
+                        "test_gain": gains["test"], "mean_val_gain": statistics.fmean(values),
+                        "dominates": min(values) >= 0 and max(values) > 0})
+    return sorted(out, key=lambda a: -a["mean_val_gain"])
 
 
 def _find(cells: list[dict[str, Any]], lever: str, setting: str, sparsity: float, epochs: int) -> Any:
@@ -487,6 +512,17 @@ def tables(args: argparse.Namespace, summary: dict[str, Any]) -> str:
                          f"{pts(e['val_gain'], e['val_gain_std'])} | "
                          f"{pts(e['test_gain'], e['test_gain_std'])} | "
                          f"{'yes' if e['kept'] else 'no'} |")
+    if summary["adoption"]:
+        sparsities = " | ".join(f"{s:.0%} val (test)" for s in args.sparsities)
+        lines += ["", "Every setting against the recipe at every sparsity (paired mean gain over the seeds, "
+                  "points); it would replace the default only if it dominates on validation (no loss at "
+                  "any sparsity, a gain at one):", "",
+                  f"| lever: setting | {sparsities} | mean val gain | dominates? |",
+                  "|---|" + "---|" * len(args.sparsities) + "---|---|"]
+        for a in summary["adoption"]:
+            row = [f"{pts(a['val_gain'][k])} ({pts(a['test_gain'][k])})" for k in a["val_gain"]]
+            lines.append(f"| {a['lever']}: {a['setting']} | " + " | ".join(row) +
+                         f" | {pts(a['mean_val_gain'])} | {'yes' if a['dominates'] else 'no'} |")
     curves = budget_curves(args, summary)
     if curves:
         lines += ["", f"Budget curves (test accuracy %, mean over the seeds {args.budget_seeds}; the control "
