@@ -249,7 +249,10 @@ def _run(task: dict[str, Any]) -> dict[str, Any]:
     from tinyprune.files import atomic_write
 
     _init(task["dataset"])
-    record = (run_control if task["kind"] == "control" else run_recipe)(task)
+    try:
+        record = (run_control if task["kind"] == "control" else run_recipe)(task)
+    except ValueError as error:  # a setting the package refuses on this model: recorded (it is
+        record = {**_label(task), "error": f"{type(error).__name__}: {error}"}  # deterministic), not fatal
     record["recipe"] = task.get("recipe")
     atomic_write(task["path"], json.dumps(record, indent=1) + "\n")
     return record
@@ -333,6 +336,10 @@ def execute(args: argparse.Namespace, tasks: list[dict[str, Any]], say: Callable
 
 
 def _say_run(say: Callable[[str], None], done: int, total: int, r: dict[str, Any]) -> None:
+    if "error" in r:
+        say(f"  [{done}/{total}] {r['lever']}: {r['setting']} | model {r['model']} | {r['sparsity']:.0%} | "
+            f"failed: {r['error']}")
+        return
     say(f"  [{done}/{total}] {r['lever']}: {r['setting']} | model {r['model']} | {r['sparsity']:.0%} | "
         f"{r['epochs']} ep: val {r['val']:.2%} test {r['test']:.2%} ({r['seconds']:.0f} s)")
 
@@ -604,8 +611,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = plan(args)
     if not args.report_only:
         execute(args, tasks, lambda text: print(text, flush=True))
-    records = gather(tasks)
+    gathered = gather(tasks)
+    records = [r for r in gathered if "error" not in r]
+    failed = [r for r in gathered if "error" in r]
     summary = summarise(args, records)
+    summary["failed"] = [{k: r[k] for k in ("lever", "setting", "model", "sparsity", "error")}
+                         for r in failed]
     out = Path(args.out)
     command = "python benchmarks/bench_target.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"command": command,
@@ -615,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     figure = budget_figure(args, summary, Path(args.figure) if args.figure else out.with_suffix(".png"))
     print(tables(args, summary))
+    for r in summary["failed"]:
+        print(f"failed: {r['lever']}: {r['setting']} | model {r['model']} | {r['sparsity']:.0%}: "
+              f"{r['error']}")
     print(f"\nwrote {out}" + (f" and {figure}" if figure else ""))
     return 0
 

@@ -50,3 +50,22 @@ def test_quick_protocol_runs_caches_and_reports(bench, tmp_path, capsys):
 def test_unknown_lever_is_refused(bench):
     with pytest.raises(SystemExit):
         bench.parse_args(["--levers", "recipe,magic"])
+
+
+def test_a_refused_setting_is_recorded_not_fatal(bench, tmp_path, capsys, monkeypatch):
+    def refuse(task):
+        raise ValueError("OBS at sparsity 0.9994 would leave layers.0.W with no weights at all")
+
+    monkeypatch.setattr(bench, "run_recipe", refuse)
+    argv = ["--quick", "--levers", "recipe", "--no-sgd", "--workers", "1",  # --quick: seeds 0 and 1
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "target.json")]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "target.json").read_text())
+    assert result["runs"] == [] and result["summary"]["cells"] == []
+    assert [f["error"] for f in result["summary"]["failed"]] == 2 * [
+        "ValueError: OBS at sparsity 0.9994 would leave layers.0.W with no weights at all"]
+    out = capsys.readouterr().out
+    assert "failed: ValueError: OBS at sparsity" in out and "failed: recipe: the recipe | model 0" in out
+    # the refusal is deterministic, so it is cached like a result: a second call runs nothing
+    assert bench.main(argv) == 0
+    assert "0 of 2 run(s) to do" in capsys.readouterr().out
