@@ -543,6 +543,30 @@ def tables(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def target_table(summary: dict[str, Any]) -> str:
+    """The README's target table, rendered from a summary (``tests/test_bench_target.py`` checks that the
+    README holds exactly the table of the committed ``bench_target.json``)."""
+    def signed(value: float | None, std: float | None = None) -> str:  # a typographic minus, as in prose
+        return pts(value, std).replace("-", "−")
+
+    def versus(value: float, target: float) -> str:
+        verdict = "met" if value >= target else "missed"
+        return f"≥ {signed(target)}: {verdict} by {100 * abs(value - target):.2f}"
+
+    lines = ["| sparsity | the recipe: mean ± std (seeds 0–4) | per seed | SGD model | target (mean) | "
+             "target (every model) | stretch |", "|---|---|---|---|---|---|---|"]
+    cells = {c["sparsity"]: c for c in summary["cells"]
+             if (c["lever"], c["setting"]) == ("recipe", "the recipe")}
+    for v in (v for v in summary["verdicts"] if v["lever"] == "recipe"):
+        c = cells[v["sparsity"]]
+        control = " (the control)" if TARGETS[v["sparsity"]][2] is None else ""
+        lines.append(f"| {v['sparsity']:.0%} | {signed(v['mean'], c['test_std'])} | "
+                     + " ".join(signed(d) for d in c["test_delta"]) + f" | {signed(c['sgd_test_delta'])} | "
+                     f"{versus(v['mean'], v['target'])} | {versus(v['worst_model'], v['every_target'])} "
+                     f"(worst {signed(v['worst_model'])}) | {versus(v['mean'], v['stretch'])}{control} |")
+    return "\n".join(lines)
+
+
 def budget_curves(args: argparse.Namespace, summary: dict[str, Any]) -> dict[Any, dict[int, float]]:
     """``{(method, sparsity): {epochs: mean test accuracy over the budget seeds}}``; the control has sparsity
     ``None``. Every point averages the same seeds (those of ``--budget-seeds`` that ran)."""
@@ -626,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     figure = budget_figure(args, summary, Path(args.figure) if args.figure else out.with_suffix(".png"))
     print(tables(args, summary))
+    if any(v["lever"] == "recipe" for v in summary["verdicts"]):
+        print("\nThe README's target table:\n\n" + target_table(summary))
     for r in summary["failed"]:
         print(f"failed: {r['lever']}: {r['setting']} | model {r['model']} | {r['sparsity']:.0%}: "
               f"{r['error']}")

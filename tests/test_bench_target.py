@@ -69,3 +69,11 @@ def test_a_refused_setting_is_recorded_not_fatal(bench, tmp_path, capsys, monkey
     # the refusal is deterministic, so it is cached like a result: a second call runs nothing
     assert bench.main(argv) == 0
     assert "0 of 2 run(s) to do" in capsys.readouterr().out
+
+
+def test_the_readme_target_table_is_the_committed_results(bench):
+    # the README's table is regenerated from benchmarks/results/bench_target.json, never typed by hand
+    result = json.loads((SCRIPT.parent / "results" / "bench_target.json").read_text())
+    table = bench.target_table(result["summary"])
+    assert table.count("\n") == 4  # a header, a rule and one row per sparsity
+    assert table in (SCRIPT.parent.parent / "README.md").read_text(encoding="utf-8")
