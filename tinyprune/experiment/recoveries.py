@@ -20,6 +20,8 @@ name            what one round does                                  own learnin
                 (the document's "parameter adjustment"; no epochs)
 ==============  ===================================================  ==================  ==========
 
+Above 90 % sparsity the own rate grows as ``sqrt(0.1 / (1 - s))`` (x1.41 at 95 %, x2.24 at 98 %) unless
+the recipe's ``lr_scaling`` is ``"none"`` (``recover.density_scaled_lr``); an explicit ``lr`` is used as is.
 ``"reconstruct+finetune"`` (any closed form, then any training recovery) composes two parts with ``Then``.
 Adding a recovery is writing one small class and one line in ``RECOVERIES``.
 """
