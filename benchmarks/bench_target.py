@@ -80,7 +80,8 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
                                                                    "obs_allocation": "obd"},
         },
         # the recovery's own hyper-parameters, one at a time
-        "lr": {f"flat learning rate {lr:g} at every sparsity": {"lr": lr} for lr in (1e-3, 3e-3, 2e-2, 3e-2, 5e-2)},
+        "lr": {f"flat learning rate {lr:g} at every sparsity": {"lr": lr}
+               for lr in (1e-3, 3e-3, 2e-2, 3e-2, 5e-2)},
         "batch": {f"batch {b}": {"batch_size": b} for b in (16,)},
         "alpha": {f"label weight alpha {a:g}": {"alpha": a} for a in (0.5, 1.0)},
         "ramp": {f"ramp {r:g}": {"ramp": r} for r in (0.75,)},
