@@ -118,9 +118,12 @@ def test_default_folders_are_unique_even_in_the_same_second(tmp_path, monkeypatc
 def test_an_interrupted_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    # a shell's background job (`cmd &`) ignores SIGINT and its children inherit that: restore the default
+    # in the child, so Python turns the signal into KeyboardInterrupt however the suite was started
     child = subprocess.Popen([sys.executable, "-m", "tinyprune", "run", "--dense-epochs", "30",
                               "--no-progress", "--out", str(out)], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for _ in range(600):                       # wait until the run is under way (its temporary folder exists)
         if any(p.name.endswith(".tinyprune-tmp") for p in tmp_path.iterdir()):
             break
