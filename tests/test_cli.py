@@ -1,5 +1,6 @@
 """The command line: train then evaluate on the embedded digits, resume, --help, bad input -> exit 2."""
 
+import errno
 import json
 import os
 import subprocess
@@ -147,3 +148,15 @@ def test_python_dash_m_tinyprune(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tinyprune", "--help"], capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode == 0 and "usage: tinyprune" in done.stdout
+
+
+def test_a_full_disk_is_a_clear_error_naming_the_file(tmp_path, monkeypatch, capsys):
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    out = tmp_path / "model.npz"
+    assert main(["train", *FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyprune: error: [Errno 28] No space left on device") and str(out) in err
+    assert list(tmp_path.iterdir()) == []            # and nothing half-written is left

@@ -223,7 +223,8 @@ def test_exception_in_the_middle_of_a_write(tmp_path):
 
     with pytest.raises(OSError) as info:
         atomic_write(target, half_then_disk_full)
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)  # it names the file
+    assert str(target) in str(info.value) and "No space left on device" in str(info.value)
     assert target.read_bytes() == b"old" and listing(tmp_path) == ["out"]
 
 
@@ -237,9 +238,11 @@ def test_fault_at_fsync(tmp_path, monkeypatch, fault):
         raise fault
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(type(fault)):
+    with pytest.raises(type(fault)) as info:
         atomic_write(target, b"new" * 1000)
     assert target.read_bytes() == b"old" and listing(tmp_path) == ["out"]
+    if isinstance(fault, OSError):
+        assert info.value.filename == str(target)
 
 
 @pytest.fixture
@@ -264,7 +267,7 @@ def test_real_full_disk_keeps_the_old_file_and_leaves_no_temporary(tiny_filesyst
     atomic_write(target, b"{}" * 1000)
     with pytest.raises(OSError) as info:
         atomic_write(target, b"x" * 200_000)                        # three times what the disk holds
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
     assert target.read_bytes() == b"{}" * 1000 and listing(tiny_filesystem) == ["report.json"]
     atomic_write(target, b"fits")                                   # the space was given back
     assert target.read_bytes() == b"fits"

@@ -173,7 +173,8 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
 
     Whole or absent: temporary sibling, ``fsync``, then ``os.replace`` (or, with ``overwrite=False``, a
     hard link that fails if the target appeared meanwhile). On any failure (a full disk, an exception in
-    ``content``, an interrupt) the temporary is removed and the target is untouched. Returns the path.
+    ``content``, an interrupt) the temporary is removed and the target is untouched; an ``OSError`` that
+    names no file (``ENOSPC`` at a write or ``fsync``) is raised again naming ``path``. Returns the path.
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
@@ -204,6 +205,13 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
             os.replace(temporary, path)
         else:
             _place_without_replacing(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if error.errno is None or error.filename is not None:
+            raise
+        # a full disk or a failed fsync names no file: say which one could not be written
+        raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
