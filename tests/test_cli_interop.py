@@ -168,3 +168,25 @@ def test_missing_format_library_is_one_line_naming_the_extra(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "pip install 'tinyprune[interop]'" in err and err.count("\n") == 1
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_export_masks_to_safetensors_and_import_them_back(pruned_checkpoint, tmp_path, capsys):
+    path, model = pruned_checkpoint
+    out, back = tmp_path / "pruned.safetensors", tmp_path / "back.npz"
+    assert main(["export", str(path), "--masks", "--out", str(out)]) == 0
+    from safetensors.numpy import load_file
+
+    assert {"0.weight_orig", "0.weight_mask"} <= set(load_file(out))
+    assert main(["import", str(out), "--out", str(back)]) == 0
+    restored = checkpoint.load(back).model
+    for p, q in zip(model.parameters(), restored.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert (p.mask is None) == (q.mask is None) and (p.mask is None or np.array_equal(p.mask, q.mask))
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.weights.h5"])
+def test_export_masks_to_keras_is_refused_before_any_work(pruned_checkpoint, tmp_path, capsys, name):
+    path, _ = pruned_checkpoint
+    assert main(["export", str(path), "--masks", "--out", str(tmp_path / name)]) == 2
+    assert "--masks: Keras weight files have no place for masks" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()

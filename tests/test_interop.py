@@ -349,3 +349,38 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     reader.start()
     reader.join(timeout=10)
     assert not reader.is_alive() and "is a FIFO" in str(outcome[0].value)
+
+
+# ------------------------------------------------------------------ masks in torch.nn.utils.prune's layout
+def test_masks_travel_in_torch_prune_layout_and_come_back_exactly(tmp_path):
+    model = with_biases(MLP(DOCUMENT_SIZES, seed=0))
+    prune.magnitude(model, 0.9)
+    model.layers[1].b.mask = np.arange(64) % 3 != 0              # a masked bias travels the same way
+    model.layers[1].b.data[~model.layers[1].b.mask] = 0
+    path = export_model(tmp_path / "m.safetensors", model, masks=True)
+    tensors = safetensors_numpy.load_file(path)
+    assert sorted(tensors) == ["0.bias", "0.weight_mask", "0.weight_orig", "2.bias_mask", "2.bias_orig",
+                               "2.weight_mask", "2.weight_orig", "4.bias", "4.weight_mask", "4.weight_orig"]
+    np.testing.assert_array_equal(tensors["2.weight_mask"], model.layers[1].W.mask.T.astype(np.float32))
+    assert tensors["0.weight_mask"].dtype == tensors["0.weight_orig"].dtype == np.float32
+    back = import_model(path)
+    for p, q in zip(model.parameters(), back.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert (p.mask is None and q.mask is None) or np.array_equal(p.mask, q.mask)
+    # without masks=True the plain layout, as before: zeros, no masks
+    assert not prune.is_pruned(import_model(export_model(tmp_path / "plain.safetensors", model)))
+
+
+def test_masks_of_a_dense_model_write_the_plain_layout(tmp_path):
+    model = with_biases(MLP([5, 4, 3], seed=1))
+    tensors = safetensors_numpy.load_file(export_model(tmp_path / "m.safetensors", model, masks=True))
+    assert sorted(tensors) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+
+
+def test_masks_are_refused_for_keras_and_nothing_is_written(tmp_path):
+    model = MLP([5, 4, 3], seed=1)
+    prune.magnitude(model, 0.5)
+    for name in ("m.weights.h5", "m.keras"):
+        with pytest.raises(ValueError, match="masks: Keras"):
+            export_model(tmp_path / name, model, masks=True)
+    assert list(tmp_path.iterdir()) == []

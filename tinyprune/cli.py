@@ -601,6 +601,9 @@ def add_export_parser(subparsers: Any) -> None:
                         help="the output format (default: from the extension of --out)")
     parser.add_argument("--compact", action="store_true",
                         help="remove dead neurons first (tinyprune.prune.compact): a smaller dense model")
+    parser.add_argument("--masks", action="store_true",
+                        help="safetensors: write pruned layers as torch.nn.utils.prune does (<i>.weight_orig "
+                             "and a 0/1 <i>.weight_mask), so the masks travel (a .npz keeps them anyway)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(handler=run_export)
 
@@ -618,6 +621,9 @@ def run_export(args: argparse.Namespace) -> int:
     from tinyprune.files import check_target
 
     kind = interop.format_of(args.out, args.format)
+    if args.masks and kind == "keras":
+        raise TinypruneError("--masks: Keras weight files have no place for masks (pruned weights travel as "
+                             "zeros); export as .safetensors or .npz to keep them")
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work
     restored = checkpoint.load(args.checkpoint)
     model = prune.compact(restored.model) if args.compact else restored.model
@@ -626,7 +632,7 @@ def run_export(args: argparse.Namespace) -> int:
             meta = {**restored.meta, "exported_from": str(args.checkpoint), "compacted": bool(args.compact)}
             path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
         else:
-            path = interop.export_model(args.out, model, kind, overwrite=args.overwrite)
+            path = interop.export_model(args.out, model, kind, masks=args.masks, overwrite=args.overwrite)
     except ImportError as error:
         raise TinypruneError(str(error)) from None
     print(f"{'':<8} {'sizes':<22} {'parameters':>11} {'nonzeros':>10} {'FLOPs':>11} "

@@ -4,7 +4,7 @@ Only the weights of an MLP travel (``Linear``/``Dense`` layers with ReLU between
 format libraries are optional (``pip install 'tinyprune[interop]'``: ``safetensors``, ``h5py``) and
 imported only when a file of theirs is read or written. Pruned weights travel as exact zeros; the masks
 stay in tinyprune's own checkpoints (``tinyprune.checkpoint``), except where a format has a place for
-them (PyTorch's ``weight_mask``, read below).
+them (PyTorch's ``weight_mask``, read below, and written on request).
 
 **PyTorch** (``torch.nn.Sequential(Linear, ReLU, ..., Linear).state_dict()`` saved with
 ``safetensors.torch.save_file``): keys ``"<i>.weight"`` of shape ``(out, in)`` and ``"<i>.bias"`` of shape
@@ -14,7 +14,10 @@ Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"mo
 ``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
 ``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. Written: the plain
 layout with ``i = 0, 2, 4, ...`` and metadata ``{"format": "pt"}``, loadable by
-``nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``.
+``nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``; with ``masks=True`` a pruned
+layer is written in ``torch.nn.utils.prune``'s layout instead, loadable after
+``torch.nn.utils.prune.identity(linear, "weight")`` on each pruned ``Linear`` (which creates the
+``weight_orig`` parameter and ``weight_mask`` buffer the state dict fills).
 
 **Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` of ``Dense`` layers): an HDF5 file
 where each layer's variables sit in ``/layers/<name>/vars/<k>``, ``<name>`` the snake-case class name
@@ -153,17 +156,28 @@ _TORCH_KEY = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\."
                         r"(?P<name>(?:weight|bias)(?:_orig|_mask)?)$")
 
 
-def torch_state_dict(model: MLP) -> dict[str, np.ndarray]:
+def torch_state_dict(model: MLP, *, masks: bool = False) -> dict[str, np.ndarray]:
     """The state dict of ``nn.Sequential(Linear, ReLU, ..., Linear)`` for ``model``: ``"<2l>.weight"`` =
-    ``W_l.T`` (out, in) and ``"<2l>.bias"`` = ``b_l``, as contiguous arrays.
+    ``W_l.T`` (out, in) and ``"<2l>.bias"`` = ``b_l``, as contiguous arrays. With ``masks=True`` a masked
+    parameter is written as ``torch.nn.utils.prune`` keeps it: ``"<2l>.weight_orig"`` (the values, pruned
+    ones 0) and a 0/1 ``"<2l>.weight_mask"`` of the same dtype (likewise for a masked bias).
 
     >>> {key: value.shape for key, value in torch_state_dict(MLP([4, 3, 2])).items()}
     {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
+    >>> from tinyprune import prune
+    >>> pruned = MLP([4, 3, 2], seed=0); _ = prune.magnitude(pruned, 0.5)
+    >>> sorted(torch_state_dict(pruned, masks=True))[:3]
+    ['0.bias', '0.weight_mask', '0.weight_orig']
     """
     state = {}
     for index, layer in enumerate(model.layers):
-        state[f"{2 * index}.weight"] = np.ascontiguousarray(layer.W.data.T)
-        state[f"{2 * index}.bias"] = layer.b.data.copy()
+        for kind, parameter in (("weight", layer.W), ("bias", layer.b)):
+            values = np.array(parameter.data.T, order="C")      # a copy; (out, in) for the weight
+            if masks and parameter.mask is not None:
+                state[f"{2 * index}.{kind}_orig"] = values
+                state[f"{2 * index}.{kind}_mask"] = np.array(parameter.mask.T, dtype=values.dtype, order="C")
+            else:
+                state[f"{2 * index}.{kind}"] = values
     return state
 
 
@@ -237,11 +251,12 @@ def read_safetensors(path: PathLike) -> MLP:
     return from_torch_state(state, str(path))
 
 
-def write_safetensors(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
-    """Write ``torch_state_dict(model)`` as safetensors (metadata ``{"format": "pt"}``), atomically."""
+def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, overwrite: bool = True) -> Path:
+    """Write ``torch_state_dict(model, masks=masks)`` as safetensors (metadata ``{"format": "pt"}``),
+    atomically."""
     safetensors_numpy = _library("safetensors.numpy")
-    return atomic_write(path, safetensors_numpy.save(torch_state_dict(model), metadata={"format": "pt"}),
-                        overwrite=overwrite)
+    state = torch_state_dict(model, masks=masks)
+    return atomic_write(path, safetensors_numpy.save(state, metadata={"format": "pt"}), overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- Keras 3
@@ -442,17 +457,22 @@ def import_model(path: PathLike, format: str | None = None) -> MLP:  # noqa: A00
 
 
 def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # noqa: A002
-                 overwrite: bool = True) -> Path:
+                 masks: bool = False, overwrite: bool = True) -> Path:
     """Write ``model`` to ``path`` as a tinyprune checkpoint, PyTorch safetensors or Keras 3 weights
     (format from the extension unless named); atomically (``overwrite=False`` refuses an existing file).
-    Returns the path."""
+    ``masks=True`` writes safetensors in ``torch.nn.utils.prune``'s layout (a checkpoint keeps its masks
+    anyway; Keras has no place for them, so it is refused there). Returns the path."""
     if not isinstance(model, MLP):
         raise ValueError(f"export_model writes an MLP, got {type(model).__name__}")
+    kind = format_of(path, format)
+    if masks and kind == "keras":
+        raise ValueError("masks: Keras weight files have no place for masks (pruned weights travel as "
+                         "zeros); export as safetensors or npz to keep them")
     for name, parameter in model.named_parameters():
         if not np.all(np.isfinite(parameter.data)):
             raise ValueError(f"{name} holds NaN or inf values: refusing to export it")
-    kind = format_of(path, format)
     if kind == "npz":
         return checkpoint.save(path, model, overwrite=overwrite)
-    write = write_safetensors if kind == "safetensors" else write_keras
-    return write(path, model, overwrite=overwrite)
+    if kind == "safetensors":
+        return write_safetensors(path, model, masks=masks, overwrite=overwrite)
+    return write_keras(path, model, overwrite=overwrite)
