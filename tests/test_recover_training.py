@@ -159,7 +159,8 @@ def test_the_density_scaled_rate_never_shrinks_and_follows_the_square_root(lr, s
         assert scaled == lr
 
 
-@pytest.mark.parametrize("bad", [{"scaling": "linear"}, {"sparsity": 1.0}, {"sparsity": float("nan")}])
+@pytest.mark.parametrize("bad", [{"scaling": "linear"}, {"sparsity": 1.0}, {"sparsity": float("nan")},
+                                 {"reference": 1.0}, {"reference": -0.1}])
 def test_the_density_scaled_rate_refuses_bad_input(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         density_scaled_lr(1e-2, **{"sparsity": 0.95, **bad})

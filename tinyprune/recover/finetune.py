@@ -85,11 +85,11 @@ def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
                       reference: float = 0.9) -> float:
     """A recovery rate grown as the network thins: ``lr · max(1, sqrt((1 - reference) / (1 - sparsity)))``.
 
-    With fewer surviving inputs per neuron, each weight must move further for a neuron's output to move as
-    much (Adam's steps have a fixed size per weight, and k random-sign steps add up as sqrt(k)). The rates
-    were chosen at ``reference`` sparsity; up to it the rate is kept. Measured on held-out rows in
-    ``benchmarks/bench_target.py`` (round three: 1e-2 at 90 %, 1.4e-2 at 95 %, 2.2e-2 at 98 %).
-    ``scaling="none"`` returns ``lr``.
+    Why: when a neuron's k surviving inputs each take an Adam step of size about ``lr`` with unrelated
+    signs, its pre-activation moves by about ``lr · sqrt(k) · |x|``; k shrinks with the density ``1 - s``, so
+    keeping that movement asks for ``lr ∝ 1 / sqrt(1 - s)``. The rates were chosen at ``reference``
+    sparsity; up to it the rate is kept. Chosen on held-out rows by ``benchmarks/bench_target.py`` (round
+    three: 1e-2 at 90 %, 1.4e-2 at 95 %, 2.2e-2 at 98 %). ``scaling="none"`` returns ``lr``.
 
     >>> round(density_scaled_lr(1e-2, 0.98), 5), round(density_scaled_lr(1e-2, 0.95), 5)
     (0.02236, 0.01414)
@@ -98,8 +98,9 @@ def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
     """
     if scaling not in LR_SCALINGS:
         raise ValueError(f"scaling: expected one of {', '.join(LR_SCALINGS)}, got {scaling!r}")
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity: expected a fraction in [0, 1), got {sparsity!r}")
+    for name, value in (("sparsity", sparsity), ("reference", reference)):
+        if not 0 <= value < 1:
+            raise ValueError(f"{name}: expected a fraction in [0, 1), got {value!r}")
     if scaling == "none":
         return lr
     return lr * max(1.0, math.sqrt((1 - reference) / (1 - sparsity)))
