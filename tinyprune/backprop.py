@@ -34,8 +34,9 @@ from tinyprune.nn import MLP, Parameter
 class Cache:
     """What the forward pass keeps for the backward pass.
 
-    ``inputs[l]`` is ``A_{l-1}``, the input of layer ``l`` (``inputs[0]`` is ``X``);
-    ``Z[l]`` is that layer's pre-activation; ``logits`` is ``Z[-1]``.
+    The lists count layers from 0, the maths from 1: ``inputs[l]`` is the input of ``model.layers[l]``,
+    which the maths calls ``A_l`` (``inputs[0]`` is ``X = A_0``); ``Z[l]`` is that layer's pre-activation,
+    ``Z_{l+1}``; ``logits`` is ``Z[-1]``.
     """
 
     inputs: list[np.ndarray]

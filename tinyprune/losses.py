@@ -53,7 +53,7 @@ def _check_logits(logits: np.ndarray) -> None:
 
 # -------------------------------------------------------- softmax family
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``p_j = e^{z_j - m} / sum_k e^{z_k - m}`` with ``m = max_k z_k`` (the shift keeps e^. finite).
+    """``p_j = e^{z_j - z_max} / sum_k e^{z_k - z_max}``, ``z_max = max_k z_k`` (the shift keeps e^. finite).
 
     >>> softmax(np.array([1000.0, 1000.0]))
     array([0.5, 0.5])
@@ -64,7 +64,7 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``log p_j = (z_j - m) - log sum_k e^{z_k - m}``: the log-sum-exp trick, finite for any finite z.
+    """``log p_j = (z_j - z_max) - log sum_k e^{z_k - z_max}``: log-sum-exp, finite for any finite z.
 
     >>> log_softmax(np.array([0.0, -1e4]))[1]
     np.float64(-10000.0)
