@@ -399,19 +399,28 @@ def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[s
             "verdicts": verdicts(args, cells, chosen), "adoption": adoption(args, cells)}
 
 
+def paired_gains(args: argparse.Namespace, cells: list[dict[str, Any]], lever: str, setting: str,
+                 sparsity: float) -> tuple[list[str], dict[str, list[float]]]:
+    """``(seeds, {"val": [...], "test": [...]})``: the setting's accuracy minus the recipe's, model by model,
+    on the seeds both ran (empty when either is missing)."""
+    base = _find(cells, "recipe", "the recipe", sparsity, args.budget)
+    c = _find(cells, lever, setting, sparsity, args.budget)
+    if base is None or c is None:
+        return [], {"val": [], "test": []}
+    common = [str(m) for m in c["seeds"] if str(m) in base["val"]]
+    return common, {split: [c[split][m] - base[split][m] for m in common] for split in ("val", "test")}
+
+
 def effects(args: argparse.Namespace, cells: list[dict[str, Any]], chosen: dict[str, str]) -> list[dict]:
     """Each lever's kept setting against the recipe: accuracy differences on the same seeds (paired)."""
     out = []
     for key, setting in sorted(chosen.items()):
         lever, sparsity = key.split("@")[0], float(key.split("@")[1])
-        base = _find(cells, "recipe", "the recipe", sparsity, args.budget)
-        if lever in ("recipe", "control") or base is None:
+        if lever in ("recipe", "control"):
             continue
-        c = _find(cells, lever, setting, sparsity, args.budget)
-        common = [str(m) for m in c["seeds"] if str(m) in base["val"]]
+        common, gains = paired_gains(args, cells, lever, setting, sparsity)
         if not common:
             continue
-        gains = {split: [c[split][m] - base[split][m] for m in common] for split in ("val", "test")}
         (val_mean, val_std), (test_mean, test_std) = _mean_std(gains["val"]), _mean_std(gains["test"])
         out.append({"lever": lever, "setting": setting, "sparsity": sparsity, "seeds": common,
                     "val_gain": val_mean, "val_gain_std": val_std, "test_gain": test_mean,
@@ -430,13 +439,10 @@ def adoption(args: argparse.Namespace, cells: list[dict[str, Any]]) -> list[dict
     for lever, setting in settings:
         gains: dict[str, dict[str, float]] = {"val": {}, "test": {}}
         for sparsity in args.sparsities:
-            base = _find(cells, "recipe", "the recipe", sparsity, args.budget)
-            c = _find(cells, lever, setting, sparsity, args.budget)
-            common = [str(m) for m in (c or {}).get("seeds", []) if base and str(m) in base["val"]]
+            common, paired = paired_gains(args, cells, lever, setting, sparsity)
             if len(common) == len(args.seeds):  # judged on every seed only
                 for split in gains:
-                    gains[split][f"{sparsity:g}"] = statistics.fmean(c[split][m] - base[split][m]
-                                                                     for m in common)
+                    gains[split][f"{sparsity:g}"] = statistics.fmean(paired[split])
         if len(gains["val"]) == len(args.sparsities):
             values = list(gains["val"].values())
             out.append({"lever": lever, "setting": setting, "val_gain": gains["val"],
