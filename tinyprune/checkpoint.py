@@ -52,7 +52,6 @@ import io
 import json
 import math
 import os
-import stat
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,7 +62,7 @@ import numpy as np
 
 from tinyprune import optim
 from tinyprune.errors import CheckpointError
-from tinyprune.files import atomic_write
+from tinyprune.files import atomic_write, open_regular, read_bounded
 from tinyprune.nn import DTYPES, MLP
 from tinyprune.optim import Optimizer
 
@@ -266,24 +265,9 @@ def save(path: PathLike, model: MLP, optimizer: Optimizer | None = None,
 
 # --------------------------------------------------------------------------- load
 def _open_regular(path: Path, what: str = "checkpoint file") -> BinaryIO:
-    """``path`` opened for reading if it is a regular file; a FIFO or a device is refused, not waited on.
-
-    ``O_NONBLOCK`` makes opening a FIFO return at once (it would otherwise wait for a writer); ``fstat`` on
-    the opened descriptor then tells what it really is (no window for a swap between a check and the open).
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such {what}") from None
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot be read ({error.strerror or error})") from error
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        kind = ("folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode)
-                else "device or special file")
-        raise CheckpointError(f"{path}: is a {kind}, not a regular file: a {what} is a file")
-    return os.fdopen(descriptor, "rb")
+    """``path`` opened for reading if it is a regular file (``files.open_regular``: a FIFO or a device is
+    refused, not waited on)."""
+    return open_regular(path, what, CheckpointError)
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
@@ -301,7 +285,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) ->
                               "(checkpoints hold plain numeric arrays only, and unpickling can run code)")
     if math.prod(shape) * dtype.itemsize > info.file_size:
         raise CheckpointError(f"{path}: entry {name!r} claims more data than it stores")
-    return np.lib.format.read_array(io.BytesIO(archive.read(info)), allow_pickle=False)
+    with archive.open(info) as member:            # streamed: a member that inflates past its size is cut
+        raw = read_bounded(member, info.file_size, f"{path}: entry {name!r}", CheckpointError)
+    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
 def _read_entries(path: Path) -> dict[str, np.ndarray]:

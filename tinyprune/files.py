@@ -27,17 +27,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tinyprune.errors import OutputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 TEMPORARY_SUFFIX = ".tinyprune-tmp"
 PathLike = str | os.PathLike
@@ -364,5 +371,159 @@ def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
     fsync_folder(parent)
 
 
-__all__ = ["TEMPORARY_SUFFIX", "atomic_write", "check_folder", "check_stem", "check_target", "fsync_folder",
-           "Stage", "remove_stale_temporaries", "staged_folder", "staged_unique_folder", "unique_folder"]
+# --------------------------------------------------------------------------- reading files from strangers
+#: Bounds on what a configuration file (a recipe, a ``.keras`` config) may be: bytes, and nesting depth.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 32
+#: How much of a refused value an error message shows.
+SHOWN_CHARACTERS = 200
+_READ_PIECE = 1 << 20
+
+
+def shown(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a note of how many were left out.
+
+    An error message echoes the bad value; a 100 MB value must not become a 100 MB message.
+
+    >>> shown("x" * 1000, 12)
+    "'xxxxxxxxxxxx'… (988 more characters)"
+    >>> shown([1, 2])
+    '[1, 2]'
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value) - limit} more characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def open_regular(path: PathLike, what: str, error: type[Exception] = OutputError) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file; a FIFO, device, socket or folder is refused.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (it would otherwise wait for a writer); ``fstat`` on
+    the opened descriptor then tells what it really is, so a symlink to ``/dev/zero`` is refused too and
+    there is no window for a swap between a check and the open. ``error`` is the type raised (the caller's
+    own, e.g. ``CheckpointError``).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as failure:
+        raise error(f"{path}: cannot be read ({failure.strerror or failure})") from failure
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "device or special file" if _kind(mode) in ("device", "special file") else _kind(mode)
+        raise error(f"{path}: is a {kind}, not a regular file: a {what} is a file")
+    return os.fdopen(descriptor, "rb")
+
+
+def read_bounded(file: BinaryIO, limit: int, where: str, error: type[Exception] = OutputError) -> bytes:
+    """At most ``limit`` bytes from ``file``, read in 1 MiB pieces; more is refused, not read.
+
+    A file (or a compressed archive member) that says it is small may still grow while read or inflate
+    to gigabytes: counting what actually arrives bounds the memory whatever the file declared.
+    """
+    pieces, total = [], 0
+    while True:
+        piece = file.read(min(_READ_PIECE, limit + 1 - total))
+        if not piece:
+            return b"".join(pieces)
+        total += len(piece)
+        if total > limit:
+            raise error(f"{where}: holds more than {limit} bytes, the most it may hold")
+        pieces.append(piece)
+
+
+def read_regular(path: PathLike, limit: int, what: str, error: type[Exception] = OutputError) -> bytes:
+    """The bytes of the regular file ``path`` (``open_regular``), refused above ``limit`` bytes.
+
+    >>> import tempfile, pathlib
+    >>> note = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> _ = note.write_text("hi")
+    >>> read_regular(note, 10, "note")
+    b'hi'
+    """
+    with open_regular(path, what, error) as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise error(f"{path}: {size} bytes is more than a {what} may hold ({limit})")
+        return read_bounded(file, limit, str(path), error)
+
+
+def _nesting_depth(text: str, comment: str | None) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text``, outside strings (and ``comment`` lines)."""
+    depth = deepest = 0
+    quote, escaped, in_comment = "", False, False
+    for character in text:
+        if in_comment:
+            in_comment = character != "\n"
+        elif quote:
+            if escaped:
+                escaped = False
+            elif character == "\\" and quote == '"':
+                escaped = True
+            elif character == quote:
+                quote = ""
+        elif character in "\"'":
+            quote = character
+        elif character == comment:
+            in_comment = True
+        elif character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"the key(s) {', '.join(map(shown, repeated))} appear more than once in one object "
+                         "(which one was meant?)")
+    return dict(pairs)
+
+
+def parse_config(raw: bytes, kind: str, where: str, error: type[Exception] = OutputError) -> object:
+    """``raw`` parsed as ``kind`` ("json" or "toml"), nested at most ``MAX_CONFIG_DEPTH`` deep, a JSON key
+    at most once per object (the last would silently win); any failure is ``error`` naming ``where``.
+
+    >>> parse_config(b'{"a": [1, 2]}', "json", "x.json")
+    {'a': [1, 2]}
+    >>> parse_config(b'{"a": 1, "a": 2}', "json", "x.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tinyprune.errors.OutputError: x.json is not valid JSON: the key(s) 'a' appear more than once in one ...
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as failure:
+        raise error(f"{where} is not UTF-8 text ({failure.reason} at byte {failure.start})") from None
+    depth = _nesting_depth(text, "#" if kind == "toml" else None)
+    if depth > MAX_CONFIG_DEPTH:
+        raise error(f"{where}: nested {depth} deep; a {kind.upper()} file here nests at most "
+                    f"{MAX_CONFIG_DEPTH} deep")
+    try:
+        if kind == "json":
+            return json.loads(text, object_pairs_hook=_no_repeated_keys)
+        return tomllib.loads(text)
+    except (ValueError, RecursionError) as failure:
+        message = shown(str(failure), SHOWN_CHARACTERS).strip("'\"")
+        raise error(f"{where} is not valid {kind.upper()}: {message}") from None
+
+
+def read_config(path: PathLike, what: str, error: type[Exception] = OutputError) -> object:
+    """A ``.json`` or ``.toml`` file read safely (``read_regular`` with ``MAX_CONFIG_BYTES``) and parsed
+    (``parse_config``): a FIFO, a device, an endless or deeply nested file is refused, never waited on."""
+    kind = Path(path).suffix.lower().lstrip(".")
+    if kind not in ("json", "toml"):
+        raise error(f"{path}: a {what} is a .toml or .json file")
+    return parse_config(read_regular(path, MAX_CONFIG_BYTES, what, error), kind, str(path), error)
+
+
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "TEMPORARY_SUFFIX", "Stage", "atomic_write",
+           "check_folder", "check_stem", "check_target", "fsync_folder", "open_regular", "parse_config",
+           "read_bounded", "read_config", "read_regular", "remove_stale_temporaries", "shown",
+           "staged_folder", "staged_unique_folder", "unique_folder"]

@@ -62,7 +62,7 @@ import numpy as np
 
 from tinyprune import checkpoint
 from tinyprune.errors import CheckpointError
-from tinyprune.files import atomic_write
+from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular
 from tinyprune.nn import MLP
 
 PathLike = str | os.PathLike
@@ -106,12 +106,7 @@ def format_of(path: PathLike, format: str | None = None) -> str:  # noqa: A002 (
 
 def _read_bytes(path: Path) -> bytes:
     """The bytes of a regular file (a FIFO or device is refused without blocking), bounded in size."""
-    with checkpoint._open_regular(path, "model file") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size > MAX_FILE_BYTES:
-            raise CheckpointError(f"{path}: {size} bytes is more than a model file may hold "
-                                  f"({MAX_FILE_BYTES})")
-        return file.read()
+    return read_regular(path, MAX_FILE_BYTES, "model file", CheckpointError)
 
 
 # --------------------------------------------------------------------------- checks shared by both formats
@@ -298,22 +293,69 @@ def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str
     return _build(layer_list, where)
 
 
+def _h5_member(h5py: ModuleType, group: Any, name: str, where: str) -> Any:
+    """``group[name]`` if it is a hard link inside this file; a soft or external link is refused unopened.
+
+    An external link names another file (any file on the reader's disk): following it would read that
+    file into the weights.
+    """
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise CheckpointError(f"{where}: {group.name.lstrip('/')}/{name} is a {type(link).__name__} (a link "
+                              "to another object or file); a weights file holds its arrays itself")
+    return group[name]
+
+
+def _h5_check_dataset(h5py: ModuleType, dataset: Any, key: str, where: str) -> int:
+    """The number of values ``dataset`` declares, after checking it is a plain float array in this file.
+
+    Refused without reading a value: external storage (``external=[("/etc/passwd", 0, n)]`` makes HDF5
+    read another file), virtual datasets (made of other datasets or files), any layout but contiguous,
+    chunked or compact, a non-float dtype, and a declared size above the parameter bound.
+    """
+    layout = dataset.id.get_create_plist().get_layout()
+    if dataset.external or dataset.is_virtual or layout not in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED,
+                                                                h5py.h5d.COMPACT):
+        raise CheckpointError(f"{where}: {key} is stored outside the file (external storage or a virtual "
+                              "dataset); a weights file holds its arrays itself")
+    if dataset.dtype.kind != "f" or dataset.dtype.itemsize > 8:
+        raise CheckpointError(f"{where}: {key} has dtype {dataset.dtype}; expected floating-point weights "
+                              "(float16, float32 or float64)")
+    count = int(np.prod(dataset.shape, dtype=np.int64)) if dataset.shape is not None else 0
+    if count > checkpoint.MAX_PARAMETERS:
+        raise CheckpointError(f"{where}: {key} declares shape {dataset.shape}, more than the "
+                              f"{checkpoint.MAX_PARAMETERS} parameters a model may hold")
+    return count
+
+
 def _h5_layers(h5py: ModuleType, handle: Any, where: str) -> dict[str, dict[str, np.ndarray]]:
-    """``{layer name: {variable name: array}}`` read from an open Keras 3 weights file."""
-    if "layers" not in handle or not isinstance(handle["layers"], h5py.Group):
+    """``{layer name: {variable name: array}}`` read from an open Keras 3 weights file.
+
+    Every link and dataset is checked, and the declared sizes summed against the parameter bound, before
+    any value is read (a 5 MB file may declare a 20000 x 20000 kernel).
+    """
+    if "layers" not in handle or not isinstance(_h5_member(h5py, handle, "layers", where), h5py.Group):
         raise CheckpointError(f"{where}: no 'layers' group; expected the weights of a Keras 3 model "
                               "(model.save_weights('model.weights.h5'); Keras 2 files are not supported)")
-    layers = {}
-    for name, group in handle["layers"].items():
-        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+    datasets, declared = {}, 0
+    for name in handle["layers"]:
+        group = _h5_member(h5py, handle["layers"], name, where)
+        has_vars = isinstance(group, h5py.Group) and "vars" in group
+        variables = _h5_member(h5py, group, "vars", where) if has_vars else None
         if not isinstance(variables, h5py.Group):
             raise CheckpointError(f"{where}: layers/{name} has no 'vars' group (not a Keras 3 weights file?)")
-        layers[name] = {}
-        for key, dataset in variables.items():
+        datasets[name] = {}
+        for key in variables:
+            dataset = _h5_member(h5py, variables, key, where)
             if not isinstance(dataset, h5py.Dataset):
                 raise CheckpointError(f"{where}: layers/{name}/vars/{key} is not an array")
-            layers[name][key] = dataset[()]
-    return layers
+            declared += _h5_check_dataset(h5py, dataset, f"layers/{name}/vars/{key}", where)
+            datasets[name][key] = dataset
+    if declared > checkpoint.MAX_PARAMETERS:
+        raise CheckpointError(f"{where}: the arrays declare {declared} values in all, more than a model of "
+                              f"{checkpoint.MAX_PARAMETERS} parameters holds")
+    return {name: {key: dataset[()] for key, dataset in variables.items()}
+            for name, variables in datasets.items()}
 
 
 def _read_h5(data: bytes, where: str) -> MLP:
@@ -359,6 +401,16 @@ def _check_keras_config(config: Any, where: str) -> list[str]:
     return activations
 
 
+def _archive_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """The bytes of one archive member, refused if it declares more than ``limit``, and streamed so that
+    a member that inflates beyond what it declares (a zip bomb) is cut there (its CRC-32 then fails)."""
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise CheckpointError(f"{path}: {name} claims {info.file_size} bytes, more than {limit}")
+    with archive.open(info) as member:
+        return read_bounded(member, info.file_size, f"{path}:{name}", CheckpointError)
+
+
 def read_keras(path: PathLike) -> MLP:
     """The MLP in a Keras 3 ``.weights.h5`` file or ``.keras`` archive (layouts in the module docstring)."""
     path = Path(path)
@@ -371,11 +423,9 @@ def read_keras(path: PathLike) -> MLP:
             if not {"config.json", "model.weights.h5"} <= names:
                 raise CheckpointError(f"{path}: a zip archive without config.json and model.weights.h5; "
                                       "expected a Keras 3 .keras file")
-            for name in ("config.json", "model.weights.h5"):
-                if archive.getinfo(name).file_size > MAX_FILE_BYTES:
-                    raise CheckpointError(f"{path}: {name} claims more than {MAX_FILE_BYTES} bytes")
-            config = json.loads(archive.read("config.json").decode("utf-8"))
-            weights = archive.read("model.weights.h5")
+            config = parse_config(_archive_member(archive, "config.json", MAX_CONFIG_BYTES, path), "json",
+                                  f"{path}:config.json", CheckpointError)
+            weights = _archive_member(archive, "model.weights.h5", MAX_FILE_BYTES, path)
     except CheckpointError:
         raise
     except Exception as error:                   # zipfile, zlib, json
