@@ -407,7 +407,7 @@ def open_regular(path: PathLike, what: str, error: type[Exception] = OutputError
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{path}: no such {what} (cannot read it)") from None
     except OSError as failure:
         raise error(f"{path}: cannot be read ({failure.strerror or failure})") from failure
     mode = os.fstat(descriptor).st_mode

@@ -47,7 +47,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -55,11 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyprune.errors import TinypruneError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from tinyprune.files import read_config, shown
 
 RECIPE_FOLDER = Path(__file__).parent / "recipes"
 #: The global rankings that can set the layer sparsities of each OBS step of the gradual schedule.
@@ -271,10 +266,10 @@ class Recipe:
         if not isinstance(values, Mapping):
             raise RecipeError(f"{source}: expected a table of recipe fields, got {type(values).__name__}")
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(values) - names, key=repr)         # keys of any type: {1: 2} is refused too
         if unknown:
             raise RecipeError(
-                f"{source}: unknown recipe field(s) {unknown}; the fields are {', '.join(names)}"
+                f"{source}: unknown recipe field(s) {shown(unknown)}; the fields are {', '.join(names)}"
             )
         converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**converted)
@@ -288,21 +283,13 @@ class Recipe:
         """
         path = Path(name_or_path)
         if path.suffix not in (".toml", ".json"):
-            named = RECIPE_FOLDER / f"{name_or_path}.toml"
-            if not named.is_file():
+            if str(name_or_path) not in recipe_names():       # a name, never a path: no "/", no ".."
                 raise RecipeError(
-                    f"no recipe named {str(name_or_path)!r}: the named recipes are "
+                    f"no recipe named {shown(str(name_or_path))}: the named recipes are "
                     f"{', '.join(recipe_names())}, or give a .toml or .json file"
                 )
-            path = named
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise RecipeError(f"cannot read recipe file {path}: {error.strerror or error}") from None
-        try:
-            values = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise RecipeError(f"{path} is not valid {path.suffix[1:].upper()}: {error}") from None
+            path = RECIPE_FOLDER / f"{name_or_path}.toml"
+        values = read_config(path, "recipe file", RecipeError)  # regular, bounded, shallow, no repeated keys
         return cls.from_dict(values, source=str(path))
 
     def to_file(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -374,7 +361,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _refuse(name: str, value: Any, expected: str) -> RecipeError:
-    return RecipeError(f"{name}: expected {expected}, got {value!r}")
+    return RecipeError(f"{name}: expected {expected}, got {shown(value)}")
 
 
 def _number(
