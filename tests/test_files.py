@@ -323,15 +323,17 @@ def test_staged_folder_into_an_empty_folder(tmp_path):
     assert listing(tmp_path / "run") == ["report.json"]
 
 
-def test_a_run_that_lands_meanwhile_is_not_mixed(tmp_path):
+def test_a_run_that_lands_meanwhile_is_not_mixed_and_ours_is_kept_beside(tmp_path):
     target = tmp_path / "run"
-    with pytest.raises(OutputError, match="appeared while the run was being written"):
+    with pytest.raises(files.RunKeptError, match="the run is kept, whole, in .*run.unpublished") as caught:
         with staged_folder(target) as stage:
             atomic_write(stage / "report.json", "mine")
             target.mkdir()
             (target / "report.json").write_text("theirs")           # a concurrent run finished first
     assert listing(target) == ["report.json"] and (target / "report.json").read_text() == "theirs"
-    assert listing(tmp_path) == ["run"]
+    assert caught.value.kept == tmp_path / "run.unpublished"
+    assert (caught.value.kept / "report.json").read_text() == "mine"
+    assert listing(tmp_path) == ["run", "run.unpublished"]
 
 
 @pytest.mark.parametrize("existing", ["file", "symlink"])
@@ -374,16 +376,17 @@ def test_a_name_taken_at_the_last_moment_moves_on(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "report.json").read_text() == "theirs"
 
 
-def test_unique_folder_other_rename_failures_are_reported(tmp_path, monkeypatch):
+def test_unique_folder_other_rename_failures_are_reported_and_the_run_is_kept(tmp_path, monkeypatch):
     def refused(source, destination):
         raise OSError(errno.EACCES, "Permission denied")
 
-    with pytest.raises(OutputError, match="cannot move the finished run to .*run: Permission denied"):
+    with pytest.raises(OutputError, match=r"cannot move the finished run onto .*run \(Permission denied\); "
+                                          "the run is kept") as caught:
         with staged_unique_folder(tmp_path / "runs", "run") as stage:
             atomic_write(stage.folder / "report.json", "{}")
             monkeypatch.setattr(os, "rename", refused)
     monkeypatch.undo()
-    assert listing(tmp_path) == []
+    assert caught.value.kept == stage.folder and listing(stage.folder) == ["report.json"]
 
 
 def test_staged_unique_folder_absent_after_a_failure(tmp_path):

@@ -318,6 +318,7 @@ def _output_folder(args: argparse.Namespace, stem: str) -> Any:
     from tinyprune import files
 
     if args.out is not None:
+        files.check_publishable(args.out, overwrite=args.overwrite)  # a mount point is refused now, not after
         return files.staged_folder(args.out, overwrite=args.overwrite)
     return files.staged_unique_folder("runs", time.strftime(stem))
 

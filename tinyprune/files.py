@@ -249,18 +249,86 @@ def check_folder(path: PathLike, *, overwrite: bool = False) -> Path:
     return path
 
 
+class RunKeptError(OutputError):
+    """A finished run could not be moved onto its target; it was kept in ``kept`` instead (not discarded)."""
+
+    def __init__(self, message: str, kept: Path) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+
+def _keep_beside(stage: Path, target: Path, why: str) -> RunKeptError:
+    """Move a finished run that cannot land on ``target`` to a visible name beside it and say where.
+
+    The stage's own name is a temporary one that the next writer would remove (its writer will have
+    exited), so the run moves to ``<target>.unpublished`` (``-2``, ... if taken) first.
+    """
+    kept = unique_folder(target.parent, f"{target.name}.unpublished")
+    try:
+        os.rename(stage, kept)
+    except OSError:
+        kept = stage
+    return RunKeptError(f"cannot move the finished run onto {target} ({why}); the run is kept, whole, in "
+                        f"{kept}", kept)
+
+
 def _move_into_place(stage: Path, target: Path, overwrite: bool) -> None:
     try:
         os.rename(stage, target)           # replaces an absent or empty folder atomically
         return
     except OSError as error:
-        if not target.is_dir() or not overwrite:
-            raise OutputError(f"{target} appeared while the run was being written ({error.strerror}): "
-                              "refusing to mix two runs; the new run is not kept") from None
+        if not target.is_dir() or not overwrite or error.errno not in _NAME_TAKEN:
+            raise _keep_beside(stage, target, error.strerror or str(error)) from None
     retired = _temporary_sibling(target)   # overwrite: swap the old run out, the new one in, drop the old
-    os.rename(target, retired)
+    try:
+        os.rename(target, retired)
+    except OSError as error:
+        raise _keep_beside(stage, target, error.strerror or str(error)) from None
     os.rename(stage, target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _probe_rename(target: Path) -> None:
+    """Do, on an empty stand-in, the rename that publishing a run onto ``target`` will do."""
+    probe = _temporary_sibling(target)
+    probe.mkdir()                          # fails on a read-only mount or a folder we may not write in
+    try:
+        if not os.path.lexists(target):
+            return
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+        if not any(target.iterdir()):
+            os.rename(probe, target)       # what publishing does; the empty folder is replaced by another
+            os.chmod(target, mode)
+            return
+        os.rename(target, probe.with_name(probe.name + "-old"))     # --overwrite: the old run steps aside
+        os.rename(probe.with_name(probe.name + "-old"), target)     # and comes back
+    finally:
+        if probe.is_dir():
+            probe.rmdir()
+
+
+def check_publishable(target: PathLike, *, overwrite: bool = False) -> Path:
+    """``check_folder``, then prove before any work that a finished run can be moved onto ``target``.
+
+    A folder that exists and is empty may still refuse the final rename (a mount point: ``EBUSY``; an
+    immutable folder: ``EPERM``; a read-only mount: ``EROFS``): the same rename is tried now on an empty
+    stand-in, so the run is refused before training, not thrown away after it.
+
+    >>> import tempfile, pathlib
+    >>> check_publishable(pathlib.Path(tempfile.mkdtemp()) / "run").name
+    'run'
+    """
+    target = check_folder(target, overwrite=overwrite)
+    existing = next(folder for folder in [target, *target.parents] if os.path.lexists(folder))
+    if existing != target and not existing.is_dir():
+        raise OutputError(f"cannot write a run into {target}: {existing} is not a folder")
+    try:
+        _probe_rename(target if existing == target else existing / f".{target.name}")
+    except OSError as error:
+        raise OutputError(f"cannot publish a run at {target}: {error.strerror or error} (a mount point, an "
+                          "immutable or read-only folder?); choose a folder inside it, e.g. "
+                          f"{target / 'run'}") from None
+    return target
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -298,6 +366,8 @@ def staged_folder(target: PathLike, *, overwrite: bool = False) -> Iterator[Path
     try:
         yield stage
         _move_into_place(stage, target, overwrite)
+    except RunKeptError:
+        raise                              # the finished run is kept beside: nothing to remove
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         _remove_if_empty(made)
@@ -359,11 +429,13 @@ def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
             except OSError as error:
                 if error.errno in _NAME_TAKEN:
                     continue               # taken meanwhile by a concurrent run: the next name
-                raise OutputError(f"cannot move the finished run to {target}: {error.strerror}") from None
+                raise _keep_beside(stage.folder, target, error.strerror or str(error)) from None
             stage.path = target
             break
         else:
-            raise OutputError(f"could not find a free folder name for {parent / stem}")
+            raise _keep_beside(stage.folder, parent / stem, "no free folder name")
+    except RunKeptError:
+        raise
     except BaseException:
         shutil.rmtree(stage.folder, ignore_errors=True)
         _remove_if_empty(made)
@@ -523,7 +595,7 @@ def read_config(path: PathLike, what: str, error: type[Exception] = OutputError)
     return parse_config(read_regular(path, MAX_CONFIG_BYTES, what, error), kind, str(path), error)
 
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "TEMPORARY_SUFFIX", "Stage", "atomic_write",
-           "check_folder", "check_stem", "check_target", "fsync_folder", "open_regular", "parse_config",
-           "read_bounded", "read_config", "read_regular", "remove_stale_temporaries", "shown",
-           "staged_folder", "staged_unique_folder", "unique_folder"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "TEMPORARY_SUFFIX", "RunKeptError", "Stage",
+           "atomic_write", "check_folder", "check_publishable", "check_stem", "check_target", "fsync_folder",
+           "open_regular", "parse_config", "read_bounded", "read_config", "read_regular",
+           "remove_stale_temporaries", "shown", "staged_folder", "staged_unique_folder", "unique_folder"]
