@@ -144,11 +144,27 @@ def add_train_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def _check_resume(args: argparse.Namespace, restored: checkpoint.Checkpoint) -> None:
+    """Refuse a flag that contradicts what the resumed checkpoint fixes (its sizes and optimizer)."""
+    fixed = {"--hidden": (args.hidden, restored.model.sizes[1:-1]),
+             "--optimizer": (args.optimizer, (restored.optimizer_class or "").lower()),
+             "--momentum": (args.momentum or None, (restored.optimizer_options or {}).get("momentum", 0.0))}
+    for flag, (given, stored) in fixed.items():
+        if given is not None and given != stored:
+            raise TinypruneError(f"{flag} {given}: the checkpoint {args.resume} fixes it at {stored} when "
+                                 f"resuming; leave out {flag} (or train a new model without --resume)")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from tinyprune.files import check_writable
+
     meta: dict[str, Any] = {}
     initial_epoch = 0
+    if args.out is not None:
+        check_writable(args.out)                        # before the first epoch, not after the last
     if args.resume:
         restored = checkpoint.load(args.resume)
+        _check_resume(args, restored)
         meta = checkpoint.training_meta(restored, history_keys=History.KEYS)
         model = restored.model
         initial_epoch = int(meta.get("epochs", 0))
@@ -181,7 +197,7 @@ def run_train(args: argparse.Namespace) -> int:
     seconds = sum(history.seconds) / len(history)
     print(f"test accuracy {scores['accuracy']:.4f}  test loss {scores['loss']:.4f}  "
           f"({seconds:.2f} s per epoch)")
-    if args.out:
+    if args.out is not None:
         previous = meta.get("history")
         full_history = {key: previous[key] + values for key, values in history.to_dict().items()} \
             if previous else history.to_dict()

@@ -105,6 +105,25 @@ def check_target(path: PathLike, *, overwrite: bool = True) -> Path:
     return path
 
 
+def check_writable(path: PathLike, *, overwrite: bool = True) -> Path:
+    """``check_target``, then prove a temporary can be made beside ``path`` (so the write at the end will
+    work): a read-only, immutable or unwritable folder is refused now, before any work.
+
+    >>> import tempfile, pathlib
+    >>> check_writable(pathlib.Path(tempfile.mkdtemp()) / "model.npz").name
+    'model.npz'
+    """
+    path = check_target(path, overwrite=overwrite)
+    probe = _temporary_sibling(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error} in its folder {path.parent}"
+                          ) from None
+    os.unlink(probe)
+    return path
+
+
 def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
 
@@ -596,6 +615,7 @@ def read_config(path: PathLike, what: str, error: type[Exception] = OutputError)
 
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "TEMPORARY_SUFFIX", "RunKeptError", "Stage",
-           "atomic_write", "check_folder", "check_publishable", "check_stem", "check_target", "fsync_folder",
-           "open_regular", "parse_config", "read_bounded", "read_config", "read_regular",
-           "remove_stale_temporaries", "shown", "staged_folder", "staged_unique_folder", "unique_folder"]
+           "atomic_write", "check_folder", "check_publishable", "check_stem", "check_target",
+           "check_writable", "fsync_folder", "open_regular", "parse_config", "read_bounded", "read_config",
+           "read_regular", "remove_stale_temporaries", "shown", "staged_folder", "staged_unique_folder",
+           "unique_folder"]
