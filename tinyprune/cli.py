@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -554,15 +555,24 @@ def run_sweep(args: argparse.Namespace) -> int:
     if isinstance(args.workers, bool) or args.workers < 1:
         raise TinypruneError(f"--workers must be an integer >= 1, got {args.workers}")
     _check_dense_epochs(args)
-    stage_context = _output_folder(args, "sweep-%Y%m%d-%H%M%S")
+    stem = time.strftime("sweep-%Y%m%d-%H%M%S")
+    stage_context = _output_folder(args, stem)
+    target = Path(args.out if args.out is not None else f"runs/{stem}")
+    journal = target.with_name(target.name + ".partial")
     splits = load_dataset(args)
     held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
+    print(f"each finished run is saved in {journal}/ as it completes; if the sweep stops, the same command "
+          f"with --out {target} resumes it", flush=True)
     with stage_context as stage:
         folder = _stage_path(stage)
-        model, _ = _dense_model(args, held_out[0], recipe.seed, [])
+        model = _sweep_dense_model(args, held_out[0], recipe.seed, journal)
         result = experiment.sweep(model, held_out, recipe, criteria=args.criteria, sparsities=args.sparsities,
                                   recoveries=args.recoveries, seeds=args.seeds, workers=args.workers,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, journal=journal)
+        if result.lost:
+            raise TinypruneError(f"{len(result.lost)} of {len(result.runs)} runs were lost (the process "
+                                 f"running each died on every attempt); the finished ones are saved in "
+                                 f"{journal}: run the same command with --out {target} to do the rest")
         print(result)
         atomic_write(folder / "sweep.json", result.to_json() + "\n")
         files = ["sweep.json"]
@@ -575,9 +585,25 @@ def run_sweep(args: argparse.Namespace) -> int:
             files.append("accuracy_vs_sparsity.png")
         except Exception as error:        # a figure that fails never loses the sweep: say so and go on
             print(f"no figure: {type(error).__name__}: {_one_line(error)}")
+    shutil.rmtree(journal, ignore_errors=True)          # published: the saved runs are in sweep.json
     out = args.out if args.out is not None else stage.path
     print(f"wrote {', '.join(files)} to {out}/")
     return 0
+
+
+def _sweep_dense_model(args: argparse.Namespace, train: data.Dataset, seed: int, journal: Path) -> MLP:
+    """The sweep's dense model: ``--dense``, or the one a stopped sweep saved in its journal, or trained
+    here (and saved there, so that resuming does not train it again)."""
+    saved = journal / "dense.npz"
+    if args.dense is None and saved.is_file():
+        print(f"dense model from {saved} (the sweep being resumed)")
+        return checkpoint.load(saved).model
+    model, _ = _dense_model(args, train, seed, [])
+    if args.dense is None:
+        journal.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(saved, model, meta={"dataset": args.dataset, "seed": seed,
+                                            "epochs": args.dense_epochs})
+    return model
 
 
 # --------------------------------------------------------------------------- recipes
