@@ -8,6 +8,7 @@ archive member may inflate far beyond the size it declares. Each is refused befo
 
 from __future__ import annotations
 
+import json
 import struct
 import tracemalloc
 import zipfile
@@ -155,3 +156,60 @@ def test_a_keras_member_that_inflates_past_its_declared_size_is_cut_at_that_size
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, f"reading the 64 MiB bomb held {peak / 2**20:.0f} MiB at once"
+
+
+# ------------------------------------------------------------------ names and configs that do not add up
+@pytest.mark.parametrize("names", [("dense_1", "dense_01"), ("dense", "dense_0")])
+def test_keras_layer_names_that_give_one_number_are_refused_not_one_dropped(tmp_path, names):
+    kernel, bias = np.ones((4, 4), np.float32), np.zeros(4, np.float32)
+    with h5py.File(tmp_path / "twins.weights.h5", "w") as handle:
+        handle.create_group("vars")
+        for name in ("dense", "dense_1", *names):
+            group = handle.require_group(f"layers/{name}/vars")
+            if "0" not in group:
+                group.create_dataset("0", data=kernel)
+                group.create_dataset("1", data=bias)
+    with pytest.raises(CheckpointError, match="both name Dense layer") as caught:
+        import_model(tmp_path / "twins.weights.h5")
+    assert all(f"layers/{name} " in str(caught.value) for name in names)
+
+
+def keras_archive_with_config(tmp_path, change):
+    archive = export_model(tmp_path / "model.keras", MLP([4, 3, 2], seed=0))
+    with zipfile.ZipFile(archive) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as target:
+        for name, content in members.items():
+            target.writestr(name, content)
+    return bad
+
+
+@pytest.mark.parametrize("change, names", [
+    (lambda c: c.__setitem__("config", [1, 2]), "config.json 'config' is a list"),
+    (lambda c: c["config"]["layers"][1].__setitem__("config", "dense"),
+     "config.json layer 1 'config' is a str"),
+    (lambda c: c["config"]["layers"].__setitem__(1, "Dense"), "config.json layer 1 is a str"),
+    (lambda c: c["config"]["layers"][1]["config"].__setitem__("activation", "x" * 10_000),
+     "more characters"),
+])
+def test_malformed_keras_configs_are_clean_errors_naming_the_key(tmp_path, change, names):
+    with pytest.raises(CheckpointError, match=names) as caught:
+        import_model(keras_archive_with_config(tmp_path, change))
+    assert len(str(caught.value)) < 1000
+
+
+def test_a_keras_config_with_a_key_twice_is_refused(tmp_path):
+    archive = keras_archive_with_config(tmp_path, lambda config: None)
+    with zipfile.ZipFile(archive) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    members["config.json"] = b'{"class_name": "Sequential", "class_name": "Functional"}'
+    twice = tmp_path / "twice.keras"
+    with zipfile.ZipFile(twice, "w") as target:
+        for name, content in members.items():
+            target.writestr(name, content)
+    with pytest.raises(CheckpointError, match="'class_name' appear more than once"):
+        import_model(twice)

@@ -62,7 +62,7 @@ import numpy as np
 
 from tinyprune import checkpoint
 from tinyprune.errors import CheckpointError
-from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular
+from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular, shown
 from tinyprune.nn import MLP
 
 PathLike = str | os.PathLike
@@ -279,7 +279,11 @@ def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str
         if kind != "dense":
             raise CheckpointError(f"{where}: layers/{name} is not a Dense layer; expected a Sequential of "
                                   f"Dense layers (only {KERAS_IDENTITY_LAYERS} between them): not an MLP")
-        dense[int(match["number"] or 0)] = (name, variables)
+        number = int(match["number"] or 0)
+        if number in dense:                      # "dense_1" and "dense_01": which one is layer 1?
+            raise CheckpointError(f"{where}: layers/{dense[number][0]} and layers/{name} both name Dense "
+                                  f"layer {number}; the order of the layers is ambiguous")
+        dense[number] = (name, variables)
     layer_list = []
     for number in sorted(dense):
         name, variables = dense[number]
@@ -370,34 +374,45 @@ def _read_h5(data: bytes, where: str) -> MLP:
     return from_keras_layers(layers, where)
 
 
+def _config_table(value: Any, key: str, where: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``CheckpointError`` naming ``key`` in ``config.json``."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where}: config.json {key} is a {type(value).__name__}; expected an object "
+                              "(not a Keras 3 model config?)")
+    return value
+
+
 def _check_keras_config(config: Any, where: str) -> list[str]:
     """The activations of the ``Dense`` layers of a ``.keras`` ``config.json``, checked to be an MLP."""
     kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
     if kind != "Sequential":
-        raise CheckpointError(f"{where}: config.json describes a {kind}; expected a Sequential model")
-    layers = (config.get("config") or {}).get("layers")
+        label = shown(kind).strip("'")
+        raise CheckpointError(f"{where}: config.json describes a {label}; expected a Sequential model")
+    layers = _config_table(config.get("config", {}), "'config'", where).get("layers")
     if not isinstance(layers, list):
         raise CheckpointError(f"{where}: config.json has no list of layers")
     activations = []
     for position, layer in enumerate(layers):
-        kind = layer.get("class_name") if isinstance(layer, dict) else None
-        options = layer.get("config") or {} if isinstance(layer, dict) else {}
+        layer = _config_table(layer, f"layer {position}", where)
+        kind = layer.get("class_name")
+        options = _config_table(layer.get("config", {}), f"layer {position} 'config'", where)
         if kind == "Dense":
             if options.get("use_bias", True) is not True:
                 raise CheckpointError(f"{where}: config.json layer {position} is a Dense without bias")
             activations.append(options.get("activation", "linear"))
         elif kind not in ("InputLayer", "Dropout", "Flatten"):
-            raise CheckpointError(f"{where}: config.json layer {position} is a {kind}; expected Dense layers "
-                                  "(and InputLayer, Dropout, Flatten): not an MLP")
+            label = shown(kind).strip("'")
+            raise CheckpointError(f"{where}: config.json layer {position} is a {label}; expected Dense "
+                                  "layers (and InputLayer, Dropout, Flatten): not an MLP")
     if not activations:
         raise CheckpointError(f"{where}: config.json has no Dense layer")
     for position, activation in enumerate(activations[:-1]):
         if activation != "relu":
-            raise CheckpointError(f"{where}: Dense layer {position} has activation {activation!r}; "
+            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)}; "
                                   "tinyprune's MLP has ReLU between its layers")
     if activations[-1] not in ("linear", "softmax", None):
-        raise CheckpointError(f"{where}: the last Dense layer has activation {activations[-1]!r}; expected "
-                              "'linear' or 'softmax' (tinyprune returns logits)")
+        raise CheckpointError(f"{where}: the last Dense layer has activation {shown(activations[-1])}; "
+                              "expected 'linear' or 'softmax' (tinyprune returns logits)")
     return activations
 
 
