@@ -172,6 +172,34 @@ def remove_stale_temporaries(path: PathLike) -> list[Path]:
     return removed
 
 
+_ANY_TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
+def remove_stale_staged_folders(parent: PathLike) -> list[Path]:
+    """Remove from ``parent`` the staged run folders (``.<name>.<pid>.<token>.tinyprune-tmp/``) of every
+    writer that died, whatever the name it was writing.
+
+    A run with a default name (``runs/<time>``) is the only writer of its name, so the next run, with another
+    time in its name, would never find what a ``kill -9`` left behind by name alone.
+    """
+    parent = Path(parent)
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = _ANY_TEMPORARY.fullmatch(name)
+        candidate = parent / name
+        if match is None or not candidate.is_dir() or candidate.is_symlink():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
 #: What os.link says on a file system without hard links (FAT, some network and FUSE file systems).
 _NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS)
 
@@ -380,6 +408,7 @@ def staged_folder(target: PathLike, *, overwrite: bool = False) -> Iterator[Path
     target = check_folder(target, overwrite=overwrite)
     made = _make_parents(target.parent)
     remove_stale_temporaries(target)
+    remove_stale_staged_folders(target.parent)
     stage = _temporary_sibling(target)
     stage.mkdir()
     try:
@@ -437,6 +466,7 @@ def staged_unique_folder(parent: PathLike, stem: str) -> Iterator[Stage]:
     parent, stem = Path(parent), check_stem(stem)
     made = _make_parents(parent)
     remove_stale_temporaries(parent / stem)
+    remove_stale_staged_folders(parent)
     stage = Stage(_temporary_sibling(parent / stem))
     stage.folder.mkdir()
     try:
@@ -617,5 +647,5 @@ def read_config(path: PathLike, what: str, error: type[Exception] = OutputError)
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "TEMPORARY_SUFFIX", "RunKeptError", "Stage",
            "atomic_write", "check_folder", "check_publishable", "check_stem", "check_target",
            "check_writable", "fsync_folder", "open_regular", "parse_config", "read_bounded", "read_config",
-           "read_regular", "remove_stale_temporaries", "shown", "staged_folder", "staged_unique_folder",
-           "unique_folder"]
+           "read_regular", "remove_stale_staged_folders", "remove_stale_temporaries", "shown",
+           "staged_folder", "staged_unique_folder", "unique_folder"]
