@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from tinyprune import cli
@@ -78,3 +80,37 @@ def test_resume_accepts_flags_that_agree_with_the_checkpoint(adam_checkpoint, tm
     code, _, stderr = train(["--resume", str(adam_checkpoint), "--epochs", "1", "--no-progress", *agreeing],
                             capsys)
     assert code == 0, stderr
+
+
+def test_a_diverging_training_is_one_clean_line_without_a_numpy_warning(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tinyprune", "train", "--optimizer", "sgd", "--lr", "1e30",
+                             "--epochs", "2", "--no-progress"], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("tinyprune: error:") and result.stderr.count("\n") == 1, result.stderr
+    assert "RuntimeWarning" not in result.stderr
+
+
+@pytest.fixture()
+def corrupt_optimizer_state(tmp_path):
+    """A checkpoint whose Adam state holds ``steps = -5`` (Adam then takes the log of a negative number)."""
+    from tinyprune import checkpoint
+    from tinyprune.nn import MLP
+    from tinyprune.optim import Adam
+
+    model = MLP([784, 8, 10], seed=0)
+    optimizer = Adam(model.parameters())
+    path = checkpoint.save(tmp_path / "m.npz", model, optimizer, meta={"epochs": 1, "hidden": [8]})
+    stored = checkpoint.load(path)
+    stored.optimizer_state["steps"] = np.array(-5)
+    return path, stored
+
+
+def test_a_corrupt_optimizer_state_names_the_file_and_the_entry(corrupt_optimizer_state):
+    from tinyprune import checkpoint
+    from tinyprune.errors import CheckpointError
+
+    path, stored = corrupt_optimizer_state
+    says = f"{re.escape(str(path))}: the optimizer state optim/steps must be a non-negative integer, got -5"
+    with pytest.raises(CheckpointError, match=says):
+        checkpoint.restore_optimizer(stored)

@@ -537,6 +537,28 @@ def training_meta(checkpoint: Checkpoint, history_keys: Sequence[str] | None = N
     return meta
 
 
+def _check_optimizer_state(state: dict[str, np.ndarray], where: str) -> None:
+    """The stored optimizer state as the update rules need it, else ``CheckpointError`` naming the file and
+    the entry: ``steps`` a non-negative integer (Adam divides by ``1 - beta^steps``), ``lr`` a positive
+    finite number, every buffer finite floats, Adam's second moments ``v`` non-negative (it takes their
+    square root)."""
+    for name, value in state.items():
+        array = np.asarray(value)
+        if name == "steps":
+            ok = array.shape == () and array.dtype.kind in "iu" and int(array) >= 0
+            expected = "a non-negative integer"
+        elif name == "lr":
+            ok = array.shape == () and array.dtype.kind in "iuf" and bool(np.isfinite(array)) and array > 0
+            expected = "a positive finite number"
+        else:
+            ok = array.dtype.kind == "f" and bool(np.all(np.isfinite(array)))
+            ok = ok and not (name.startswith("v.") and bool(np.any(array < 0)))
+            expected = "finite floats" + (" >= 0 (second moments)" if name.startswith("v.") else "")
+        if not ok:
+            raise CheckpointError(f"{where}: the optimizer state optim/{name} must be {expected}, got "
+                                  f"{_describe(array) if array.size > 1 else array.tolist()!r}")
+
+
 def restore_optimizer(checkpoint: Checkpoint, optimizer: Optimizer | None = None) -> Optimizer:
     """Load the checkpoint's optimizer state into ``optimizer`` (built on ``checkpoint.model``'s
     parameters), or, if ``optimizer`` is ``None``, build the stored class with the stored options on
@@ -553,9 +575,10 @@ def restore_optimizer(checkpoint: Checkpoint, optimizer: Optimizer | None = None
     >>> restore_optimizer(load(path)).lr
     0.01
     """
+    where = str(checkpoint.path or "checkpoint")
     if checkpoint.optimizer_state is None:
-        raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: holds no optimizer state "
-                              "(it was saved without an optimizer)")
+        raise CheckpointError(f"{where}: holds no optimizer state (it was saved without an optimizer)")
+    _check_optimizer_state(checkpoint.optimizer_state, where)
     if optimizer is None:
         cls = optim.OPTIMIZERS.get((checkpoint.optimizer_class or "").lower())
         if cls is None:
@@ -564,13 +587,13 @@ def restore_optimizer(checkpoint: Checkpoint, optimizer: Optimizer | None = None
         try:
             optimizer = cls(checkpoint.model.parameters(), **(checkpoint.optimizer_options or {}))
         except (TypeError, ValueError) as error:
-            raise CheckpointError(f"stored options of {checkpoint.optimizer_class} are invalid ({error})"
-                                  ) from error
+            raise CheckpointError(f"{where}: stored options of {checkpoint.optimizer_class} are invalid "
+                                  f"({error})") from error
     elif type(optimizer).__name__ != checkpoint.optimizer_class:
         raise CheckpointError(f"the checkpoint holds the state of {checkpoint.optimizer_class}, "
                               f"cannot load it into {type(optimizer).__name__}")
     try:
         optimizer.load_state_dict(checkpoint.optimizer_state)
     except ValueError as error:
-        raise CheckpointError(f"optimizer state does not fit: {error}") from error
+        raise CheckpointError(f"{where}: optimizer state does not fit: {error}") from error
     return optimizer
