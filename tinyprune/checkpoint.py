@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import json
 import math
 import os
@@ -62,8 +61,8 @@ import numpy as np
 
 from tinyprune import optim
 from tinyprune.errors import CheckpointError
-from tinyprune.files import atomic_write, open_regular, read_bounded
-from tinyprune.nn import DTYPES, MLP
+from tinyprune.files import atomic_write, open_regular
+from tinyprune.nn import DTYPES, MLP, Parameter
 from tinyprune.optim import Optimizer
 
 MARKER = "tinyprune-checkpoint"
@@ -73,7 +72,8 @@ MAX_PARAMETERS = 1 << 26          # 67 million values (256 MiB of float32): far 
 MAX_ARCHIVE_BYTES = 1 << 32       # the uncompressed entries together; a crafted archive may claim more
 PathLike = str | os.PathLike
 
-__all__ = ["FORMAT_VERSION", "MARKER", "MAX_PARAMETERS", "Checkpoint", "decode_masked", "encode_masked",
+__all__ = ["FORMAT_VERSION", "MARKER", "MAX_PARAMETERS", "Checkpoint", "assemble", "decode_masked",
+           "encode_masked",
            "load", "restore_optimizer", "save", "training_meta"]
 
 
@@ -135,7 +135,7 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
+        digest.update(array.reshape(-1).view(np.uint8))       # the bytes of tobytes(), without a copy
     return digest.hexdigest()
 
 
@@ -193,10 +193,9 @@ def decode_masked(name: str, shape: tuple[int, ...], dtype: np.dtype, entries: d
         if bits.dtype != np.uint8 or bits.shape != (math.ceil(size / 8),):
             raise CheckpointError(f"{where}: bits/{name} must be {math.ceil(size / 8)} uint8 bytes (the mask "
                                   f"of {shape} packed to bits), got {_describe(bits)}")
-        unpacked = np.unpackbits(bits).astype(bool)
-        if unpacked[size:].any():
+        if size % 8 and np.unpackbits(bits[-1:])[size % 8:].any():
             raise CheckpointError(f"{where}: bits/{name} has padding bits set past entry {size}")
-        mask = unpacked[:size]
+        mask = np.unpackbits(bits, count=size).view(np.bool_)     # 0/1 bytes read as bools: no copy
     elif f"index/{name}" in entries:
         index = entries[f"index/{name}"]
         if index.ndim != 1 or index.dtype.kind != "u":
@@ -272,22 +271,29 @@ def _open_regular(path: Path, what: str = "checkpoint file") -> BinaryIO:
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
     """One ``.npy`` member: its header is read and checked first (no object arrays, no more data than the
-    member declares, which ``_read_entries`` has bounded), then the whole member (``zipfile`` checks its
-    CRC-32 on a full read, so a damaged byte anywhere in it is noticed), then the array."""
+    member declares, which ``_read_entries`` has bounded), then its data is streamed straight into the
+    array, 1 MiB at a time (no second copy of a big matrix), and read to its end (``zipfile`` checks the
+    CRC-32 there, so a damaged byte anywhere in it is noticed)."""
     name = info.filename.removesuffix(".npy")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(member)
-    if dtype.hasobject:
-        raise CheckpointError(f"{path}: entry {name!r} is a pickled object array; refusing to load it "
-                              "(checkpoints hold plain numeric arrays only, and unpickling can run code)")
-    if math.prod(shape) * dtype.itemsize > info.file_size:
-        raise CheckpointError(f"{path}: entry {name!r} claims more data than it stores")
-    with archive.open(info) as member:            # streamed: a member that inflates past its size is cut
-        raw = read_bounded(member, info.file_size, f"{path}: entry {name!r}", CheckpointError)
-    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+        shape, fortran_order, dtype = read_header(member)
+        if dtype.hasobject:
+            raise CheckpointError(f"{path}: entry {name!r} is a pickled object array; refusing to load it "
+                                  "(checkpoints hold plain numeric arrays only, and unpickling can run code)")
+        if math.prod(shape) * dtype.itemsize > info.file_size:
+            raise CheckpointError(f"{path}: entry {name!r} claims more data than it stores")
+        array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
+        view = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+        for start in range(0, len(view), 1 << 20):
+            piece = view[start:start + (1 << 20)]
+            if member.readinto(piece) != len(piece):
+                raise CheckpointError(f"{path}: entry {name!r} is shorter than its header says")
+        if member.read(1):
+            raise CheckpointError(f"{path}: entry {name!r} holds more data than its header says")
+    return array.T if fortran_order else array
 
 
 def _read_entries(path: Path) -> dict[str, np.ndarray]:
@@ -414,6 +420,28 @@ def _read_parameters(entries: dict[str, np.ndarray], version: int, config: dict[
     return parameters
 
 
+def assemble(config: dict[str, Any], parameters: dict[str, tuple[np.ndarray, np.ndarray | None]],
+             path: PathLike = "checkpoint") -> MLP:
+    """The MLP of ``config`` (``sizes``, ``activation``, ``dtype``) holding the given arrays themselves as its
+    parameters: ``{"layers.0.W": (values, mask or None), ...}``, shapes and dtype already checked.
+
+    ``MLP(sizes)`` would first draw random initial weights for every layer (in float64, then cast), only
+    for them to be overwritten: for a big model that is twice its size in memory again. So the MLP is
+    built with one tiny layer per layer and each layer is then given the loaded arrays (no copy).
+    """
+    try:
+        model = MLP.from_config({**{k: v for k, v in config.items() if k != "class"},
+                                 "sizes": [1] * len(config["sizes"])})
+    except ValueError as error:
+        raise CheckpointError(f"{path}: the stored architecture is invalid ({error})") from error
+    model.sizes = list(config["sizes"])
+    for index, layer in enumerate(model.layers):
+        for kind in ("W", "b"):
+            values, mask = parameters[f"layers.{index}.{kind}"]
+            setattr(layer, kind, Parameter(values, mask))
+    return model
+
+
 def load(path: PathLike) -> Checkpoint:
     """Read a checkpoint written by ``save`` (format version 1 or 2): the model (weights, masks),
     optimizer state and meta.
@@ -446,14 +474,7 @@ def load(path: PathLike) -> Checkpoint:
 
     config = _architecture(_json_entry(entries, "model.json", path), path)
     parameters = _read_parameters(entries, version, config, path)
-    try:
-        model = MLP.from_config({k: v for k, v in config.items() if k != "class"})
-    except ValueError as error:
-        raise CheckpointError(f"{path}: the stored architecture is invalid ({error})") from error
-    for name, parameter in model.named_parameters():
-        values, mask = parameters[name]
-        parameter.data[...] = values
-        parameter.mask = None if mask is None else mask.copy()
+    model = assemble(config, parameters, path)
 
     optimizer_state = optimizer_class = optimizer_options = None
     if "optim.json" in entries:

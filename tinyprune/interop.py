@@ -139,16 +139,32 @@ def _build(layers: list[tuple[str, np.ndarray, str, np.ndarray]], where: str) ->
     if sum(d_in * d_out + d_out for d_in, d_out in zip(sizes[:-1], sizes[1:])) > checkpoint.MAX_PARAMETERS:
         raise CheckpointError(f"{where}: sizes {sizes} exceed {checkpoint.MAX_PARAMETERS} parameters")
     dtype = np.float64 if any(a.dtype == np.float64 for _, W, _, b in layers for a in (W, b)) else np.float32
-    model = MLP(sizes, dtype=dtype)
-    for layer, (_, W, _, b) in zip(model.layers, layers):
-        layer.W.data[...] = W
-        layer.b.data[...] = b
-    return model
+    parameters = {}
+    for index, (_, W, _, b) in enumerate(layers):       # the arrays themselves become the parameters
+        parameters[f"layers.{index}.W"] = (np.ascontiguousarray(W, dtype=dtype), None)
+        parameters[f"layers.{index}.b"] = (np.ascontiguousarray(b, dtype=dtype), None)
+    return checkpoint.assemble({"sizes": sizes, "activation": "relu", "dtype": np.dtype(dtype).name},
+                               parameters, where)
 
 
 # --------------------------------------------------------------------------- PyTorch
 _TORCH_KEY = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\."
                         r"(?P<name>(?:weight|bias)(?:_orig|_mask)?)$")
+
+
+def _torch_entries(model: MLP, masks: bool) -> list[tuple[str, np.ndarray, bool]]:
+    """``(key, source, is_mask)`` of each tensor of the state dict: the tensor is ``source.T`` (``W`` (in,
+    out) gives ``weight`` (out, in); a bias is its own transpose), read as 0/1 values of the parameter's
+    dtype when ``is_mask``."""
+    entries = []
+    for index, layer in enumerate(model.layers):
+        for kind, parameter in (("weight", layer.W), ("bias", layer.b)):
+            if masks and parameter.mask is not None:
+                entries.append((f"{2 * index}.{kind}_orig", parameter.data, False))
+                entries.append((f"{2 * index}.{kind}_mask", parameter.mask, True))
+            else:
+                entries.append((f"{2 * index}.{kind}", parameter.data, False))
+    return entries
 
 
 def torch_state_dict(model: MLP, *, masks: bool = False) -> dict[str, np.ndarray]:
@@ -164,16 +180,8 @@ def torch_state_dict(model: MLP, *, masks: bool = False) -> dict[str, np.ndarray
     >>> sorted(torch_state_dict(pruned, masks=True))[:3]
     ['0.bias', '0.weight_mask', '0.weight_orig']
     """
-    state = {}
-    for index, layer in enumerate(model.layers):
-        for kind, parameter in (("weight", layer.W), ("bias", layer.b)):
-            values = np.array(parameter.data.T, order="C")      # a copy; (out, in) for the weight
-            if masks and parameter.mask is not None:
-                state[f"{2 * index}.{kind}_orig"] = values
-                state[f"{2 * index}.{kind}_mask"] = np.array(parameter.mask.T, dtype=values.dtype, order="C")
-            else:
-                state[f"{2 * index}.{kind}"] = values
-    return state
+    return {key: np.array(source.T, dtype=model.dtype, order="C")        # a copy; (out, in) for a weight
+            for key, source, _ in _torch_entries(model, masks)}
 
 
 def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict") -> MLP:
@@ -246,12 +254,39 @@ def read_safetensors(path: PathLike) -> MLP:
     return from_torch_state(state, str(path))
 
 
+_SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64"}
+_ROWS_BYTES = 1 << 22                       # write a big tensor 4 MiB at a time
+
+
 def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, overwrite: bool = True) -> Path:
     """Write ``torch_state_dict(model, masks=masks)`` as safetensors (metadata ``{"format": "pt"}``),
-    atomically."""
-    safetensors_numpy = _library("safetensors.numpy")
-    state = torch_state_dict(model, masks=masks)
-    return atomic_write(path, safetensors_numpy.save(state, metadata={"format": "pt"}), overwrite=overwrite)
+    atomically, a few rows at a time: the state dict is never in memory whole (a transposed copy of every
+    weight, and a float copy of every mask, would be more than the model itself).
+
+    The format: an 8-byte little-endian header length, a JSON header ``{key: {"dtype", "shape",
+    "data_offsets": [begin, end]}, "__metadata__": {...}}`` padded with spaces to a multiple of 8 bytes,
+    then the tensors' bytes, row-major, one after the other.
+    """
+    entries = _torch_entries(model, masks)
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset, itemsize = 0, model.dtype.itemsize
+    for key, source, _ in entries:
+        size = source.size * itemsize
+        header[key] = {"dtype": _SAFETENSORS_DTYPES[model.dtype.name], "shape": list(source.T.shape),
+                       "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+
+    def write(file: Any) -> None:
+        file.write(len(text).to_bytes(8, "little") + text)
+        for _, source, _ in entries:
+            columns = source.reshape(len(source), -1) if source.ndim == 2 else source.reshape(1, -1)
+            step = max(1, _ROWS_BYTES // max(1, columns.shape[0] * itemsize))
+            for start in range(0, columns.shape[1], step):      # rows of source.T = columns of source
+                rows = columns[:, start:start + step].T
+                file.write(np.ascontiguousarray(rows, dtype=model.dtype).reshape(-1).view(np.uint8))
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- Keras 3
