@@ -10,6 +10,7 @@ Floor 1: imports only NumPy, the standard library and ``tinyprune.errors``.
 
 from tinyprune.data.batches import Dataset, Splits, one_hot
 from tinyprune.data.idx import read_idx, read_idx_bytes, write_idx
-from tinyprune.data.sources import DATASETS, load
+from tinyprune.data.loading import load
+from tinyprune.data.sources import DATASETS
 
 __all__ = ["DATASETS", "Dataset", "Splits", "load", "one_hot", "read_idx", "read_idx_bytes", "write_idx"]

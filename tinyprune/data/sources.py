@@ -7,7 +7,8 @@ Three datasets, each of 28 x 28 grey images in 10 classes, flattened to X (n, 78
 - ``mnist``: the 60,000 / 10,000 MNIST digits (Yann LeCun and Corinna Cortes, CC BY-SA 3.0).
 - ``fashion-mnist``: 60,000 / 10,000 Zalando article images (Han Xiao, Kashif Rasul, Roland Vollgraf, MIT).
 
-The last two are four IDX files each. ``load`` looks for them in ``root``, then in the cache
+The last two are four IDX files each. ``load`` (``tinyprune.data.loading``) looks for them in ``root``,
+then in the cache
 (``$TINYPRUNE_DATA/<name>``, else ``~/.cache/tinyprune/<name>``), then in system folders (Debian's
 ``dataset-fashion-mnist`` package), and only then downloads them (see ``tinyprune.data.download``).
 
@@ -16,7 +17,10 @@ published, or the SHA-256 of its decompressed content), and a file that no known
 refused, unless the caller says ``trust=True`` for the folder; ``Splits.verified`` then records ``False``.
 The images must be 28 x 28 uint8 and the labels integers in 0..9; every error names the file.
 
->>> splits = load("mnist-5k")
+This module knows the datasets and reads files already on disk; ``download`` fetches the missing ones
+(it uses this registry, never the other way round), and ``loading.load`` puts the two together.
+
+>>> splits = load_embedded(get_source("mnist-5k"))
 >>> len(splits.train), len(splits.test), splits.train.X.dtype.name, splits.verified
 (4000, 1000, 'float32', True)
 """
@@ -407,47 +411,3 @@ def check_download_options(mirrors: object, timeout: object, deadline: object) -
         if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
                 or not math.isfinite(seconds) or seconds <= 0):
             raise DataError(f"{name} must be a positive number of seconds, got {seconds!r}")
-
-
-def load(
-    name: str = "mnist-5k",
-    root: str | os.PathLike | None = None,
-    download: bool = True,
-    *,
-    mirrors: list[str] | tuple[str, ...] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    deadline: float = DEFAULT_DEADLINE,
-    trust: bool = False,
-) -> Splits:
-    """Load a dataset by name as ``Splits(train, test, name, num_classes=10, source, verified)``.
-
-    X is float32 in [0, 1] of shape (n, 784), y is int64 (n,). ``mnist-5k`` is embedded (4,000 train,
-    1,000 test). For ``mnist`` and ``fashion-mnist`` the files are looked for in ``root``, the cache and
-    system folders; if none holds all four and ``download`` is true, they are downloaded (from
-    ``mirrors``, default the registry's, in order; each read waits at most ``timeout`` seconds and each
-    file must arrive within ``deadline`` seconds) into ``root`` or else the cache.
-
-    Every file is checked against its known checksums, and one that none vouches for is refused, unless
-    ``trust`` is true: then files found on disk are used even so (downloads are always verified), and
-    ``Splits.verified`` says whether every file did match. ``Splits.source`` is the folder read.
-    """
-    source = get_source(name)
-    for flag, value in (("download", download), ("trust", trust)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise DataError(f"{flag} must be True or False, got {value!r}")
-    check_download_options(mirrors, timeout, deadline)
-    if isinstance(source, EmbeddedSource):
-        return load_embedded(source)
-    found = locate(source, [d for d, _ in search_dirs(source, root)])
-    if found is None:
-        if not download:
-            raise not_found_error(source, root)
-        # Imported here, not at the top: an offline load never needs urllib, and
-        # `python -m tinyprune.data.download` then runs without being imported twice.
-        from tinyprune.data.download import fetch_dataset
-
-        target = fetch_dataset(source, root, mirrors=mirrors, timeout=timeout, deadline=deadline)
-        found = locate(source, [target])
-        if found is None:  # fetch_dataset raises before this can happen; kept as a guard
-            raise not_found_error(source, target)
-    return load_idx_source(source, found, trust=bool(trust))
