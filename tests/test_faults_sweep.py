@@ -116,6 +116,7 @@ def test_the_pool_workers_end_when_the_sweep_is_killed_and_a_rerun_resumes(tmp_p
                 os.kill(pid, signal.SIGKILL)
     journal = tmp_path / "sweep.partial"
     assert (journal / "dense.npz").is_file()                         # the stopped sweep's dense model is kept
+    assert cli.main([*SWEEP_ARGS, "--dense-epochs", "2", "--out", str(out)]) == 2     # other options: refused
     rerun, _ = start_slow_sweep(tmp_path, 0, "--workers", "2", "--out", str(out))
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr

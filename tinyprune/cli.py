@@ -597,8 +597,15 @@ def _sweep_dense_model(args: argparse.Namespace, train: data.Dataset, seed: int,
     here (and saved there, so that resuming does not train it again)."""
     saved = journal / "dense.npz"
     if args.dense is None and saved.is_file():
+        stored = checkpoint.load(saved)
+        made = tuple(stored.meta.get(key) for key in ("dataset", "epochs", "seed"))
+        if made != (args.dataset, args.dense_epochs, seed):
+            raise TinypruneError(f"{saved}: the stopped sweep trained its dense model on {made[0]} for "
+                                 f"{made[1]} epochs with seed {made[2]}, not {args.dataset} for "
+                                 f"{args.dense_epochs} with seed {seed}: use the same options to resume, "
+                                 f"or remove {journal}")
         print(f"dense model from {saved} (the sweep being resumed)")
-        return checkpoint.load(saved).model
+        return stored.model
     model, _ = _dense_model(args, train, seed, [])
     if args.dense is None:
         journal.mkdir(parents=True, exist_ok=True)

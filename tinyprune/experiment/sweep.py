@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tinyprune.errors import TinypruneError
 from tinyprune.experiment.loop import prune_and_recover
 from tinyprune.experiment.report import jsonable
@@ -280,12 +282,14 @@ def fingerprint(models: dict[int, MLP], data: Any, options: dict[str, Any]) -> s
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=jsonable).encode())
     for seed in sorted(models):
         for name, parameter in models[seed].named_parameters():
-            digest.update(f"{seed}/{name}".encode() + parameter.data.tobytes())
+            digest.update(f"{seed}/{name}".encode())
+            digest.update(np.ascontiguousarray(parameter.data).reshape(-1).view(np.uint8))
     parts = data.values() if isinstance(data, dict) else (
         (data.train, data.test) if hasattr(data, "train") else data)
     for part in parts:
         for array in (part.X, part.y):
-            digest.update(str(array.shape).encode() + memoryview(array.ravel()).tobytes())
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))     # no copy
     return digest.hexdigest()
 
 
