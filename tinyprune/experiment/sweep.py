@@ -8,7 +8,7 @@ many machines.
 Nothing finished is lost: with a ``journal`` folder every finished run is saved there (one small JSON file,
 written atomically) as it completes, and a sweep started again with the same journal, models and options
 does only the runs still missing. A run whose process dies (``kill -9`` of a pool worker, a worker lost by
-the cluster) is sent again, up to ``retries`` times, then reported as lost (``Sweep.lost``) rather than
+the cluster) is sent again, up to ``RETRIES`` times, then reported as lost (``Sweep.lost``) rather than
 dropped; a local pool's workers watch the sweep's process and end when it dies.
 """
 
@@ -142,6 +142,8 @@ def aggregate(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _WORKER: dict[str, Any] = {}
+#: How many times the runs of a process that died are sent again before they are reported as lost.
+RETRIES = 2
 #: How often a local worker looks whether the sweep's process is still there.
 PARENT_CHECK_SECONDS = 0.5
 
@@ -355,7 +357,6 @@ def sweep(
     progress: bool = True,
     snapshots: dict[int, Any] | None = None,
     journal: str | os.PathLike[str] | None = None,
-    retries: int = 2,
     **changes: Any,
 ) -> Sweep:
     """Run ``prune_and_recover`` on every (criterion, sparsity, recovery, seed) and average over the seeds.
@@ -371,13 +372,12 @@ def sweep(
     data, e.g. to a Dask cluster: ``distributed.Client(address).get_executor()``); else ``workers > 1``
     local processes (BLAS pinned to one thread each); ``workers=1`` runs them here, in order.
     ``journal``: a folder where each finished run is saved as it completes and from which a stopped sweep
-    resumes (``Journal``); a run whose process dies is sent again up to ``retries`` times, then recorded as
+    resumes (``Journal``); a run whose process dies is sent again up to ``RETRIES`` times, then recorded as
     lost (``Sweep.lost``). The records come back in grid order whatever the order they finished in.
     Shapes: ``data.train.X`` (n, d_0) -> ``Sweep`` with one cell per (criterion, sparsity, recovery).
     """
-    for name, value, low in (("workers", workers, 1), ("retries", retries, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     base = (recipe or DEFAULT).with_changes(**changes)
     tasks = _grid(base, criteria, sparsities, recoveries, seeds)
     models = (
@@ -400,7 +400,7 @@ def sweep(
     saved = None if journal is None else Journal(journal, fingerprint(models, three_splits(
         data, base.validation, seeds[0])[:3], {**options, "seeds": sorted(set(seeds))}))
     runs = _run_all(tasks, models, data, snapshots, saved, workers=workers, executor=executor,
-                    retries=retries, progress=progress)
+                    progress=progress)
     failed = [run for run in runs if run.get("error")]
     if failed and len(failed) == len(runs):
         raise ValueError(
@@ -432,7 +432,7 @@ def _grid(base: Recipe, criteria: Sequence[str] | None, sparsities: Sequence[flo
 
 
 def _run_all(tasks: list[Recipe], models: dict[int, MLP], data: Any, snapshots: dict[int, Any],
-             journal: Journal | None, *, workers: int, executor: Executor | None, retries: int,
+             journal: Journal | None, *, workers: int, executor: Executor | None,
              progress: bool) -> list[dict[str, Any]]:
     """The record of every task, in task order: from the journal, run here, or on a pool."""
     finished = journal.done() if journal is not None else {}
@@ -461,7 +461,7 @@ def _run_all(tasks: list[Recipe], models: dict[int, MLP], data: Any, snapshots: 
             def make_pool(size: int) -> Executor:
                 return executor or _local_pool(min(workers, size), models, data, snapshots)
 
-            records.update(_run_pooled(todo, submit, make_pool, executor is None, retries, done))
+            records.update(_run_pooled(todo, submit, make_pool, executor is None, RETRIES, done))
     finally:
         bar.close()
     return [records[index] for index in range(len(tasks))]
