@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tinyprune import checkpoint, cli
-from tinyprune.recipe import recipe_names
+from tinyprune.experiment.recipe import recipe_names
 
 TINY = ["--dense-epochs", "1", "--no-progress"]
 REPORT_FIELDS = ("dense_accuracy", "pruned_accuracy", "final_accuracy", "dense_val_accuracy",
@@ -56,7 +56,7 @@ def test_run_from_a_dense_checkpoint_with_the_default_recipe(tmp_path):
 
 
 def test_a_recipe_file_and_flags_override_it(tmp_path):
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     path = Recipe.from_file("document").replace(sparsity=0.6, epochs=1).to_file(tmp_path / "mine.toml")
     out = tmp_path / "run"

@@ -285,7 +285,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
     """
     from dataclasses import fields
 
-    from tinyprune.recipe import GROUPS, Recipe, recipe_names
+    from tinyprune.experiment.recipe import GROUPS, Recipe, recipe_names
 
     parser.add_argument("--recipe", default=default, metavar="NAME|FILE",
                         help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json "
@@ -307,7 +307,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
 
 def recipe_from_args(args: argparse.Namespace) -> Any:
     """The ``Recipe`` of ``--recipe`` with every given flag applied (checked by ``Recipe``)."""
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     changes = {key[len("recipe_"):]: value for key, value in vars(args).items() if key.startswith("recipe_")}
     return Recipe.from_file(args.recipe).replace(**changes)
@@ -417,13 +417,10 @@ def run_run(args: argparse.Namespace) -> int:
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "%Y%m%d-%H%M%S")
     splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
     dense_sizes = checkpoint.load(args.dense).model.sizes if args.dense else \
         [splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes]
-    recipe.check_model(dense_sizes)
-    if args.dense and recipe.recovery.split("+")[-1] == "rewind":
-        raise TinypruneError("recovery 'rewind' needs the dense training's early weights: train the dense "
-                             "model here (leave out --dense)")
+    recipe.check_model(dense_sizes, snapshot=not args.dense)
     with stage_context as stage:
         folder = _stage_path(stage)
         model, snapshot = _dense_model(args, held_out[0], recipe.seed, [recipe.rewind_epoch])
@@ -539,7 +536,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "sweep-%Y%m%d-%H%M%S")
     splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
     with stage_context as stage:
         folder = _stage_path(stage)
         model, _ = _dense_model(args, held_out[0], recipe.seed, [])
@@ -575,7 +572,7 @@ def add_recipes_parser(subparsers: Any) -> None:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    from tinyprune.recipe import Recipe, recipe_names, recipe_summary
+    from tinyprune.experiment.recipe import Recipe, recipe_names, recipe_summary
 
     if args.name:
         print(Recipe.from_file(args.name).describe())

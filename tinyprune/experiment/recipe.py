@@ -38,7 +38,7 @@ value and what is expected. ``recipe.replace(**changes)`` makes a variant (check
 >>> recipe.replace(sparsity=1.5)
 Traceback (most recent call last):
 ...
-tinyprune.recipe.RecipeError: sparsity: expected a fraction in [0, 1), got 1.5
+tinyprune.experiment.recipe.RecipeError: sparsity: expected a fraction in [0, 1), got 1.5
 """
 
 from __future__ import annotations
@@ -54,14 +54,26 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tinyprune import prune
 from tinyprune.errors import TinypruneError
+from tinyprune.experiment.parts import (
+    PRUNE_SCHEDULES,
+    RECOVERIES,
+    closed_form_part,
+    recovery_parts,
+    training_part,
+)
+from tinyprune.optim import OPTIMIZERS
+from tinyprune.recover.average import AVERAGES
+from tinyprune.recover.distill import OUTPUTS
+from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-RECIPE_FOLDER = Path(__file__).parent / "recipes"
+RECIPE_FOLDER = Path(__file__).parent.parent / "recipes"
 #: The global rankings that can set the layer sparsities of each OBS step of the gradual schedule.
 OBS_ALLOCATIONS = ("magnitude", "obd")
 GROUPS = ("what", "when", "recovery", "budget", "optimizer", "run")
@@ -229,28 +241,6 @@ class Recipe:
             )
         return dataclasses.replace(self, **changes)
 
-    def with_changes(self, **changes: Any) -> Recipe:
-        """``replace``, also accepting the keyword names of tinyprune 0.1 for one release (with a warning):
-        ``max_rounds``/``epochs_per_round`` (now ``epochs`` = their product, ``check_every``),
-        ``start_sparsity``/``start_criterion`` (``head_start``/``head_start_criterion``), ``prune_steps``
-        (``steps``).
-        """
-        renamed = {"start_sparsity": "head_start", "start_criterion": "head_start_criterion",
-                   "prune_steps": "steps"}
-        old = sorted(set(changes) & {*renamed, "max_rounds", "epochs_per_round"})
-        if not old:
-            return self.replace(**changes)
-        warnings.warn(f"{old} are tinyprune 0.1 names; use the Recipe fields (README: what changed in 0.2)",
-                      DeprecationWarning, stacklevel=3)
-        changes = {renamed.get(k, k): v for k, v in changes.items()}
-        if "max_rounds" in changes or "epochs_per_round" in changes:
-            per_round = changes.pop("epochs_per_round", self.round_epochs)
-            rounds = changes.pop("max_rounds", self.rounds)
-            changes.setdefault("check_every", per_round)
-            whole = _is_int(rounds) and _is_int(per_round)
-            changes.setdefault("epochs", rounds * per_round if whole else rounds)
-        return self.replace(**changes)
-
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain values (tuples as lists, ``None`` kept), in declaration order."""
         values = {}
@@ -328,9 +318,16 @@ class Recipe:
             for f in fields(self)
         )
 
-    def check_model(self, sizes: list[int]) -> None:
-        """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``."""
+    def check_model(self, sizes: list[int], *, snapshot: bool = True) -> None:
+        """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``;
+        ``snapshot``: whether the dense training's early weights are there for a recovery that rewinds."""
         _check_against_model(self, sizes)
+        if not snapshot and any(part.needs_snapshot for part in recovery_parts(self.recovery)):
+            raise RecipeError(
+                f"recovery {self.recovery!r} rewinds to the dense training's early weights: pass rewind_to "
+                "(the WeightSnapshot given to the dense fit, or a state dict), or on the command line "
+                "train the dense model in the run (leave out --dense)"
+            )
 
 
 def recipe_names() -> list[str]:
@@ -432,84 +429,115 @@ def _check_sparsity(value: Any) -> None:
         raise _refuse("sparsity", value, "a fraction in [0, 1)")
 
 
-def _check_fields(recipe: Recipe) -> None:
-    """Each field alone: type, range, known name."""
-    from tinyprune import prune
-    from tinyprune.experiment.recoveries import recovery_names, split_recovery
-    from tinyprune.experiment.schedules import PRUNE_SCHEDULES
-    from tinyprune.optim import OPTIMIZERS
-    from tinyprune.recover.average import AVERAGES
-    from tinyprune.recover.distill import OUTPUTS
-    from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
-
+def _check_what(recipe: Recipe) -> None:
+    """What is pruned: sparsity, criterion, scope, structure and allocation."""
     _check_sparsity(recipe.sparsity)
+    _choice(recipe, "structure", prune.STRUCTURES)
     weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
     neuron_criteria = (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES)
-    criteria = neuron_criteria if recipe.structure == "neurons" else weight_criteria
-    _choice(recipe, "structure", prune.STRUCTURES)
-    _choice(recipe, "criterion", criteria)
+    _choice(recipe, "criterion", neuron_criteria if recipe.structure == "neurons" else weight_criteria)
     _choice(recipe, "scope", prune.SCOPES)
     _pair(recipe, "n_m")
     _pair(recipe, "block")
     _choice(recipe, "allocation", prune.METHODS, optional=True)
-    _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
-    _integer(recipe, "steps", 1)
-    _number(recipe, "power", 0, 100, low_open=True)
-    _number(recipe, "ramp", 0, 1, low_open=True)
-    _integer(recipe, "prune_every", 1, optional=True)
-    _number(recipe, "head_start", 0, 1, high_open=True)
     _choice(recipe, "head_start_criterion", weight_criteria)
-    _choice(recipe, "obs_allocation", OBS_ALLOCATIONS)
-    _number(recipe, "regrow", 0, 1, low_open=True)
-    if not isinstance(recipe.recovery, str) or not all(
-        p in recovery_names() for p in recipe.recovery.split("+")
-    ):
-        raise _refuse(
-            "recovery",
-            recipe.recovery,
-            "one of "
-            + ", ".join(recovery_names())
-            + " (or closed form + training, e.g. reconstruct+finetune)",
-        )
+
+
+def _check_parts(recipe: Recipe) -> None:
+    """The parts by name: the pruning schedule and the recovery (a registered name or a composition)."""
+    _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
     try:
-        split_recovery(recipe.recovery)  # refuses compositions that cannot work
-    except ValueError:
-        raise _refuse("recovery", recipe.recovery, "one closed form then one training recovery, e.g. "
-                      "reconstruct+finetune") from None
-    _choice(recipe, "distill_output", OUTPUTS)
+        recovery_parts(recipe.recovery)
+    except ValueError as error:
+        raise RecipeError(f"recovery: {error}") from None
+
+
+def _check_numbers(recipe: Recipe) -> None:
+    """Every numeric field alone: type and range."""
+    for name, low in (("steps", 1), ("calibration", 1), ("rewind_epoch", 0), ("epochs", 1),
+                      ("batch_size", 1), ("seed", 0)):
+        _integer(recipe, name, low)
+    for name in ("prune_every", "check_every"):
+        _integer(recipe, name, 1, optional=True)
+    _number(recipe, "power", 0, 100, low_open=True)
+    for name in ("ramp", "regrow"):
+        _number(recipe, name, 0, 1, low_open=True)
+    for name in ("head_start", "average_start", "ema_decay", "tolerance"):
+        _number(recipe, name, 0, 1, high_open=True)
     _number(recipe, "temperature", 0, 1e6, low_open=True)
     _number(recipe, "alpha", 0, 1)
     _number(recipe, "hidden_weight", 0, 1e6)
-    _choice(recipe, "average", AVERAGES, optional=True)
-    _number(recipe, "average_start", 0, 1, high_open=True)
-    _number(recipe, "ema_decay", 0, 1, high_open=True)
-    _integer(recipe, "calibration", 1)
     _number(recipe, "damping", 0, 1e6)
-    _integer(recipe, "rewind_epoch", 0)
-    _integer(recipe, "epochs", 1)
-    _integer(recipe, "check_every", 1, optional=True)
-    _number(recipe, "tolerance", 0, 1, high_open=True)
-    _choice(recipe, "optimizer", tuple(OPTIMIZERS))
     _number(recipe, "lr", 0, 1e3, low_open=True, optional=True)
-    _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
-    _choice(recipe, "lr_scaling", LR_SCALINGS)
-    _integer(recipe, "batch_size", 1)
     _number(recipe, "original_lr", 0, 1e3, low_open=True)
     _number(recipe, "validation", 0, 0.5, low_open=True)
-    _integer(recipe, "seed", 0)
 
 
-def _check_combinations(recipe: Recipe) -> None:
-    """Fields that contradict each other: refused here, before anything trains."""
-    from tinyprune.experiment.recoveries import split_recovery
+def _check_fields(recipe: Recipe) -> None:
+    """Each field alone: type, range, known name."""
+    _check_what(recipe)
+    _check_parts(recipe)
+    _check_numbers(recipe)
+    _choice(recipe, "obs_allocation", OBS_ALLOCATIONS)
+    _choice(recipe, "distill_output", OUTPUTS)
+    _choice(recipe, "average", AVERAGES, optional=True)
+    _choice(recipe, "optimizer", tuple(OPTIMIZERS))
+    _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
+    _choice(recipe, "lr_scaling", LR_SCALINGS)
 
-    closed_form, training = split_recovery(recipe.recovery)
-    mapping = isinstance(recipe.sparsity, Mapping)
+
+def _check_budget(recipe: Recipe) -> None:
+    """The budget is whole rounds, and an iterative schedule has a round for every step."""
     if recipe.check_every is not None and recipe.epochs % recipe.check_every:
         raise RecipeError(
             f"epochs ({recipe.epochs}) must be a multiple of check_every ({recipe.check_every}): "
             "the budget is a whole number of rounds"
         )
+    if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
+        raise RecipeError(
+            f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
+            f"the rounds, epochs / check_every = {recipe.rounds}"
+        )
+
+
+def _check_schedule_and_recovery(recipe: Recipe) -> None:
+    """What the parts declare: a mask that changes during training needs a recovery that trains from
+    the pruned weights and solves nothing in closed form."""
+    training, closed_form = training_part(recipe.recovery), closed_form_part(recipe.recovery)
+    schedule = PRUNE_SCHEDULES[recipe.schedule]
+    if schedule.during_training:
+        if closed_form is not None:
+            raise RecipeError(
+                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule {recipe.schedule!r} "
+                "changes the mask during training: use a schedule whose mask is fixed while training "
+                f"({', '.join(n for n, p in PRUNE_SCHEDULES.items() if not p.during_training)})"
+            )
+        if training is None or not training.keeps_weights:
+            fits = [n for n, p in RECOVERIES.items() if p.trains and p.keeps_weights]
+            raise RecipeError(
+                f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
+                f"weights ({', '.join(fits)}), got {recipe.recovery!r}"
+            )
+    if recipe.hidden_weight > 0 and (training is None or training.name != "distill"):
+        raise RecipeError(
+            f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
+            f"got {recipe.recovery!r}"
+        )
+    if recipe.average is not None and training is None:
+        raise RecipeError(
+            f"average {recipe.average!r} averages the weights of training: it needs a training "
+            f"recovery, got {recipe.recovery!r}"
+        )
+    if recipe.average is not None and schedule.during_training and recipe.average_start < recipe.ramp:
+        raise RecipeError(
+            f"average_start ({recipe.average_start}) must not come before the end of the ramp "
+            f"({recipe.ramp}): the weights are averaged with the mask fixed"
+        )
+
+
+def _check_structure(recipe: Recipe) -> None:
+    """What each structure can be combined with."""
+    mapping = isinstance(recipe.sparsity, Mapping)
     if recipe.structure == "n:m":
         n, m = recipe.n_m
         if n >= m or mapping or not math.isclose(recipe.sparsity, 1 - n / m):
@@ -517,47 +545,14 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"structure n:m keeps n of every m weights, so sparsity must be 1 - n/m = "
                 f"{1 - n / m:g} with n < m; got sparsity {recipe.sparsity!r} and n_m {recipe.n_m}"
             )
-    during_training = recipe.schedule in ("gradual", "rigl")
-    if during_training:
-        if closed_form:
-            raise RecipeError(
-                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule {recipe.schedule!r} "
-                "changes the mask during training: use schedule one-shot or iterative"
-            )
-        if training not in ("finetune", "lr-rewind", "distill"):
-            raise RecipeError(
-                f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
-                f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
-            )
-        if recipe.schedule == "rigl" and recipe.structure != "weights":
-            raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
-    if recipe.hidden_weight > 0 and training != "distill":
-        raise RecipeError(
-            f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
-            f"got {recipe.recovery!r}"
-        )
-    if recipe.average is not None:
-        if training is None:
-            raise RecipeError(
-                f"average {recipe.average!r} averages the weights of training: it needs a training "
-                f"recovery, got {recipe.recovery!r}"
-            )
-        if during_training and recipe.average_start < recipe.ramp:
-            raise RecipeError(
-                f"average_start ({recipe.average_start}) must not come before the end of the ramp "
-                f"({recipe.ramp}): the weights are averaged with the mask fixed"
-            )
-    if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
-        raise RecipeError(
-            f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
-            f"the rounds, epochs / check_every = {recipe.rounds}"
-        )
+    if recipe.schedule == "rigl" and recipe.structure != "weights":
+        raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
     if recipe.allocation is not None and (mapping or recipe.structure != "weights"):
         raise RecipeError(
             "allocation spreads one sparsity of single weights over the layers: give a "
             "single sparsity and structure 'weights', or leave allocation unset"
         )
-    if mapping and recipe.structure not in ("weights",):
+    if mapping and recipe.structure != "weights":
         raise RecipeError("a per-layer sparsity mapping prunes single weights: use structure 'weights'")
     if recipe.obs_allocation != "magnitude" and (
         recipe.schedule != "gradual" or recipe.criterion != "obs" or mapping or recipe.allocation is not None
@@ -569,6 +564,13 @@ def _check_combinations(recipe: Recipe) -> None:
         )
     if recipe.structure != "weights" and recipe.criterion == "obs":
         raise RecipeError("criterion 'obs' removes single weights: use structure 'weights'")
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    """Fields that contradict each other: refused here, before anything trains."""
+    _check_budget(recipe)
+    _check_schedule_and_recovery(recipe)
+    _check_structure(recipe)
 
 
 def _check_against_model(recipe: Recipe, sizes: list[int]) -> None:
