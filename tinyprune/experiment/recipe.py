@@ -60,6 +60,7 @@ from tinyprune.experiment.parts import (
     PRUNE_SCHEDULES,
     RECOVERIES,
     closed_form_part,
+    did_you_mean,
     recovery_parts,
     training_part,
 )
@@ -103,7 +104,7 @@ class Recipe:
         metavar="S|NAME=S,...",
     )
     criterion: str = _field(
-        "obd", "what", "importance criterion (tinyprune.prune.CRITERIA; for neurons NEURON_CRITERIA)"
+        "obd", "what", "importance criterion of a weight (of a neuron with structure neurons)"
     )
     scope: str = _field("global", "what", "one ranking over all layers (global) or each layer alone (layer)")
     structure: str = _field("weights", "what", "single weights, whole neurons, n:m groups or blocks")
@@ -276,13 +277,18 @@ class Recipe:
         TOML may leave out fields (they take the defaults) but not name unknown ones; TOML has no null,
         so an absent ``lr`` means "the recovery's own rate".
         """
+        return cls.from_dict(cls.read_values(name_or_path), source=str(name_or_path))
+
+    @staticmethod
+    def read_values(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The fields a named recipe or a recipe file sets, unchecked (``from_file`` checks them)."""
         path = Path(name_or_path)
         if path.suffix not in (".toml", ".json"):
             named = RECIPE_FOLDER / f"{name_or_path}.toml"
             if not named.is_file():
                 raise RecipeError(
-                    f"no recipe named {str(name_or_path)!r}: the named recipes are "
-                    f"{', '.join(recipe_names())}, or give a .toml or .json file"
+                    f"no recipe named {str(name_or_path)!r}{did_you_mean(name_or_path, recipe_names())}: the "
+                    f"named recipes are {', '.join(recipe_names())}, or give a .toml or .json file"
                 )
             path = named
         try:
@@ -293,7 +299,9 @@ class Recipe:
             values = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
             raise RecipeError(f"{path} is not valid {path.suffix[1:].upper()}: {error}") from None
-        return cls.from_dict(values, source=str(path))
+        if not isinstance(values, Mapping):
+            raise RecipeError(f"{path}: expected a table of recipe fields, got {type(values).__name__}")
+        return dict(values)
 
     def to_file(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the recipe as TOML (``.toml``, with ``tomli_w``) or JSON (``.json``), atomically."""
@@ -311,12 +319,21 @@ class Recipe:
             raise RecipeError(f"a recipe file ends in .toml or .json, got {path.name!r}")
         return atomic_write(path, text, overwrite=overwrite)
 
-    def describe(self) -> str:
-        """One line per field: group, name, value and help."""
-        return "\n".join(
-            f"{f.metadata['group']:9} {f.name:20} {getattr(self, f.name)!r:12} {f.metadata['help']}"
-            for f in fields(self)
-        )
+    def describe(self, changes_only: bool = False) -> str:
+        """One line per field: group, name, value, and the default recipe's value where it differs
+        (``changes_only``: only those). Help texts: ``tinyprune run --help``.
+
+        >>> print(Recipe.from_file("document").describe(changes_only=True).splitlines()[1])
+        what      criterion            'magnitude'     (default 'obd')
+        """
+        default = Recipe()
+        changed = [f for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+        shown = changed if changes_only else list(fields(self))
+        head = (f"{len(changed)} of {len(fields(self))} fields differ from the default recipe"
+                + ("" if changes_only else "; every field:"))
+        lines = [(f"{f.metadata['group']:9} {f.name:20} {getattr(self, f.name)!r:15}"
+                  + (f" (default {getattr(default, f.name)!r})" if f in changed else "")).rstrip() for f in shown]
+        return "\n".join([head, *lines])
 
     def check_model(self, sizes: list[int], *, snapshot: bool = True) -> None:
         """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``;
@@ -407,7 +424,8 @@ def _integer(recipe: Recipe, name: str, low: int, *, optional: bool = False) -> 
 def _choice(recipe: Recipe, name: str, allowed: Any, *, optional: bool = False) -> None:
     value = getattr(recipe, name)
     if not (value is None and optional) and value not in allowed:
-        raise _refuse(name, value, "one of " + ", ".join(map(str, allowed)))
+        raise RecipeError(f"{name}: expected one of {', '.join(map(str, allowed))}, got {value!r}"
+                          f"{did_you_mean(value, map(str, allowed))}")
 
 
 def _pair(recipe: Recipe, name: str) -> None:
@@ -432,20 +450,18 @@ def _check_sparsity(value: Any) -> None:
 def _check_what(recipe: Recipe) -> None:
     """What is pruned: sparsity, criterion, scope, structure and allocation."""
     _check_sparsity(recipe.sparsity)
-    _choice(recipe, "structure", prune.STRUCTURES)
-    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
-    neuron_criteria = (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES)
-    _choice(recipe, "criterion", neuron_criteria if recipe.structure == "neurons" else weight_criteria)
-    _choice(recipe, "scope", prune.SCOPES)
+    _choice(recipe, "structure", field_choices("structure"))
+    _choice(recipe, "criterion", field_choices("criterion", recipe.structure))
+    _choice(recipe, "scope", field_choices("scope"))
     _pair(recipe, "n_m")
     _pair(recipe, "block")
-    _choice(recipe, "allocation", prune.METHODS, optional=True)
-    _choice(recipe, "head_start_criterion", weight_criteria)
+    _choice(recipe, "allocation", field_choices("allocation"), optional=True)
+    _choice(recipe, "head_start_criterion", field_choices("head_start_criterion"))
 
 
 def _check_parts(recipe: Recipe) -> None:
     """The parts by name: the pruning schedule and the recovery (a registered name or a composition)."""
-    _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
+    _choice(recipe, "schedule", field_choices("schedule"))
     try:
         recovery_parts(recipe.recovery)
     except ValueError as error:
@@ -473,17 +489,34 @@ def _check_numbers(recipe: Recipe) -> None:
     _number(recipe, "validation", 0, 0.5, low_open=True)
 
 
+def field_choices(name: str, structure: str = "weights") -> tuple[str, ...] | None:
+    """The names a field accepts (``None`` for a field that is not a choice): what the checks accept and
+    what ``tinyprune run --help`` lists. ``criterion`` depends on the ``structure``.
+
+    >>> field_choices("optimizer")
+    ('adam', 'sgd')
+    """
+    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
+    table: dict[str, Any] = {
+        "criterion": (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES) if structure == "neurons"
+        else weight_criteria,
+        "head_start_criterion": weight_criteria, "structure": prune.STRUCTURES, "scope": prune.SCOPES,
+        "allocation": prune.METHODS, "schedule": PRUNE_SCHEDULES, "recovery": RECOVERIES,
+        "obs_allocation": OBS_ALLOCATIONS, "distill_output": OUTPUTS, "average": AVERAGES,
+        "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "lr_scaling": LR_SCALINGS,
+    }
+    return tuple(table[name]) if name in table else None
+
+
 def _check_fields(recipe: Recipe) -> None:
     """Each field alone: type, range, known name."""
     _check_what(recipe)
     _check_parts(recipe)
     _check_numbers(recipe)
-    _choice(recipe, "obs_allocation", OBS_ALLOCATIONS)
-    _choice(recipe, "distill_output", OUTPUTS)
-    _choice(recipe, "average", AVERAGES, optional=True)
-    _choice(recipe, "optimizer", tuple(OPTIMIZERS))
-    _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
-    _choice(recipe, "lr_scaling", LR_SCALINGS)
+    for name in ("obs_allocation", "distill_output", "optimizer", "lr_scaling"):
+        _choice(recipe, name, field_choices(name))
+    for name in ("average", "lr_schedule"):
+        _choice(recipe, name, field_choices(name), optional=True)
 
 
 def _check_budget(recipe: Recipe) -> None:

@@ -102,6 +102,8 @@ class Gradual(PruneSchedule):
             first = r.head_start_criterion
             if r.structure != "weights" and first == "obs":
                 first = r.criterion      # OBS removes single weights: neurons, blocks, n:m use their own
+            run.say(f"head start: pruning by {first} at once, then a least-squares solve of the survivors, "
+                    f"on {len(run.calibration[0]):,} calibration rows (closed form: no epochs) ...")
             run.prune_to(head, criterion=first)
         if reached:
             run.reached_target()
