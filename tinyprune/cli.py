@@ -258,6 +258,12 @@ def check_dense_rows(meta: dict[str, Any], dataset: str, recipe: Any) -> str:
                 "for validation may have been seen in its training, so the decisions may be optimistic")
     same = (held_out["dataset"], held_out["validation"], held_out["seed"]) == \
         (dataset, recipe.validation, recipe.seed)
+    if held_out["validation"] == 0:
+        raise TinypruneError(
+            f"the dense checkpoint trained on every training row of {held_out['dataset']}, the "
+            f"{recipe.validation:.0%} this run holds out for validation included: it would decide on rows "
+            f"the model trained on. Train it holding them out (tinyprune train --validation "
+            f"{recipe.validation}), or train the dense model here (leave out --dense)")
     if not same:
         raise TinypruneError(
             f"the dense checkpoint trained on {held_out['dataset']} holding out {held_out['validation']} of the "
@@ -448,7 +454,10 @@ def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, splits: dat
         from tinyprune import plot
 
         table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
-        drawn = [plot.accuracy_per_epoch(report, folder / "accuracy_per_epoch.png"),
+        loop = plot.loop_steps(report, folder / "loop.png")
+        if loop is None:
+            print(f"no loop.png: nothing was recovered (verdict: {report.verdict}), so there is no curve")
+        drawn = [*([loop] if loop else []),
                  plot.weight_histograms(dense, model, folder / "weight_histograms.png"),
                  plot.layer_sparsity_bars(model, folder / "layer_sparsity.png"),
                  plot.layer_sensitivity(table, folder / "layer_sensitivity.png")]
