@@ -64,7 +64,7 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
     """Test accuracy after recovery against sparsity: one line (mean, with a ± std band over seeds and the
     number of seeds in the legend) per criterion and recovery; the dense model's accuracy dashed;
     ``targets`` ``{sparsity: accuracy}`` as crosses. Two panels: the whole range, and a zoom on the top
-    (dense - 6 to dense + 2 points) where good recoveries crowd; each line has its own marker and dash, and
+    (dense - 6 to dense + 2 points, drawn when some line falls below it) where good recoveries crowd; each line has its own marker and dash, and
     the legend stands outside the data.
 
     ``sweep`` is an ``experiment.Sweep`` (or ``None`` with ``cells``, its aggregated rows: ``criterion``,
@@ -76,14 +76,16 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
     lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for cell in cells:
         lines.setdefault((cell["criterion"], cell["recovery"]), []).append(cell)
-    figure = _figure(11.5, 4.6)
-    panels = [figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)]
+    lowest = min(cell["final_mean"] for cell in cells)
+    zoom = dense is not None and lowest < dense - 0.06          # a second panel only when it shows more
+    figure = _figure(11.5 if zoom else 8.5, 4.6)
+    panels = [figure.add_subplot(1, 2 if zoom else 1, k + 1) for k in range(2 if zoom else 1)]
     for axes in panels:
         _sweep_lines(axes, lines, dense, targets)
-    if dense is not None:
+    if zoom:
         panels[1].set_ylim(100 * dense - 6, 100 * dense + 2)
         panels[1].set_title("zoom: within 6 points of dense", fontsize="medium")
-    panels[0].set_title("all of it", fontsize="medium")
+        panels[0].set_title("all of it", fontsize="medium")
     figure.suptitle(title or "test accuracy after pruning and recovery")
     handles, labels = panels[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize="small")
