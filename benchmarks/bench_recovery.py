@@ -253,8 +253,8 @@ def _control(task: dict[str, Any]) -> dict[str, Any]:
     import copy
 
     from tinyprune import recover
-    from tinyprune.experiment.sweep import _WORKER
     from tinyprune.experiment.recipe import DEFAULT
+    from tinyprune.experiment.sweep import _WORKER
     from tinyprune.train import evaluate, fit
 
     model = copy.deepcopy(_WORKER["models"][task["seed"]])
@@ -275,8 +275,8 @@ def target(args: argparse.Namespace, cache: dict,
     from concurrent.futures import ProcessPoolExecutor
 
     from tinyprune import experiment
-    from tinyprune.experiment.sweep import _init_worker
     from tinyprune.experiment.recipe import DEFAULT
+    from tinyprune.experiment.sweep import _init_worker
     from tinyprune.train import evaluate
 
     held = load("fashion-mnist")

@@ -9,7 +9,7 @@ One command runs it (``python benchmarks/bench_target.py``; ``--help`` for the s
 2. **Dense models**, saved as checkpoints under ``--cache``: five with the document's recipe (784-64-64-10,
    Adam 1e-3, batch 128, 10 epochs; seeds 0-4) and a sixth with another recipe (SGD, momentum 0.9, lr 0.05,
    batch 128, 10 epochs; seed 0), which no choice ever reads: it tests that the recipe carries over.
-3. **The recipe** (``tinyprune.experiment.recipe.DEFAULT``) with the whole budget as one round (``check_every = epochs``,
+3. **The recipe** (``tp.experiment.DEFAULT``) with the whole budget as one round (``check_every = epochs``,
    ``tolerance = 0``: no early stop), 3 epochs of the training rows after the dense model; every step of
    gradual pruning is inside the budget, and closed-form solves (OBS, reconstruction) are timed and reported
    in epoch-equivalents (their seconds over the same run's seconds per training epoch).

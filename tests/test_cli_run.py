@@ -239,7 +239,8 @@ def test_train_holds_out_the_validation_rows_run_decides_on_and_run_dense_never_
     err = capsys.readouterr().err
     assert "--validation 0.1 --seed 0" in err and not (tmp_path / "leak").exists()
     everything = tmp_path / "all.npz"
-    assert cli.main(["train", "--epochs", "1", "--no-progress", "--validation", "0", "--out", str(everything)]) == 0
+    assert cli.main(["train", "--epochs", "1", "--no-progress", "--validation", "0",
+                     "--out", str(everything)]) == 0
     assert cli.main([*argv[:1], "--dense", str(everything), *argv[3:], "--out", str(tmp_path / "all")]) == 2
     assert "trained on every training row" in capsys.readouterr().err
 

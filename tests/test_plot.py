@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from tinyprune import plot  # noqa: E402
-from tinyprune.experiment import Report, aggregate  # noqa: E402
+from tinyprune.experiment import aggregate  # noqa: E402
 from tinyprune.nn import MLP  # noqa: E402
 from tinyprune.prune import SensitivityTable, magnitude  # noqa: E402
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from tinyprune import backprop, prune, recover
 from tinyprune.data import Dataset
 from tinyprune.experiment import prune_and_recover
+from tinyprune.experiment.recipe import Recipe, RecipeError
 from tinyprune.experiment.run import Run
 from tinyprune.experiment.schedules import Gradual
 from tinyprune.gradcheck import compare, numeric_gradient
 from tinyprune.nn import MLP
 from tinyprune.prune import masks
-from tinyprune.experiment.recipe import Recipe, RecipeError
 from tinyprune.testing import MLPCase, mlp_cases
 from tinyprune.train import fit
 

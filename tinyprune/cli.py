@@ -155,8 +155,9 @@ def add_train_parser(subparsers: Any) -> None:
     add_training_arguments(parser)
     parser.add_argument("--out", default=None, metavar="PATH", help="where to save the checkpoint (.npz)")
     parser.add_argument("--validation", type=float, default=None, metavar="FRACTION",
-                        help="hold out this fraction of the training rows, as `tinyprune run` does (stratified, "
-                             "by --seed), so that `run --dense` decides on rows the model never saw; 0 trains "
+                        help="hold out this fraction of the training rows, as `tinyprune run` does "
+                             "(stratified, by --seed), so that `run --dense` decides on rows the model never "
+                             "saw; 0 trains "
                              "on all of them (default: 0.1, or the checkpoint's with --resume)")
     parser.add_argument("--resume", default=None, metavar="PATH",
                         help="continue training this checkpoint for --epochs more epochs (same data order "
@@ -266,7 +267,8 @@ def check_dense_rows(meta: dict[str, Any], dataset: str, recipe: Any) -> str:
             f"{recipe.validation}), or train the dense model here (leave out --dense)")
     if not same:
         raise TinypruneError(
-            f"the dense checkpoint trained on {held_out['dataset']} holding out {held_out['validation']} of the "
+            f"the dense checkpoint trained on {held_out['dataset']} holding out {held_out['validation']} of "
+            "the "
             f"training rows by seed {held_out['seed']}, but this run holds out {recipe.validation} by seed "
             f"{recipe.seed} of {dataset}: it would decide on rows the model trained on. Run with --dataset "
             f"{held_out['dataset']} --validation {held_out['validation']} --seed {held_out['seed']}, or "
@@ -667,7 +669,8 @@ def add_recipes_parser(subparsers: Any) -> None:
                     "every field of one with its help. Use one with `tinyprune run --recipe NAME`.")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME|FILE",
                         help="show what this recipe changes from the default recipe")
-    parser.add_argument("--all", action="store_true", help="with NAME: show every field, not only the changes")
+    parser.add_argument("--all", action="store_true",
+                        help="with NAME: show every field, not only the changes")
     parser.set_defaults(handler=run_recipes)
 
 

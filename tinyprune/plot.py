@@ -62,14 +62,14 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
                          title: str | None = None, cells: Sequence[Mapping[str, Any]] | None = None,
                          targets: Mapping[float, float] | None = None) -> Path:
     """Test accuracy after recovery against sparsity: one line (mean, with a ± std band over seeds and the
-    number of seeds in the legend) per criterion and recovery; the dense model's accuracy dashed;
-    ``targets`` ``{sparsity: accuracy}`` as crosses. Two panels: the whole range, and a zoom on the top
-    (dense - 6 to dense + 2 points, drawn when some line falls below it) where good recoveries crowd; each line has its own marker and dash, and
-    the legend stands outside the data.
+    number of runs averaged in the legend) per criterion and recovery; the dense model's accuracy dashed;
+    ``targets`` ``{sparsity: accuracy}`` as crosses. A second panel zooms on the top (dense - 6 to
+    dense + 2 points, where good recoveries crowd) when some line falls below it; each line has its own
+    marker and dash, and the legend stands outside the data.
 
     ``sweep`` is an ``experiment.Sweep`` (or ``None`` with ``cells``, its aggregated rows: ``criterion``,
-    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``, ``n``: the runs averaged). The sparsity axis is on a logit
-    scale, so 50, 90, 99 % are evenly spread.
+    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``, ``n``: the runs averaged). The sparsity
+    axis is on a logit scale, so 50, 90, 99 % are evenly spread.
     """
     cells = list(cells if cells is not None else sweep.cells)
     dense = dense_accuracy if dense_accuracy is not None else getattr(sweep, "dense_accuracy", None)
@@ -169,7 +169,8 @@ def loop_steps(report: Any, path: PathLike, *, title: str | None = None) -> Path
         axes.set_title(f"{split_name} ({meaning}; {report.rows.get(split, 0):,} rows)", fontsize="medium")
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small", loc="lower right")
-    figure.suptitle(title or f"the loop, step by step: pruned at the red dotted line; verdict: {report.verdict}")
+    figure.suptitle(title or f"the loop, step by step: pruned at the red dotted line; verdict: "
+                             f"{report.verdict}")
     return _save(figure, path)
 
 

@@ -24,6 +24,7 @@ from tinyprune.experiment.parts import (
 )
 from tinyprune.experiment.recoveries import make_recovery
 from tinyprune.experiment.schedules import Gradual, Iterative, OneShot, RigL  # noqa: F401  (registers them)
+
 from tinyprune.experiment.recipe import DEFAULT, RECIPES, Recipe, RecipeError  # isort: skip (after the parts)
 from tinyprune.experiment.decide import Comparison, compare, within
 from tinyprune.experiment.loop import prune_and_recover

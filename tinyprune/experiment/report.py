@@ -111,20 +111,22 @@ class Report:
         rows = [("", "dense", "pruned", "recovered"),
                 ("validation accuracy", pct(self.dense_val_accuracy), pct(self.pruned_val_accuracy),
                  pct(self.final_val_accuracy)),
-                ("test accuracy", pct(self.dense_accuracy), pct(self.pruned_accuracy), pct(self.final_accuracy)),
-                ("nonzero weights+biases", f"{dense.get('nonzeros', 0):,}", f"{self.nonzeros:,}", f"{self.nonzeros:,}"),
+                ("test accuracy", pct(self.dense_accuracy), pct(self.pruned_accuracy),
+                 pct(self.final_accuracy)),
+                ("nonzero weights+biases", f"{dense.get('nonzeros', 0):,}", f"{self.nonzeros:,}",
+                 f"{self.nonzeros:,}"),
                 ("sparsity (weights only)", pct(self.dense_sparsity), pct(self.sparsity), pct(self.sparsity)),
                 ("FLOPs per sample", f"{dense.get('flops_effective', 0):,}", f"{self.flops_effective:,}",
                  f"{self.flops_effective:,}")]
         rows += [(f"  {name} sparsity (weights)", "", pct(value), pct(value))
                  for name, value in self.layer_sparsity.items()]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-                for row in rows]
+        return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                          for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
 
     def _story(self) -> list[str]:
-        lines = [f"the loop, step by step (validation decides on {self.rows.get('val', 0):,} rows held out of "
-                 "the training set; test is only reported):"]
+        lines = [f"the loop, step by step (validation decides on {self.rows.get('val', 0):,} rows held out "
+                 "of the training set; test is only reported):"]
         for step in self.steps:
             versus = step.get("versus_dense")
             difference = f"  vs dense {format_comparison(versus)}" if versus else ""

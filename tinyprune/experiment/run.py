@@ -78,7 +78,8 @@ class Step:
 
 def weight_sparsity(model: MLP) -> float:
     """The fraction of pruned weights (mask ``False``) over all weight matrices (biases excluded)."""
-    pruned = sum(0 if layer.W.mask is None else int(np.count_nonzero(~layer.W.mask)) for layer in model.layers)
+    pruned = sum(0 if layer.W.mask is None else int(np.count_nonzero(~layer.W.mask))
+                 for layer in model.layers)
     return pruned / sum(layer.W.data.size for layer in model.layers)
 
 
@@ -97,7 +98,8 @@ class Run:
     ``steps`` measured so far. Built once by ``prune_and_recover``; the parts act through its methods."""
 
     def __init__(self, model: MLP, recipe: Recipe, splits: tuple[Dataset, Dataset, Dataset], *,
-                 rewind_to: Any = None, say: Callable[[str], None] | None = None, progress: Any = False) -> None:
+                 rewind_to: Any = None, say: Callable[[str], None] | None = None,
+                 progress: Any = False) -> None:
         self.started = time.perf_counter()
         self.model, self.recipe, self.rewind_to, self.progress = model, recipe, rewind_to, progress
         self.train, self.val, self.test = splits
@@ -206,7 +208,7 @@ class Run:
         self.closed_form_seconds += time.perf_counter() - began
 
     def learning_rate(self, part: Any) -> float:
-        """The recipe's ``lr``, or the part's own rate grown with the density (``recover.density_scaled_lr``)."""
+        """The recipe's ``lr``, or the part's own rate grown with the density (``density_scaled_lr``)."""
         r = self.recipe
         if r.lr is not None:
             return r.lr

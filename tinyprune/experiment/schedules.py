@@ -40,7 +40,6 @@ from tinyprune.experiment.parts import PRUNE_SCHEDULES, PruneSchedule, register_
 from tinyprune.experiment.run import Run, weight_sparsity
 
 
-
 @register_schedule
 class OneShot(PruneSchedule):
     """Prune to the target once."""

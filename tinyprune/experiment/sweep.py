@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinyprune.experiment.loop import prune_and_recover
+from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.experiment.report import jsonable
 from tinyprune.experiment.run import three_splits
 from tinyprune.files import atomic_write
 from tinyprune.nn import MLP
-from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.train import evaluate, progress_bar
 
 
