@@ -443,9 +443,8 @@ def _check_fields(recipe: Recipe) -> None:
     from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
 
     _check_sparsity(recipe.sparsity)
-    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
-    neuron_criteria = (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES)
-    criteria = neuron_criteria if recipe.structure == "neurons" else weight_criteria
+    weight_criteria = prune.criterion_names("weights")
+    criteria = prune.criterion_names("neurons") if recipe.structure == "neurons" else weight_criteria
     _choice(recipe, "structure", prune.STRUCTURES)
     _choice(recipe, "criterion", criteria)
     _choice(recipe, "scope", prune.SCOPES)
