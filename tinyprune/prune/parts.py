@@ -106,7 +106,7 @@ def register_criterion(cls: type[Criterion]) -> type[Criterion]:
     keys = [(cls.unit, key) for key in (name, *cls.__dict__.get("aliases", ()))]
     for key in keys:
         taken = _REGISTRY.get(key)
-        if taken is not None and taken.__qualname__ != cls.__qualname__:
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"the {key[0]} criterion name {key[1]!r} is taken by {taken.__qualname__}")
     _REGISTRY.update(dict.fromkeys(keys, cls))
     return cls
