@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.checks import check_choice, check_int, is_number
+from tinyprune.checks import check_choice, check_int, check_number, is_number
 from tinyprune.nn import MLP
 from tinyprune.prune import select
 from tinyprune.prune.masks import apply_mask
@@ -473,9 +473,7 @@ def threshold(model: MLP, tau: float | None = None, quality: float | None = None
     """
     if (tau is None) == (quality is None):
         raise ValueError("give exactly one of tau (an absolute threshold) or quality (τ = quality · std)")
-    value = tau if tau is not None else quality
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
-        raise ValueError(f"the threshold must be a finite number >= 0, got {value!r}")
+    check_number("the threshold", tau if tau is not None else quality, 0, None)
     params = dict(model.named_parameters())
     masks = {}
     for name in eligible(model, prune_biases, exclude, include_output):

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.checks import check_number
 from tinyprune.data.batches import Dataset
 from tinyprune.nn import MLP, Parameter
 from tinyprune.optim import SGD, Optimizer
@@ -44,9 +45,7 @@ METHODS = ("l1", "prox")
 
 
 def _check_lam(lam: Any) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
-        raise ValueError(f"lam (the L1 strength λ) must be a finite number >= 0, got {lam!r}")
-    return float(lam)
+    return check_number("lam", lam, 0, None, meaning="the L1 strength λ")
 
 
 def _weights(model: MLP, prune_biases: bool = False) -> list[Parameter]:
@@ -171,8 +170,7 @@ def sparsify(model: MLP, train: Dataset | tuple[np.ndarray, np.ndarray], *, lam:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     lam = _check_lam(lam)
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
-        raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
+    check_number("tau", tau, 0, None)
     optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9) if optimizer is None else optimizer
     callbacks: list[Any] = []
     if method == "l1":
