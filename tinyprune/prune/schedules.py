@@ -144,11 +144,11 @@ class PolynomialPruning:
     """A ``fit`` callback: gradual pruning on the polynomial schedule (``power=3``: Zhu & Gupta's cubic).
 
     At ``on_step_end`` with ``begin_step <= step <= end_step`` and ``(step - begin_step) % every == 0``
-    (and once more at ``end_step``) it prunes to ``sparsity_at(step)`` with the given ``criterion``,
-    ``scope``, ``structure``, calibration ``data`` and options. ``final_sparsity`` may be a mapping
-    ``{"layers.l.W": s_l}`` (then ``initial_sparsity`` a number or a mapping too): each layer follows the
-    curve to its own target. The optimizer zeroes its state under the new masks at its next step.
-    ``history`` lists ``(step, sparsity)`` of every pruning.
+    (and once more at ``end_step``) it prunes to ``sparsity_at(step)`` by ``prune.prune`` with
+    ``prune_options`` (``criterion="magnitude"``, ``scope``, ``structure``, calibration ``data``, ``seed``,
+    ...). ``final_sparsity`` may be a mapping ``{"layers.l.W": s_l}`` (then ``initial_sparsity`` a number
+    or a mapping too): each layer follows the curve to its own target. The optimizer zeroes its state
+    under the new masks at its next step. ``history`` lists ``(step, sparsity)`` of every pruning.
 
     >>> from tinyprune.nn import MLP
     >>> model, callback = MLP([8, 8, 2], seed=0), PolynomialPruning(0.5, begin_step=0, end_step=4, every=2)
@@ -159,9 +159,7 @@ class PolynomialPruning:
     """
 
     def __init__(self, final_sparsity: Sparsity, begin_step: int, end_step: int, every: int = 100,
-                 initial_sparsity: Sparsity = 0.0, criterion: str = "magnitude", scope: str = "global",
-                 structure: str = "weights", data: Any = None, seed: int = 0, power: float = 3,
-                 **options: Any) -> None:
+                 initial_sparsity: Sparsity = 0.0, power: float = 3, **prune_options: Any) -> None:
         if isinstance(final_sparsity, Mapping):
             first = (_each_layer(final_sparsity, initial_sparsity, lambda s, s0: [s0]) or [{}])[0]
             self.final_sparsity: Sparsity = _layer_values(final_sparsity, "final_sparsity")
@@ -183,8 +181,7 @@ class PolynomialPruning:
         check_int("every", every, 1)
         self.power = _check_power(power)
         self.begin_step, self.end_step, self.every = begin_step, end_step, every
-        self.prune_options = dict(criterion=criterion, scope=scope, structure=structure, data=data,
-                                  seed=seed, **options)
+        self.prune_options = prune_options
         self.history: list[tuple[int, Sparsity]] = []
 
     def sparsity_at(self, step: int) -> Sparsity:

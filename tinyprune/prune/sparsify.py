@@ -157,15 +157,15 @@ class SparsifyReport:
 
 def sparsify(model: MLP, train: Dataset | tuple[np.ndarray, np.ndarray], *, lam: float, epochs: int,
              method: str = "prox", tau: float = 1e-3, optimizer: Optimizer | None = None,
-             val: Any = None, batch_size: int = 128, seed: int = 0, prune_biases: bool = False,
-             progress: bool = False) -> SparsifyReport:
+             val: Any = None, prune_biases: bool = False, **fit_options: Any) -> SparsifyReport:
     """Train ``model`` (in place) with an L1 penalty ``λ ||W||_1``, then prune every ``|w| < tau``.
 
     ``method``: ``"l1"`` (subgradient, ``L1Regularized``) or ``"prox"`` (``SoftThreshold``).
     ``optimizer`` defaults to ``SGD(lr=0.05, momentum=0.9)`` on the model's parameters, whose plain
     step size makes the proximal threshold ``α λ₁`` meaningful; with this momentum the proximal route is
     not ISTA and is about 10x weaker than the subgradient at the same ``lam`` (module docstring). Pass
-    ``SGD(params, lr=..., momentum=0)`` to compare the two at one ``lam``. Returns a ``SparsifyReport``.
+    ``SGD(params, lr=..., momentum=0)`` to compare the two at one ``lam``. ``fit_options`` go to ``fit``
+    (``batch_size=128``, ``seed=0``, ``progress=False`` here). Returns a ``SparsifyReport``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -177,8 +177,8 @@ def sparsify(model: MLP, train: Dataset | tuple[np.ndarray, np.ndarray], *, lam:
         optimizer = L1Regularized(optimizer, lam, _weights(model, prune_biases))
     else:
         callbacks.append(SoftThreshold(lam, prune_biases))
-    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
-                  progress=progress, callbacks=callbacks)
+    history = fit(model, train, epochs=epochs, optimizer=optimizer, callbacks=callbacks,
+                  **{"progress": False, **fit_options})
     measure_on = train if val is None else val
     before = evaluate(model, measure_on)["accuracy"]
     threshold(model, tau=tau, prune_biases=prune_biases)
