@@ -106,8 +106,11 @@ def register_criterion(cls: type[Criterion]) -> type[Criterion]:
     keys = [(cls.unit, key) for key in (name, *cls.__dict__.get("aliases", ()))]
     for key in keys:
         taken = _REGISTRY.get(key)
-        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        if taken is None:
+            continue
+        if (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"the {key[0]} criterion name {key[1]!r} is taken by {taken.__qualname__}")
+        unregister_criterion(taken)                    # the same class, defined again: the new one wins
     _REGISTRY.update(dict.fromkeys(keys, cls))
     return cls
 
@@ -163,10 +166,11 @@ def make_criterion(criterion: str | Criterion | type[Criterion], structure: str 
     else:
         cls = criterion if isinstance(criterion, type) and issubclass(criterion, Criterion) else \
             criterion_class(criterion, structure)
-        unknown = sorted(set(options) - set(cls.option_names()))
+        allowed = sorted((*also_taken, *cls.option_names()))
+        unknown = sorted(set(options) - set(allowed))
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for structure={structure!r}, "
-                             f"criterion={cls.name!r}; allowed: {sorted((*also_taken, *cls.option_names()))}")
+            raise ValueError(f"unknown option(s) {unknown}{did_you_mean(unknown[0], allowed)} for "
+                             f"structure={structure!r}, criterion={cls.name!r}; allowed: {allowed}")
         part = cls(**options)
     if part.unit != _unit_of(structure):
         raise ValueError(f"criterion {part.name!r} scores {part.unit}, so it cannot drive "
