@@ -6,7 +6,7 @@ matplotlib is an optional dependency (``pip install tinyprune[plot]``); nothing 
 module except the command line. Figures as in ``notebooks/07_finetuning.ipynb``:
 
 - ``accuracy_vs_sparsity``: a line per criterion/recovery over the sparsities of a ``Sweep``, dense dashed;
-- ``accuracy_per_epoch``: accuracy after every recovery epoch, one line per run;
+- ``loop_steps``: one run's loop step by step, validation and test side by side;
 - ``weight_histograms``: the weights of every layer before and after pruning;
 - ``first_layer_connections``: how many first-layer weights survive per input pixel, as a 28 x 28 image;
 - ``layer_sensitivity``: accuracy against sparsity with one layer pruned at a time (``prune.sensitivity``);
@@ -109,40 +109,57 @@ def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | 
 
 
 # --------------------------------------------------------------------------- one run
-def accuracy_per_epoch(runs: Mapping[str, Sequence[float]] | Any, path: PathLike, *,
-                       dense_accuracy: float | None = None, pruned_accuracy: float | None = None,
-                       title: str | None = None) -> Path:
-    """Accuracy after every recovery epoch (epoch 0: right after pruning, when given), one line per run.
+#: The kinds of ``Step`` that are recovery (after them the curve shows what recovery won back).
+RECOVERY_STEPS = ("closed form", "reset", "epoch")
 
-    ``runs`` is ``{label: [accuracy per epoch]}`` or an ``experiment.Report`` (its ``accuracy_per_epoch``;
-    with gradual pruning epoch 0 is the dense model, since pruning happens during the epochs).
+
+def loop_steps(report: Any, path: PathLike, *, title: str | None = None) -> Path | None:
+    """The loop of one run, step by step: validation accuracy (it decides) on the left, test accuracy
+    (only reported) on the right, each with the dense model as a dashed line. The curve starts at the
+    pruned model (the dense weights under the mask); pruning steps are dotted vertical lines; on the
+    validation panel the error bars are the paired 95 % intervals against dense (``experiment.decide``)
+    and the band is the tolerance below dense. ``report`` is an ``experiment.Report`` (its ``steps``).
+
+    Returns ``None`` (and writes nothing) when the run recovered nothing: there is no curve to draw.
     """
-    if hasattr(runs, "accuracy_per_epoch"):
-        report = runs
-        gradual = report.recipe.get("schedule") == "gradual"
-        dense_accuracy = report.dense_accuracy if dense_accuracy is None else dense_accuracy
-        if pruned_accuracy is None:
-            pruned_accuracy = report.dense_accuracy if gradual else report.pruned_accuracy
-        runs = {f"{report.recipe.get('schedule', '')} pruning, {report.recipe.get('recovery', 'recovery')}":
-                report.accuracy_per_epoch}
-    figure = _figure()
-    axes = figure.add_subplot()
-    for label, values in runs.items():
-        values = [100 * v for v in values]
-        start = [] if pruned_accuracy is None else [100 * pruned_accuracy]
-        x = np.arange(1 - len(start), len(values) + 1)
-        axes.plot(x, start + values, marker="o", label=label)
-    if dense_accuracy is not None:
-        axes.axhline(100 * dense_accuracy, color="black", linestyle="--", linewidth=1, label="dense")
-    from matplotlib.ticker import MaxNLocator
-
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("recovery epoch")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title or "accuracy during recovery")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    steps = [step for step in report.steps if step["kind"] != "final"]
+    if not any(step["kind"] in RECOVERY_STEPS for step in steps):
+        return None
+    figure = _figure(10.5, 4.2)
+    dense, tolerance = steps[0], 100 * report.recipe.get("tolerance", 0.0)
+    shown = steps[1:]
+    x = np.arange(1, len(shown) + 1)
+    for column, (split, meaning) in enumerate((("val", "decides"), ("test", "only reported"))):
+        axes = figure.add_subplot(1, 2, column + 1)
+        values = np.array([100 * step[f"{split}_accuracy"] for step in shown])
+        errors = [100 * 1.959964 * step["versus_dense"]["standard_error"] if step.get("versus_dense") else 0
+                  for step in shown] if split == "val" else None
+        axes.errorbar(x, values, yerr=errors, marker="o", capsize=3, color="tab:blue",
+                      label="validation (bars: paired 95 % vs dense)" if split == "val" else "test")
+        level = 100 * dense[f"{split}_accuracy"]
+        axes.axhline(level, color="black", linestyle="--", linewidth=1, label=f"dense ({level:.2f} %)")
+        if split == "val" and tolerance > 0:
+            axes.axhspan(level - tolerance, level, color="tab:green", alpha=0.15,
+                         label=f"tolerance ({tolerance:.2f} points)")
+        for position, step in zip(x, shown):
+            if step["kind"] in ("pruned", "pruning step"):
+                axes.axvline(position, color="tab:red", linestyle=":", linewidth=1)
+        axes.set_xticks(x, [_step_label(step) for step in shown], rotation=30, ha="right", fontsize="small")
+        split_name = "validation" if split == "val" else "test"
+        axes.set_ylabel(f"{split_name} accuracy (%)")
+        axes.set_title(f"{split_name} ({meaning}; {report.rows.get(split, 0):,} rows)", fontsize="medium")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", loc="lower right")
+    figure.suptitle(title or f"the loop, step by step: pruned at the red dotted line; verdict: {report.verdict}")
     return _save(figure, path)
+
+
+def _step_label(step: Mapping[str, Any]) -> str:
+    if step["kind"] == "epoch":
+        return f"epoch {step['epochs']}"
+    if step["kind"] == "pruned":
+        return f"pruned {100 * step['sparsity']:.1f} %"
+    return step["kind"]
 
 
 def weight_histograms(before: Any, after: Any, path: PathLike, *, bins: int = 80) -> Path:
@@ -223,5 +240,5 @@ def layer_sparsity_bars(model_or_sparsity: Any, path: PathLike) -> Path:
     return _save(figure, path)
 
 
-__all__ = ["accuracy_per_epoch", "accuracy_vs_sparsity", "first_layer_connections", "layer_sensitivity",
+__all__ = ["loop_steps", "accuracy_vs_sparsity", "first_layer_connections", "layer_sensitivity",
            "layer_sparsity_bars", "weight_histograms"]

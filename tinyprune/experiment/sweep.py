@@ -22,7 +22,7 @@ from tinyprune.experiment.report import jsonable
 from tinyprune.experiment.run import three_splits
 from tinyprune.files import atomic_write
 from tinyprune.nn import MLP
-from tinyprune.recipe import DEFAULT, Recipe
+from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.train import evaluate, progress_bar
 
 
@@ -218,7 +218,7 @@ def sweep(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    base = (recipe or DEFAULT).with_changes(**changes)
+    base = (recipe or DEFAULT).replace(**changes)
     criteria, recoveries = list(criteria or [base.criterion]), list(recoveries or [base.recovery])
     for label, values in (
         ("criteria", criteria),

@@ -4,7 +4,8 @@ Each criterion maps the model (and, where it needs it, calibration data ``X, y``
 ``{param_name: score array of the parameter's shape}`` for weights, ``{"layers.l": (d_{l+1},)}`` for the
 hidden neurons of layer ``l``. Low score = pruned first. Scores are computed for every parameter
 (biases too); ``select`` decides which ones may be pruned. Gradients and curvatures are of the *mean*
-loss over the calibration rows, accumulated in batches of ``batch_size`` rows.
+loss over the calibration rows, accumulated in batches of ``batch_size`` rows. These are the formulas;
+``parts.py`` makes each one a ``Criterion`` object (its name, what it needs, its options) for ``prune``.
 Derived in ``notebooks/05_pruning_criteria.ipynb`` (weights) and
 ``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons).
 
