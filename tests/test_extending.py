@@ -134,3 +134,26 @@ def test_the_recipe_and_the_loop_prune_with_a_registered_criterion(registered, c
     report = tp.prune_and_recover(model, clusters, recipe)
     assert report.sparsity == pytest.approx(0.5, abs=0.01)
     assert _pruned_are_the_largest(dense, model)
+
+
+def test_a_criterion_that_scores_the_wrong_thing_is_told_so():
+    @dataclass(frozen=True)
+    class Forgetful(Criterion):
+        name = "forgetful"
+
+        def score(self, model, X=None, y=None, *, seed=0):
+            return {"layers.0.W": np.zeros(model.layers[0].W.shape)}           # the other layers forgotten
+
+    @dataclass(frozen=True)
+    class Transposed(Criterion):
+        name = "transposed"
+
+        def score(self, model, X=None, y=None, *, seed=0):
+            return {name: np.abs(p.data).T for name, p in model.named_parameters()}
+
+    model = MLP([6, 5, 3], seed=0)
+    with pytest.raises(ValueError, match=r"gave no scores for \['layers.1.W'\]"):
+        tp.prune.prune(model, 0.5, Forgetful())
+    with pytest.raises(tp.ShapeError, match="scored"):
+        tp.prune.prune(model, 0.5, Transposed())
+    assert all(p.mask is None for p in model.parameters())

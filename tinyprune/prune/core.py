@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune.checks import check_choice, check_int, check_number, is_number
+from tinyprune.errors import ShapeError
 from tinyprune.nn import MLP
 from tinyprune.prune import select
 from tinyprune.prune.masks import apply_mask
@@ -249,9 +250,9 @@ def _prune_weights(model: MLP, sparsity: Sparsity | None, part: Criterion, scope
     params = dict(model.named_parameters())
     names = eligible(model, **selecting)
     targets = per_layer_sparsity(sparsity, names) if isinstance(sparsity, Mapping) else sparsity
-    scores = part.score(model, *data, seed=seed)
+    shapes = {name: params[name].shape for name in names}
+    chosen = _scores_of(part, part.score(model, *data, seed=seed), shapes)
     alive = [params[name].mask for name in names]
-    chosen = [scores[name] for name in names]
     if structure == "n:m":
         keep = [select.n_of_m(s, n, m, a) for s, a in zip(chosen, alive)]
     elif structure == "blocks":
@@ -261,6 +262,21 @@ def _prune_weights(model: MLP, sparsity: Sparsity | None, part: Criterion, scope
     masks = dict(zip(names, keep))
     _check_not_empty(masks)
     return _apply(model, masks)
+
+
+def _scores_of(part: Criterion, scores: Any, shapes: dict[str, tuple[int, ...]]) -> list[np.ndarray]:
+    """The scores of the names in ``shapes``, in order, each checked for its shape: a criterion written
+    outside the package may forget a name or score the wrong thing, and that should say so."""
+    missing = [name for name in shapes if not isinstance(scores, Mapping) or name not in scores]
+    if missing:
+        each = "hidden layer" if part.unit == "neurons" else "parameter"
+        raise ValueError(f"criterion {part.name!r} gave no scores for {missing}: score() must return "
+                         f"{{name: scores}} for every {each}")
+    chosen = [np.asarray(scores[name]) for name in shapes]
+    wrong = {name: score.shape for name, score in zip(shapes, chosen) if score.shape != tuple(shapes[name])}
+    if wrong:
+        raise ShapeError(f"criterion {part.name!r} scored {wrong}; expected the shapes {shapes}")
+    return chosen
 
 
 def _select(scores: list[np.ndarray], targets: float | list[float], scope: str,
@@ -372,9 +388,10 @@ def _prune_neurons(model: MLP, sparsity: Sparsity, part: Criterion, scope: str, 
     if not layers:
         raise ValueError("no hidden layer is left to prune: every one was excluded")
     targets = per_layer_sparsity(sparsity, layers, "hidden layer") if isinstance(sparsity, Mapping) else None
-    scores = part.score(model, X, y, seed=seed)
+    widths = {name: (model.sizes[int(name.split(".")[1]) + 1],) for name in layers}
+    chosen = _scores_of(part, part.score(model, X, y, seed=seed), widths)
     alive_now = hidden_alive(model)
-    chosen, alive = [scores[name] for name in layers], [alive_now[name] for name in layers]
+    alive = [alive_now[name] for name in layers]
     if targets is not None:
         keep = select.layerwise(chosen, targets, alive)
     elif scope == "global":
