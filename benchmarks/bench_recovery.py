@@ -498,7 +498,7 @@ def target_cells(target_result: dict[str, Any]) -> list[dict[str, Any]]:
                   if r["recipe"] == RECIPE_TARGET_LABEL and r["sparsity"] == sparsity]
         if finals:
             cells.append({"criterion": "magnitude",
-                          "recovery": "the recipe (gradual OBD; target runs, 3 seeds)",
+                          "recovery": "the recipe (gradual OBD; target runs)", "n": len(finals),
                           "sparsity": sparsity, "final_mean": statistics.fmean(finals),
                           "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0})
     return cells

@@ -50,7 +50,7 @@ from tinyprune.experiment import DEFAULT as DEFAULT_RECIPE
 from tinyprune.experiment import RECIPES, Recipe, RecipeError
 from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",

@@ -649,8 +649,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             from tinyprune import plot
 
             plot.accuracy_vs_sparsity(result, folder / "accuracy_vs_sparsity.png",
-                                      title=f"{args.dataset}: accuracy after at most {recipe.epochs} "
-                                            "recovery epochs")
+                                      title=f"{args.dataset}: test accuracy after pruning and at most "
+                                            f"{recipe.epochs} recovery epoch(s), mean over seeds")
             files.append("accuracy_vs_sparsity.png")
         except Exception as error:        # a figure that fails never loses the sweep: say so and go on
             print(f"no figure: {type(error).__name__}: {_one_line(error)}")

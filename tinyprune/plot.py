@@ -61,51 +61,70 @@ def _weights(model: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
 def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | None = None,
                          title: str | None = None, cells: Sequence[Mapping[str, Any]] | None = None,
                          targets: Mapping[float, float] | None = None) -> Path:
-    """Accuracy after recovery against sparsity: one line (mean ± std band over seeds) per criterion and
-    recovery; the dense model's accuracy as a dashed line; ``targets`` ``{sparsity: accuracy}`` as crosses.
+    """Test accuracy after recovery against sparsity: one line (mean, with a ± std band over seeds and the
+    number of seeds in the legend) per criterion and recovery; the dense model's accuracy dashed;
+    ``targets`` ``{sparsity: accuracy}`` as crosses. Two panels: the whole range, and a zoom on the top
+    (dense - 6 to dense + 2 points, drawn when some line falls below it) where good recoveries crowd; each line has its own marker and dash, and
+    the legend stands outside the data.
 
     ``sweep`` is an ``experiment.Sweep`` (or ``None`` with ``cells``, its aggregated rows: ``criterion``,
-    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``). The sparsity axis is on a logit scale, so
-    50, 90, 99 % are evenly spread (each step halves or tenths what is left) and high sparsities are legible.
+    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``, ``n``: the runs averaged). The sparsity axis is on a logit
+    scale, so 50, 90, 99 % are evenly spread.
     """
     cells = list(cells if cells is not None else sweep.cells)
     dense = dense_accuracy if dense_accuracy is not None else getattr(sweep, "dense_accuracy", None)
-    figure = _figure()
-    axes = figure.add_subplot()
     lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for cell in cells:
         lines.setdefault((cell["criterion"], cell["recovery"]), []).append(cell)
-    criteria = {criterion for criterion, _ in lines}
-    if len(lines) > 10:                 # the default cycle has 10 colours: no two lines may share one
-        from matplotlib import colormaps
+    lowest = min(cell["final_mean"] for cell in cells)
+    zoom = dense is not None and lowest < dense - 0.06          # a second panel only when it shows more
+    figure = _figure(11.5 if zoom else 8.5, 4.6)
+    panels = [figure.add_subplot(1, 2 if zoom else 1, k + 1) for k in range(2 if zoom else 1)]
+    for axes in panels:
+        _sweep_lines(axes, lines, dense, targets)
+    if zoom:
+        panels[1].set_ylim(100 * dense - 6, 100 * dense + 2)
+        panels[1].set_title("zoom: within 6 points of dense", fontsize="medium")
+        panels[0].set_title("all of it", fontsize="medium")
+    figure.suptitle(title or "test accuracy after pruning and recovery")
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize="small")
+    return _save(figure, path)
 
-        axes.set_prop_cycle(color=colormaps["tab20"].colors)
-    for (criterion, recovery), members in sorted(lines.items()):
+
+def _sweep_lines(axes: Any, lines: Mapping[tuple[str, str], list[Mapping[str, Any]]], dense: float | None,
+                 targets: Mapping[float, float] | None) -> None:
+    """One panel of ``accuracy_vs_sparsity``."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    colours = colormaps["tab20" if len(lines) > 10 else "tab10"].colors
+    markers, dashes = "osD^vP*Xh<>p", ("-", "--", "-.", ":")
+    criteria = {criterion for criterion, _ in lines}
+    for index, ((criterion, recovery), members) in enumerate(sorted(lines.items())):
         members = sorted(members, key=lambda c: c["sparsity"])
         x = np.array([c["sparsity"] for c in members])
         mean = np.array([100 * c["final_mean"] for c in members])
         std = np.array([100 * c.get("final_std", 0.0) for c in members])
-        label = recovery if len(criteria) == 1 else f"{criterion} + {recovery}"
-        (line,) = axes.plot(x, mean, marker="o", label=label)
-        axes.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        seeds = max(int(c.get("n", 1)) for c in members)
+        label = (recovery if len(criteria) == 1 else f"{criterion} + {recovery}") + f" (n = {seeds})"
+        colour = colours[index % len(colours)]
+        axes.plot(x, mean, marker=markers[index % len(markers)], linestyle=dashes[index % len(dashes)],
+                  color=colour, label=label, markersize=5)
+        axes.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15)
     if dense is not None:
         axes.axhline(100 * dense, color="black", linestyle="--", linewidth=1, label="dense")
     if targets:
         axes.plot(list(targets), [100 * v for v in targets.values()], "kx", markersize=9, label="target")
-    ticks = sorted({c["sparsity"] for c in cells} | set(targets or ()))
+    ticks = sorted({c["sparsity"] for members in lines.values() for c in members} | set(targets or ()))
     if ticks and 0 < ticks[0] and ticks[-1] < 1:
-        from matplotlib.ticker import FixedLocator, NullLocator
-
         axes.set_xscale("logit")
         axes.xaxis.set_major_locator(FixedLocator(ticks))
         axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xticklabels([f"{100 * t:g} %" for t in ticks])
     axes.set_xlabel("sparsity (% of weights pruned; logit scale)")
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title or "accuracy after pruning and recovery")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return _save(figure, path)
 
 
 # --------------------------------------------------------------------------- one run

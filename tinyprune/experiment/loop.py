@@ -55,7 +55,7 @@ def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, re
     >>> round(report.sparsity, 2), report.epochs_used <= 5, report.rows
     (0.8, True, {'train': 360, 'val': 40, 'test': 200})
     """
-    recipe = (recipe or DEFAULT).replace(**changes)
+    recipe = (recipe or DEFAULT).replace(**changes) if changes else (recipe or DEFAULT)   # checked once
     recipe.check_model(model.sizes, snapshot=rewind_to is not None)   # every refusal before anything changes
     run = Run(model, recipe, three_splits(data, recipe.validation, recipe.seed), rewind_to=rewind_to,
               say=log, progress=progress)                                # A: the dense model, measured
