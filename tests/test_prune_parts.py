@@ -16,16 +16,21 @@ def _model_and_data():
     return MLP([6, 5, 5, 3], seed=0), (g.normal(size=(30, 6)), g.integers(0, 3, 30))
 
 
+def _built_in(view):
+    """The names of ``view`` whose class is tinyprune's own (a test or the README may register others)."""
+    return tuple(name for name in view if view[name].__module__ == parts.__name__)
+
+
 def test_the_registry_lists_the_criteria_in_their_old_order_and_finds_aliases():
-    assert tuple(tpp.CRITERIA) == ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp",
-                                   "obs", "magnitude_activation", "movement")
-    assert tuple(tpp.NEURON_CRITERIA) == ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation",
-                                          "random", "fpgm", "obd")
+    assert _built_in(tpp.CRITERIA) == ("magnitude", "random", "gradient", "taylor", "hybrid", "obd",
+                                       "lamp", "obs", "magnitude_activation", "movement")
+    assert _built_in(tpp.NEURON_CRITERIA) == ("l1", "l2", "l1_out", "l2_out", "activation",
+                                              "taylor_activation", "random", "fpgm", "obd")
     assert tpp.NEURON_CRITERIA["magnitude"] is tpp.NeuronL2                  # an alias is found, not listed
     assert tpp.NEURON_CRITERIA["taylor"] is tpp.NeuronTaylor
     assert "magnitude" in tpp.criterion_names("neurons") and "magnitude" not in list(tpp.NEURON_CRITERIA)
-    assert set(tpp.NEEDS_DATA) == {"gradient", "taylor", "hybrid", "obd", "obs", "magnitude_activation",
-                                   "movement", "activation", "taylor_activation"}
+    assert set(_built_in(tpp.NEEDS_DATA)) == {"gradient", "taylor", "hybrid", "obd", "obs", "movement",
+                                              "magnitude_activation", "activation", "taylor_activation"}
 
 
 @pytest.mark.parametrize("structure", ["weights", "neurons"])
