@@ -496,11 +496,10 @@ def field_choices(name: str, structure: str = "weights") -> tuple[str, ...] | No
     >>> sorted(field_choices("optimizer"))
     ['adam', 'sgd']
     """
-    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
     table: dict[str, Any] = {
-        "criterion": (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES) if structure == "neurons"
-        else weight_criteria,
-        "head_start_criterion": weight_criteria, "structure": prune.STRUCTURES, "scope": prune.SCOPES,
+        "criterion": prune.criterion_names(structure),          # the registry's names, aliases included
+        "head_start_criterion": prune.criterion_names("weights"),
+        "structure": prune.STRUCTURES, "scope": prune.SCOPES,
         "allocation": prune.METHODS, "schedule": PRUNE_SCHEDULES, "recovery": RECOVERIES,
         "obs_allocation": OBS_ALLOCATIONS, "distill_output": OUTPUTS, "average": AVERAGES,
         "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "lr_scaling": LR_SCALINGS,

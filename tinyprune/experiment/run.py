@@ -175,17 +175,18 @@ class Run:
     def prune_options(self, criterion: str, scores: Any = None) -> dict[str, Any]:
         """The keyword arguments of ``prune.prune`` that the recipe implies for ``criterion``."""
         r = self.recipe
+        part = prune.criterion_class(criterion, r.structure)      # what the criterion says it needs
         options: dict[str, Any] = {"criterion": criterion, "scope": r.scope, "structure": r.structure,
                                    "seed": r.seed}
         if scores is not None:
             options["scores"] = scores           # e.g. movement, accumulated during this run's training
-        elif criterion in prune.NEEDS_DATA:
+        elif "inputs" in part.needs:
             options["data"] = self.calibration
         if r.structure == "n:m":
             options["n"], options["m"] = r.n_m
         elif r.structure == "blocks":
             options["block"] = r.block
-        if criterion == "obs":
+        if "damping" in part.option_names():
             options["damping"] = r.damping
         return options
 
@@ -197,7 +198,7 @@ class Run:
         if isinstance(sparsity, dict):
             options["scope"] = "layer"
         prune.prune(self.model, sparsity, **options)
-        if criterion == "obs":
+        if prune.criterion_class(criterion, self.recipe.structure).moves_survivors:
             self.closed_form_seconds += time.perf_counter() - began
         self.mask_changed = True
 
