@@ -157,3 +157,47 @@ def test_a_criterion_that_scores_the_wrong_thing_is_told_so():
     with pytest.raises(tp.ShapeError, match="scored"):
         tp.prune.prune(model, 0.5, Transposed())
     assert all(p.mask is None for p in model.parameters())
+
+
+class KeepNorms(tp.experiment.Recovery):
+    """A closed form from outside: after pruning, scale each unit's surviving incoming weights so that
+    their norm is the dense unit's again (``w_j <- w_j · ||w_j^dense|| / ||w_j||``)."""
+
+    name, closed_form = "keep-norms", True
+
+    def after_pruning(self, run):
+        for layer, dense in zip(run.model.layers, run.teacher.layers):
+            kept = np.linalg.norm(layer.W.data, axis=0)
+            whole = np.linalg.norm(dense.W.data, axis=0)
+            ratio = np.where(kept > 0, whole / np.maximum(kept, 1e-12), 1.0)
+            layer.W.data *= ratio.astype(layer.W.data.dtype)
+        return ["keep the units' weight norms"]
+
+
+@pytest.fixture
+def recovery_registered():
+    tp.experiment.register_recovery(KeepNorms)
+    yield
+    del tp.experiment.RECOVERIES["keep-norms"]
+
+
+def test_a_recovery_from_outside_is_one_class_and_one_registry_line(recovery_registered, dense, clusters):
+    recipe = tp.Recipe.from_file("document").replace(recovery="keep-norms", batch_size=50)
+    composed = tp.Recipe.from_file("document").replace(recovery="keep-norms+finetune")
+    assert composed.recovery == "keep-norms+finetune"
+    with pytest.raises(tp.RecipeError, match="solves for a fixed mask"):     # read from its declaration
+        tp.Recipe(recovery="keep-norms")                                    # the default prunes during training
+    model = copy.deepcopy(dense[0])
+    report = tp.prune_and_recover(model, clusters, recipe, sparsity=0.9, tolerance=0.0)
+    kinds = [step["kind"] for step in report.steps]
+    assert kinds[:3] == ["dense", "pruned", "closed form"] and report.epochs_used == 0
+    assert report.steps[2]["action"] == "keep the units' weight norms"
+    for layer, before in zip(model.layers, dense[0].layers):
+        kept = np.linalg.norm(layer.W.data, axis=0)
+        assert np.allclose(kept[kept > 0], np.linalg.norm(before.W.data, axis=0)[kept > 0], rtol=1e-5)
+        assert np.all(layer.W.data[~layer.W.mask] == 0)
+
+
+def test_an_unknown_recovery_is_refused_with_a_suggestion():
+    with pytest.raises(tp.RecipeError, match="did you mean 'distill'"):
+        tp.Recipe(recovery="distil")
