@@ -186,7 +186,7 @@ def test_a_recovery_from_outside_is_one_class_and_one_registry_line(recovery_reg
     composed = tp.Recipe.from_file("document").replace(recovery="keep-norms+finetune")
     assert composed.recovery == "keep-norms+finetune"
     with pytest.raises(tp.RecipeError, match="solves for a fixed mask"):     # read from its declaration
-        tp.Recipe(recovery="keep-norms")                                    # the default prunes during training
+        tp.Recipe(recovery="keep-norms")          # the default schedule prunes during training
     model = copy.deepcopy(dense[0])
     report = tp.prune_and_recover(model, clusters, recipe, sparsity=0.9, tolerance=0.0)
     kinds = [step["kind"] for step in report.steps]
