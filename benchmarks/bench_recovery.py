@@ -255,15 +255,15 @@ def _control(task: dict[str, Any]) -> dict[str, Any]:
     from tinyprune import recover
     from tinyprune.experiment.recipe import DEFAULT
     from tinyprune.experiment.sweep import _WORKER
-    from tinyprune.train import evaluate, fit
+    from tinyprune.train import evaluate
 
     model = copy.deepcopy(_WORKER["models"][task["seed"]])
     train, val, test = _WORKER["data"]
     steps = task["budget"] * -(-len(train) // DEFAULT.batch_size)
     optimizer = recover.build_optimizer(model, DEFAULT.optimizer, lr=task["lr"], schedule="cosine",
                                         total_steps=steps)
-    fit(model, train, epochs=task["budget"], batch_size=DEFAULT.batch_size, optimizer=optimizer,
-        seed=task["seed"], progress=False)
+    recover.finetune(model, train, epochs=task["budget"], optimizer=optimizer, batch_size=DEFAULT.batch_size,
+                     seed=task["seed"])
     return {"seed": task["seed"], "lr": task["lr"], "batch_size": DEFAULT.batch_size,
             "val_accuracy": evaluate(model, val)["accuracy"], "accuracy": evaluate(model, test)["accuracy"]}
 

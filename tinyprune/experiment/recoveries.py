@@ -38,7 +38,6 @@ from tinyprune.experiment.parts import (
     recovery_parts,
     register_recovery,
 )
-from tinyprune.train import WeightSnapshot
 
 register_recovery(Recovery)
 
@@ -78,10 +77,7 @@ class Rewind(Finetune):
     name, lr_factor, keeps_weights, needs_snapshot = "rewind", 1.0, False, True
 
     def after_pruning(self, run: Any) -> list[str]:
-        if isinstance(run.rewind_to, WeightSnapshot):
-            recover.rewind_weights(run.model, run.rewind_to, epoch=run.recipe.rewind_epoch)
-        else:
-            recover.rewind_weights(run.model, run.rewind_to)
+        recover.rewind_weights(run.model, run.rewind_to, epoch=run.recipe.rewind_epoch)  # a state dict: as is
         return [f"rewind to epoch {run.recipe.rewind_epoch}"]
 
 

@@ -24,7 +24,7 @@ from tinyprune.experiment.decide import Comparison, compare, within
 from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
 from tinyprune.random import rng
-from tinyprune.train import fit, predict
+from tinyprune.train import predict
 
 if TYPE_CHECKING:
     from tinyprune.experiment.recipe import Recipe
@@ -216,8 +216,8 @@ class Run:
         return recover.density_scaled_lr(r.original_lr * part.lr_factor, self.target_sparsity(), r.lr_scaling)
 
     def train_epochs(self, epochs: int, part: Any, loss: Any = "cross_entropy") -> str:
-        """D for a training recovery: ``epochs`` epochs of ``fit``, one optimizer for the whole budget; each
-        epoch is recorded as a ``Step``."""
+        """D for a training recovery: ``epochs`` epochs of ``recover.finetune`` (with the part's ``loss``),
+        one optimizer for the whole budget; each epoch is recorded as a ``Step``."""
         r, lr = self.recipe, self.learning_rate(part)
         schedule = r.lr_schedule or part.lr_schedule
         if self.optimizer is None:
@@ -228,9 +228,10 @@ class Run:
                     r.average, start_step=round(r.average_start * self.budget_steps),
                     end_step=self.budget_steps, decay=r.ema_decay))
         action = f"{part.name} ({type(self.optimizer).__name__}, lr {lr:g} {schedule})"
-        fit(self.model, self.train, epochs=epochs, batch_size=r.batch_size, optimizer=self.optimizer,
-            loss=loss, seed=r.seed, progress=self.progress, initial_epoch=self.epochs_done,
-            callbacks=[*self.callbacks, _RecordEpochs(self, action)])
+        recover.finetune(self.model, self.train, epochs=epochs, optimizer=self.optimizer,
+                         batch_size=r.batch_size, seed=r.seed, progress=self.progress, loss=loss,
+                         initial_epoch=self.epochs_done,
+                         callbacks=[*self.callbacks, _RecordEpochs(self, action)])
         return action
 
 
