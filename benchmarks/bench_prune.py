@@ -28,7 +28,7 @@ from common import blas_threads, machine_line, median, table, write_json
 
 from tinyprune.data import load
 from tinyprune.nn import MLP
-from tinyprune.prune import core, criteria, select
+from tinyprune.prune import core, criteria, parts, select
 from tinyprune.prune.masks import apply_mask
 
 SPARSITY = 0.9
@@ -100,15 +100,15 @@ def every_criterion(runs: int, calibration: int) -> list[dict]:
     splits = load("mnist-5k")
     X, y = splits.train.X[:calibration], splits.train.y[:calibration]
     model = MLP([784, 64, 64, 10], seed=0)
-    cases = [(name, {"criterion": name}) for name in core.CRITERIA]
+    cases = [(name, {"criterion": name}) for name in parts.CRITERIA]
     cases += [(f"neurons/{name}", {"criterion": name, "structure": "neurons", "scope": "layer"})
-              for name in core.NEURON_CRITERIA]
+              for name in parts.NEURON_CRITERIA]
     cases += [("n:m 2:4", {"criterion": "magnitude", "structure": "n:m", "n": 2, "m": 4})]
     rows = []
     for label, options in cases:
         sparsity = None if options.get("structure") == "n:m" else 0.5
-        data = (X, y) if (core.NEURON_ALIASES.get(options["criterion"], options["criterion"])
-                          in core.NEEDS_DATA) else None
+        needs = parts.criterion_class(options["criterion"], options.get("structure", "weights")).needs
+        data = (X, y) if "inputs" in needs else None
         times = timed(lambda m, o=options, d=data, s=sparsity: core.prune(m, s, data=d, **o),
                       lambda: copy.deepcopy(model), runs)
         rows.append({"criterion": label, "data_rows": 0 if data is None else len(y), "seconds": median(times),

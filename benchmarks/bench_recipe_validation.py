@@ -1,6 +1,6 @@
 """Benchmark: is the recipe's lead real, or was it tuned to the test split? A check on rows nothing saw.
 
-The recipe (``tinyprune.recipe.Recipe()``) was chosen by comparing candidates on the Fashion-MNIST *test*
+The recipe (``tp.Recipe()``) was chosen by comparing candidates on the Fashion-MNIST *test*
 split, before the benchmark moved to the validation protocol. To see whether its lead over the first
 recipe survives on data that no choice ever looked at, this benchmark never touches the test split: for
 each seed it holds out a stratified sixth of the training set (10,000 rows, ``Dataset.split`` with seed
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipes(budget: int) -> dict[str, Any]:
     """The two recipes compared, each running the whole ``budget`` as one round with no tolerance."""
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     recipe = Recipe(**one_round(budget))
     # the first recipe: gradual magnitude, its hyperparameters (with a cosine rate, as the recipe)

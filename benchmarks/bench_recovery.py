@@ -5,7 +5,7 @@
 recipe: Adam lr 1e-3, batch 128, 10 epochs, cross-entropy) train on the other 90 %, and every run gets the
 ``(train, val, test)`` triple. The loop's "dropped?" and "recovered?" and every choice (the better
 control) read the validation rows; the test split is measured and only reported. Every run goes through
-``tinyprune.experiment.prune_and_recover`` with a ``tinyprune.recipe.Recipe``.
+``tinyprune.experiment.prune_and_recover`` with a ``tinyprune.experiment.recipe.Recipe``.
 
 1. **grid** -- one dense model (seed 0) per dataset; every criterion x sparsity {0.5, 0.8, 0.9, 0.95,
    0.98} x recovery, 3 seeds (the seed of the pruning and recovery). One-shot pruning, then one round of
@@ -155,7 +155,7 @@ def one_round(budget: int) -> dict[str, Any]:
 def grid_recipe(budget: int) -> Any:
     """The grid's base: one-shot pruning (no head start), one round of ``budget`` epochs, Adam, cosine,
     batch 32 (the learning rate is set per recovery by ``grid_lr``)."""
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     return Recipe(schedule="one-shot", head_start=0.0, lr_schedule="cosine", batch_size=32,
                   **one_round(budget))
@@ -168,7 +168,7 @@ def grid_lr(recovery: str, original_lr: float) -> float:
 
 def grid(held: Held, criteria: list[str], args: argparse.Namespace, cache: dict) -> list[dict[str, Any]]:
     from tinyprune import experiment
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     seeds = list(range(args.seeds))
     model, snapshot = dense_model(held, 0, cache)
@@ -217,7 +217,7 @@ def target_recipes(budget: int) -> dict[str, Any]:
     (the recipe, ``Recipe()``); then the recipe without its head start, the recipe as ``tinyprune run`` runs
     it (asking "recovered?" on the validation rows after every epoch), and the closed-form methods alone.
     """
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     recipe = Recipe(**one_round(budget))                       # the default recipe, the budget in one round
     one_shot = recipe.replace(schedule="one-shot", head_start=0.0, criterion="magnitude")
@@ -253,17 +253,17 @@ def _control(task: dict[str, Any]) -> dict[str, Any]:
     import copy
 
     from tinyprune import recover
+    from tinyprune.experiment.recipe import DEFAULT
     from tinyprune.experiment.sweep import _WORKER
-    from tinyprune.recipe import DEFAULT
-    from tinyprune.train import evaluate, fit
+    from tinyprune.train import evaluate
 
     model = copy.deepcopy(_WORKER["models"][task["seed"]])
     train, val, test = _WORKER["data"]
     steps = task["budget"] * -(-len(train) // DEFAULT.batch_size)
     optimizer = recover.build_optimizer(model, DEFAULT.optimizer, lr=task["lr"], schedule="cosine",
                                         total_steps=steps)
-    fit(model, train, epochs=task["budget"], batch_size=DEFAULT.batch_size, optimizer=optimizer,
-        seed=task["seed"], progress=False)
+    recover.finetune(model, train, epochs=task["budget"], optimizer=optimizer, batch_size=DEFAULT.batch_size,
+                     seed=task["seed"])
     return {"seed": task["seed"], "lr": task["lr"], "batch_size": DEFAULT.batch_size,
             "val_accuracy": evaluate(model, val)["accuracy"], "accuracy": evaluate(model, test)["accuracy"]}
 
@@ -275,8 +275,8 @@ def target(args: argparse.Namespace, cache: dict,
     from concurrent.futures import ProcessPoolExecutor
 
     from tinyprune import experiment
+    from tinyprune.experiment.recipe import DEFAULT
     from tinyprune.experiment.sweep import _init_worker
-    from tinyprune.recipe import DEFAULT
     from tinyprune.train import evaluate
 
     held = load("fashion-mnist")
@@ -498,7 +498,7 @@ def target_cells(target_result: dict[str, Any]) -> list[dict[str, Any]]:
                   if r["recipe"] == RECIPE_TARGET_LABEL and r["sparsity"] == sparsity]
         if finals:
             cells.append({"criterion": "magnitude",
-                          "recovery": "the recipe (gradual OBD; target runs, 3 seeds)",
+                          "recovery": "the recipe (gradual OBD; target runs)", "n": len(finals),
                           "sparsity": sparsity, "final_mean": statistics.fmean(finals),
                           "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0})
     return cells

@@ -9,7 +9,7 @@ One command runs it (``python benchmarks/bench_target.py``; ``--help`` for the s
 2. **Dense models**, saved as checkpoints under ``--cache``: five with the document's recipe (784-64-64-10,
    Adam 1e-3, batch 128, 10 epochs; seeds 0-4) and a sixth with another recipe (SGD, momentum 0.9, lr 0.05,
    batch 128, 10 epochs; seed 0), which no choice ever reads: it tests that the recipe carries over.
-3. **The recipe** (``tinyprune.recipe.DEFAULT``) with the whole budget as one round (``check_every = epochs``,
+3. **The recipe** (``tp.experiment.DEFAULT``) with the whole budget as one round (``check_every = epochs``,
    ``tolerance = 0``: no early stop), 3 epochs of the training rows after the dense model; every step of
    gradual pruning is inside the budget, and closed-form solves (OBS, reconstruction) are timed and reported
    in epoch-equivalents (their seconds over the same run's seconds per training epoch).
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def base_recipe(args: argparse.Namespace, epochs: int | None = None) -> Any:
     """The recipe under test: the default, the whole budget as one round, no early stop."""
-    from tinyprune.recipe import DEFAULT
+    from tinyprune.experiment.recipe import DEFAULT
 
     epochs = epochs or args.budget
     changes: dict[str, Any] = {"epochs": epochs, "check_every": epochs, "tolerance": 0.0}
@@ -143,7 +143,7 @@ def base_recipe(args: argparse.Namespace, epochs: int | None = None) -> Any:
 
 def document_recipe(args: argparse.Namespace, epochs: int) -> Any:
     """One-shot global magnitude + fine-tuning (the document's loop) over the whole budget."""
-    from tinyprune.recipe import RECIPES
+    from tinyprune.experiment.recipe import RECIPES
 
     return RECIPES["document"].replace(epochs=epochs, check_every=epochs, tolerance=0.0)
 
@@ -203,7 +203,7 @@ def _init(dataset: str) -> None:
 def run_recipe(task: dict[str, Any]) -> dict[str, Any]:
     """Prune and recover one dense model with one recipe; validation and test accuracies, times."""
     from tinyprune.experiment import prune_and_recover
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
     from tinyprune.train import evaluate
 
     train, val, test = _DATA[task["dataset"]]

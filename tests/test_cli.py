@@ -144,7 +144,7 @@ def test_python_dash_m_tinyprune(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     done = subprocess.run([sys.executable, "-m", "tinyprune", "evaluate", str(tmp_path / "none.npz")],
                           capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("tinyprune: error:") and not done.stdout
+    assert done.returncode == 2 and done.stderr.startswith("tinyprune evaluate: error:") and not done.stdout
     done = subprocess.run([sys.executable, "-m", "tinyprune", "--help"], capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode == 0 and "usage: tinyprune" in done.stdout
@@ -158,5 +158,5 @@ def test_a_full_disk_is_a_clear_error_naming_the_file(tmp_path, monkeypatch, cap
     out = tmp_path / "model.npz"
     assert main(["train", *FAST, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tinyprune: error: [Errno 28] No space left on device") and str(out) in err
+    assert err.startswith("tinyprune train: error: [Errno 28] No space left on device") and str(out) in err
     assert list(tmp_path.iterdir()) == []            # and nothing half-written is left

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tinyprune import checkpoint, cli
-from tinyprune.recipe import recipe_names
+from tinyprune.experiment.recipe import Recipe, recipe_names
 
 TINY = ["--dense-epochs", "1", "--no-progress"]
 REPORT_FIELDS = ("dense_accuracy", "pruned_accuracy", "final_accuracy", "dense_val_accuracy",
@@ -56,7 +56,7 @@ def test_run_from_a_dense_checkpoint_with_the_default_recipe(tmp_path):
 
 
 def test_a_recipe_file_and_flags_override_it(tmp_path):
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     path = Recipe.from_file("document").replace(sparsity=0.6, epochs=1).to_file(tmp_path / "mine.toml")
     out = tmp_path / "run"
@@ -78,7 +78,7 @@ def test_a_recipe_file_and_flags_override_it(tmp_path):
     (["--seed", "-1"], "seed"),
     (["--out", ""], "output folder"),
     (["--recipe", "nope"], "no recipe named"),
-    (["--recipe", "document", "--structure", "n:m"], "n:m"),
+    (["--recipe", "document", "--structure", "n:m", "--sparsity", "0.9"], "n:m"),
     (["--recipe", "document", "--structure", "neurons", "--criterion", "l2", "--sparsity", "0.999"], "unit"),
     (["--recovery", "reconstruct+finetune"], "gradual"),
     (["--recipe", "lottery", "--dense", "missing.npz"], "missing.npz"),
@@ -182,3 +182,76 @@ def test_recipes_lists_every_named_recipe(capsys):
     assert [line.split()[0] for line in printed.splitlines()] == recipe_names()
     assert cli.main(["recipes", "han2015"]) == 0
     assert "iterative" in capsys.readouterr().out
+
+
+def test_structure_n_m_takes_its_sparsity_from_n_and_m(tmp_path):
+    out = tmp_path / "nm"
+    assert cli.main(["run", *TINY, "--recipe", "document", "--structure", "n:m", "--n-m", "1,4",
+                     "--budget-epochs", "1", "--check-every", "1", "--out", str(out), "--no-figures"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recipe"]["sparsity"] == 0.75 and report["sparsity"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["run", "--sparsty", "0.5"], "did you mean '--sparsity'?"),
+    (["run", "--criterion", "magnitud"], "did you mean 'magnitude'?"),
+    (["run", "--recipe", "han2016"], "did you mean 'han2015'?"),
+    (["run", "--recovery", "distil"], "did you mean 'distill'?"),
+    (["trian"], "did you mean 'train'?"),
+])
+def test_a_typo_gets_a_did_you_mean_and_the_subcommands_help(argv, suggestion, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert suggestion in err and "Traceback" not in err
+    assert f"(see tinyprune {argv[0]} --help)" in err or argv == ["trian"]
+
+
+def test_recipes_name_shows_what_differs_from_the_default_and_all_shows_every_field(capsys):
+    assert cli.main(["recipes", "han2015"]) == 0
+    changes = capsys.readouterr().out.splitlines()
+    assert changes[0].endswith("fields differ from the default recipe")
+    assert all("(default " in line for line in changes[1:]) and any("criterion" in line for line in changes)
+    assert cli.main(["recipes", "han2015", "--all"]) == 0
+    every = capsys.readouterr().out.splitlines()
+    assert len(every) == 1 + len(Recipe.__dataclass_fields__) > len(changes)
+    assert max(len(line) for line in every) < 100
+
+
+def test_run_help_lists_the_choices_by_name(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "one of magnitude," in text and "CRITERIA" not in text and "one of one-shot, iterative" in text
+
+
+def test_train_holds_out_the_validation_rows_run_decides_on_and_run_dense_never_scores_trained_rows(
+        tmp_path, capsys):
+    dense = tmp_path / "dense.npz"
+    assert cli.main(["train", "--epochs", "1", "--no-progress", "--out", str(dense)]) == 0
+    assert "3600 train rows, 10% held out for validation by seed 0" in capsys.readouterr().out
+    assert checkpoint.load(dense).meta["held_out"] == {"dataset": "mnist-5k", "validation": 0.1, "seed": 0}
+    argv = ["run", "--dense", str(dense), "--recipe", "document", "--budget-epochs", "1", "--no-progress",
+            "--no-figures"]
+    assert cli.main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    assert "may have been seen" not in capsys.readouterr().out
+    assert cli.main([*argv, "--seed", "1", "--out", str(tmp_path / "leak")]) == 2
+    err = capsys.readouterr().err
+    assert "--validation 0.1 --seed 0" in err and not (tmp_path / "leak").exists()
+    everything = tmp_path / "all.npz"
+    assert cli.main(["train", "--epochs", "1", "--no-progress", "--validation", "0",
+                     "--out", str(everything)]) == 0
+    assert cli.main([*argv[:1], "--dense", str(everything), *argv[3:], "--out", str(tmp_path / "all")]) == 2
+    assert "trained on every training row" in capsys.readouterr().err
+
+
+def test_a_model_from_elsewhere_is_marked_as_such_in_the_log_and_the_report(tmp_path, capsys):
+    from tinyprune.nn import MLP
+
+    outside = tmp_path / "outside.npz"
+    checkpoint.save(outside, MLP([784, 64, 64, 10], seed=0), meta={"imported_from": "model.safetensors"})
+    out = tmp_path / "run"
+    assert cli.main(["run", "--dense", str(outside), "--recipe", "document", "--budget-epochs", "1",
+                     "--no-progress", "--no-figures", "--out", str(out)]) == 0
+    assert "warning: the dense model is imported from model.safetensors" in capsys.readouterr().out
+    assert "may have been seen" in json.loads((out / "report.json").read_text())["warnings"][0]

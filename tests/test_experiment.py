@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
+import tinyprune as tp
 from tinyprune import experiment
 from tinyprune.data import Dataset
 from tinyprune.experiment import RECOVERIES, Report, prune_and_recover, sweep
-from tinyprune.recipe import Recipe
+from tinyprune.experiment.recipe import Recipe
 
 FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400)
 
@@ -40,7 +41,7 @@ def test_every_recovery_in_the_loop_raises_accuracy_and_keeps_the_masks(recovery
 def test_the_loop_never_exceeds_its_budget(dense, clusters):
     _, report = _run(dense, clusters, sparsity=0.97, recovery="finetune", tolerance=0.0, epochs=6,
                      check_every=2)
-    assert [r.round for r in report.rounds] == [1, 2, 3]
+    assert [r.number for r in report.rounds] == [1, 2, 3]
     assert report.epochs_used == 6 and len(report.accuracy_per_epoch) == 6
 
 
@@ -56,7 +57,7 @@ def test_the_loop_stops_once_recovered_on_the_validation_rows(dense, clusters):
 
 def test_no_drop_means_no_recovery(dense, clusters):
     _, report = _run(dense, clusters, sparsity=0.3, recovery="finetune", tolerance=0.05)
-    assert not report.dropped and report.recovered
+    assert report.verdict == "no drop" and not report.dropped and not report.recovered
     assert report.rounds == [] and report.epochs_used == 0
 
 
@@ -67,7 +68,7 @@ def test_the_test_split_decides_nothing(dense, clusters):
     runs = [_run(dense, (train, split), sparsity=0.9, recovery="finetune", epochs=4)
             for split in (test, shuffled)]
     (model_a, a), (model_b, b) = runs
-    assert [r.round for r in a.rounds] == [r.round for r in b.rounds] and a.epochs_used == b.epochs_used
+    assert [r.number for r in a.rounds] == [r.number for r in b.rounds] and a.epochs_used == b.epochs_used
     assert a.accuracy_per_epoch == b.accuracy_per_epoch
     assert all(np.array_equal(p.data, q.data) for p, q in zip(model_a.parameters(), model_b.parameters()))
     assert a.final_accuracy != b.final_accuracy
@@ -105,7 +106,7 @@ def test_gradual_pruning_with_a_head_start(dense, clusters):
 def test_iterative_pruning_prunes_once_per_round_along_the_polynomial(power, dense, clusters):
     _, report = _run(dense, clusters, sparsity=0.9, schedule="iterative", steps=3, power=power,
                      recovery="finetune", epochs=3, tolerance=0.0)
-    expected = experiment.polynomial_steps(0.9, 3, power)
+    expected = tp.prune.polynomial_steps(0.9, 3, power)
     assert [r.sparsity for r in report.rounds] == pytest.approx(expected, abs=0.005)
 
 

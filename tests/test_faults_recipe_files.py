@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from tinyprune import cli
+from tinyprune.experiment.recipe import RECIPE_FOLDER, Recipe, RecipeError
 from tinyprune.files import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH
-from tinyprune.recipe import RECIPE_FOLDER, Recipe, RecipeError
 
 
 def refusal(target, *args):

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from tinyprune import cli
+from tinyprune.experiment.recipe import Recipe
 from tinyprune.experiment.sweep import sweep
-from tinyprune.recipe import Recipe
 
 sweep_module = importlib.import_module("tinyprune.experiment.sweep")   # the package's "sweep" is the function
 FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400)

@@ -71,7 +71,7 @@ def test_summary_table_text_and_dict():
     summary = metrics.summary(hand_made_model())
     text = str(summary)
     lines = text.splitlines()
-    assert lines[0].split() == ["layer", "shape", "params", "nonzeros", "sparsity", "FLOPs", "dense",
+    assert lines[0].split() == ["layer", "shape", "params", "nonzeros", "sparsity", "W+b", "FLOPs", "dense",
                                 "FLOPs", "eff.", "alive"]
     assert lines[2].split() == ["layers.0", "3", "x", "4", "16", "10", "37.50%", "28", "19", "3/4"]
     assert lines[5].split()[:4] == ["total", "26", "18", "30.77%"]

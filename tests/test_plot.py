@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from tinyprune import plot  # noqa: E402
-from tinyprune.experiment import Report, aggregate  # noqa: E402
+from tinyprune.experiment import aggregate  # noqa: E402
 from tinyprune.nn import MLP  # noqa: E402
 from tinyprune.prune import SensitivityTable, magnitude  # noqa: E402
 
@@ -47,15 +47,17 @@ def test_accuracy_vs_sparsity_with_more_lines_than_the_default_colours(tmp_path)
     assert _is_png(path)
 
 
-def test_accuracy_per_epoch_from_a_report_or_a_dict(tmp_path):
-    report = Report(recipe={"recovery": "finetune"}, dense_accuracy=0.9, pruned_accuracy=0.6,
-                    final_accuracy=0.88, dense_val_accuracy=0.91, pruned_val_accuracy=0.62,
-                    final_val_accuracy=0.89, sparsity=0.9, layer_sparsity={}, dense_sparsity=0.0,
-                    dense_layer_sparsity={}, epochs_used=3, seconds=1.0, dropped=True, recovered=False,
-                    accuracy_per_epoch=[0.8, 0.85, 0.88])
-    assert _is_png(plot.accuracy_per_epoch(report, tmp_path / "r.png"))
-    assert _is_png(plot.accuracy_per_epoch({"a": [0.1, 0.2], "b": [0.3]}, tmp_path / "d.png"))
+def test_the_loop_figure_draws_a_recovered_run_and_nothing_for_a_run_with_nothing_recovered(
+        tmp_path, dense, clusters):
+    from tinyprune.experiment import Recipe, prune_and_recover
 
+    recipe = Recipe.from_file("document").replace(batch_size=50, epochs=2, check_every=1, tolerance=0.0)
+    dropped = prune_and_recover(copy.deepcopy(dense[0]), clusters, recipe, sparsity=0.97)
+    assert dropped.verdict != "no drop"
+    assert _is_png(plot.loop_steps(dropped, tmp_path / "loop.png"))
+    kept = prune_and_recover(copy.deepcopy(dense[0]), clusters, recipe, sparsity=0.0)
+    assert kept.verdict == "no drop"
+    assert plot.loop_steps(kept, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 def test_weight_histograms_connections_and_sparsity_bars(models, tmp_path):
     dense, pruned = models

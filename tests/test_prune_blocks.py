@@ -89,7 +89,7 @@ def test_global_blocks_remove_the_lowest_rms_blocks():
     assert model.layers[1].W.mask[::2, 0].tolist() == [True, False]
 
 
-@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("criterion", tuple(CRITERIA))
 def test_any_weight_criterion_gives_block_scores(criterion):
     if criterion == "obs":
         pytest.skip("OBS selects single weights (refused with blocks: tests/test_prune_obs.py)")

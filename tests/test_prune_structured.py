@@ -35,7 +35,7 @@ def check_neuron_masks(model):
 
 
 @given(mlp_sizes(min_hidden=1, max_hidden=3, max_width=8), seeds, st.floats(0, 0.9),
-       st.sampled_from(NEURON_CRITERIA), st.sampled_from(["global", "layer"]))
+       st.sampled_from(tuple(NEURON_CRITERIA)), st.sampled_from(["global", "layer"]))
 def test_neuron_pruning_counts_and_masks(sizes, seed, sparsity, criterion, scope):
     model, X, y = make(sizes, seed)
     hidden = sizes[1:-1]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tinyprune import cli
 from tinyprune.experiment import prune_and_recover
-from tinyprune.recipe import DEFAULT, RECIPES, Recipe, RecipeError, recipe_names, recipe_summary
+from tinyprune.experiment.recipe import DEFAULT, RECIPES, Recipe, RecipeError, recipe_names, recipe_summary
 
 NAMED = ("default", "document", "han2015", "lottery", "renda2020", "zhu2017")
 
@@ -204,11 +204,3 @@ def test_flags_override_the_recipe_and_only_those_given():
     recipe = cli.recipe_from_args(args)
     assert recipe.sparsity == {"layers.0.W": 0.5} and recipe.n_m == (1, 4) and recipe.lr is None
     assert recipe.replace(sparsity=0.9, n_m=(2, 4)) == RECIPES["han2015"]
-
-
-def test_the_old_keyword_names_still_work_for_one_release():
-    with pytest.warns(DeprecationWarning, match="0.1 names"):
-        recipe = DEFAULT.with_changes(max_rounds=4, epochs_per_round=2, start_sparsity=0.5)
-    assert (recipe.epochs, recipe.check_every, recipe.head_start) == (8, 2, 0.5)
-    with pytest.warns(DeprecationWarning):
-        assert Recipe.from_file("han2015").with_changes(prune_steps=2).steps == 2

@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune import recover
+from tinyprune.experiment import prune_and_recover
+from tinyprune.experiment.recipe import Recipe
 from tinyprune.nn import MLP
 from tinyprune.optim import SGD, Adam, cosine
 from tinyprune.recover import density_scaled_lr
@@ -32,12 +34,11 @@ def _masks_kept(model: MLP, reference: MLP) -> bool:
 RECOVERIES = {
     "finetune": lambda m, train, dense, snap: recover.finetune(m, train, epochs=5, batch_size=32),
     "finetune-sgd": lambda m, train, dense, snap: recover.finetune(m, train, epochs=5, batch_size=32,
-                                                                   optimizer="sgd", original_lr=0.1),
+                                                                   optimizer="sgd", lr=0.01),
     "lr-rewind": lambda m, train, dense, snap: recover.lr_rewind(m, train, epochs=3, batch_size=32),
     "retrain": lambda m, train, dense, snap: recover.retrain(m, train, epochs=10, batch_size=32),
-    "rewind-init": lambda m, train, dense, snap: recover.rewind(m, train, snap, epoch=0, epochs=10,
-                                                                batch_size=32),
-    "rewind-epoch-1": lambda m, train, dense, snap: recover.rewind(m, train, snap, epoch=1, epochs=10,
+    "rewind-init": lambda m, train, dense, snap: recover.rewind(m, train, snap, epochs=10, batch_size=32),
+    "rewind-epoch-1": lambda m, train, dense, snap: recover.rewind(m, train, snap.at_epoch(1), epochs=10,
                                                                    batch_size=32),
     "distill-no-labels": lambda m, train, dense, snap: recover.distill(m, dense, train.X, epochs=5,
                                                                        batch_size=32),
@@ -62,33 +63,50 @@ def test_each_recovery_raises_accuracy_and_keeps_every_mask(name, clusters, dens
     assert _masks_kept(recovering, pruned)
 
 
-def test_finetune_defaults_to_a_tenth_of_the_original_rate_and_stops_early(clusters, dense):
-    train, test = clusters
+class _Rates:
+    """A ``fit`` callback: the optimizer and its rate at every step."""
+
+    def __init__(self):
+        self.optimizers, self.rates = [], []
+
+    def on_step_end(self, model, optimizer, epoch, step):
+        self.optimizers.append(optimizer)
+        self.rates.append(optimizer.lr)
+
+
+def test_finetune_trains_at_a_tenth_of_the_original_rate_and_lr_rewind_at_the_original(clusters, dense):
+    train, _ = clusters
+    rates = _Rates()
+    recover.finetune(_pruned(dense[0]), train, epochs=1, batch_size=32, callbacks=[rates])
+    assert isinstance(rates.optimizers[0], Adam) and set(rates.rates) == {1e-4}
+    assert len(set(map(id, rates.optimizers))) == 1                  # one optimizer, new for the call
     model = _pruned(dense[0])
-    optimizer = recover.build_optimizer(model, "adam", lr=0.1 * 1e-3)
-    assert isinstance(optimizer, Adam) and optimizer.lr == pytest.approx(1e-4)
-    history = recover.finetune(model, train, epochs=10, batch_size=32, lr=1e-2, target_accuracy=0.5,
-                               tolerance=0.01, val=test)
-    assert len(history) == 1                                      # already above 0.49 after one epoch
-    history = recover.finetune(_pruned(dense[0]), train, epochs=2, batch_size=32, target_accuracy=1.01,
-                               tolerance=0.0, val=test)
-    assert len(history) == 2                                      # never within tolerance: the full budget
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    recover.lr_rewind(model, train, epochs=1, batch_size=32, optimizer=optimizer)
+    assert optimizer.steps == len(range(0, len(train), 32)) and optimizer.lr == 1e-3   # an instance goes on
+
+
+def test_fine_tuning_stops_early_once_recovered_in_the_loop(clusters, dense):
+    """"Recovered?" is the loop's question (``prune_and_recover``, after every epoch here), not the verb's."""
+    recipe = Recipe.from_file("document").replace(sparsity=0.9, epochs=10, check_every=1, batch_size=32,
+                                                  lr=1e-2, tolerance=0.1)
+    report = prune_and_recover(copy.deepcopy(dense[0]), clusters, recipe)
+    assert (report.verdict, report.epochs_used) == ("recovered", 1)     # within 10 points after one epoch
+    report = prune_and_recover(copy.deepcopy(dense[0]), clusters, recipe.replace(tolerance=0.0, epochs=2))
+    assert (report.verdict, report.epochs_used) == ("not recovered", 2)  # never within: the whole budget
 
 
 def test_lr_rewind_replays_the_end_of_the_original_schedule(clusters):
     train, _ = clusters
     model = MLP([20, 8, 4], seed=0)
     original = cosine(1e-2, total_steps=10 * 25)                 # 10 epochs of 25 batches
-    optimizer_rates = []
-
-    class Record:
-        def on_step_end(self, model, optimizer, epoch, step):
-            optimizer_rates.append(optimizer.lr)
-
-    recover.lr_rewind(model, train, epochs=2, batch_size=32, original_lr=1e-2, original_schedule=original,
-                      original_epochs=10, callbacks=[Record()])
-    assert optimizer_rates[0] == pytest.approx(original(8 * 25))
-    assert optimizer_rates[-1] == pytest.approx(original(10 * 25 - 1))
+    rates = _Rates()
+    replay = Adam(model.parameters(), lr=1e-2, schedule=lambda t: original(8 * 25 + t))   # its last 2 epochs
+    recover.finetune(model, train, epochs=2, batch_size=32, optimizer=replay, callbacks=[rates])
+    assert rates.rates[0] == pytest.approx(original(8 * 25))
+    assert rates.rates[-1] == pytest.approx(original(10 * 25 - 1))
+    recover.lr_rewind(model, train, epochs=1, batch_size=32, optimizer=replay)
+    assert replay.steps == 3 * 25                                # lr_rewind went on with the same schedule
 
 
 def test_retrain_and_rewind_reset_the_surviving_weights(dense):
@@ -118,7 +136,7 @@ def test_optimizers_and_schedules_are_built_by_name():
         recover.resolve_schedule("linear", 0.1, 10)
 
 
-def test_distill_runs_gradual_pruning_callbacks_with_global_steps(clusters, dense):
+def test_distill_passes_gradual_pruning_callbacks_global_steps_through_finetune(clusters, dense):
     train, _ = clusters
     seen = []
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from tinyprune import backprop, prune, recover
 from tinyprune.data import Dataset
 from tinyprune.experiment import prune_and_recover
+from tinyprune.experiment.recipe import Recipe, RecipeError
 from tinyprune.experiment.run import Run
 from tinyprune.experiment.schedules import Gradual
 from tinyprune.gradcheck import compare, numeric_gradient
 from tinyprune.nn import MLP
 from tinyprune.prune import masks
-from tinyprune.recipe import Recipe, RecipeError
 from tinyprune.testing import MLPCase, mlp_cases
 from tinyprune.train import fit
 
@@ -253,7 +253,7 @@ def test_a_gradual_obs_run_reaches_obs_counts_per_unit_and_is_deterministic(tiny
 
 def _gradual_obs_run(data, **changes) -> tuple[Run, object]:
     train, val = data
-    run = Run(_trained(data), Recipe(**{**OBS_GRADUAL, **changes}), train, val, val, say=lambda _: None)
+    run = Run(_trained(data), Recipe(**{**OBS_GRADUAL, **changes}), (train, val, val), say=lambda _: None)
     Gradual(run.recipe).start(run)
     (pruning,) = [c for c in run.callbacks if hasattr(c, "history")]
     return run, pruning

@@ -10,7 +10,7 @@ The public face, one import away::
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
     tp.checkpoint.save / load                   npz checkpoints: sparse, atomic, no pickle
     tp.interop.import_model / export_model      PyTorch safetensors and Keras 3 weights in and out
-    tp.Recipe.from_file("default")              what to prune, when, how to recover (tinyprune.recipe)
+    tp.Recipe.from_file("default")              what to prune, when, how to recover (experiment.recipe)
     tp.prune_and_recover(model, data, recipe)   the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
     tp.exercises                                the course's exercises and their property-based graders
@@ -42,15 +42,14 @@ from tinyprune import (
 )
 from tinyprune.autograd import Tensor, no_grad
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
-from tinyprune.experiment import Report, Sweep, prune_and_recover, sweep
+from tinyprune.experiment import DEFAULT as DEFAULT_RECIPE
+from tinyprune.experiment import RECIPES, Recipe, RecipeError, Report, Sweep, prune_and_recover, sweep
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.optim import SGD, Adam
-from tinyprune.recipe import DEFAULT as DEFAULT_RECIPE
-from tinyprune.recipe import RECIPES, Recipe, RecipeError
 from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",

@@ -17,6 +17,7 @@ tinyprune ...
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -42,7 +43,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (and exit code 2), like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        """A "did you mean" for an unknown flag or an invalid choice (argparse of Python < 3.14 has none)."""
+        import re
+
+        from tinyprune.experiment.parts import did_you_mean
+
+        unknown = re.search(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            flags = [flag for action in self._actions for flag in action.option_strings]
+            return did_you_mean(unknown.group(1).split("=")[0], flags)
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            return did_you_mean(choice.group(1), re.findall(r"'?([\w.:-]+)'?", choice.group(2)))
+        return ""
 
 
 class _Examples(argparse.HelpFormatter):
@@ -139,6 +155,11 @@ def add_train_parser(subparsers: Any) -> None:
                         help="hidden layer sizes, comma-separated (default: 64,64)")
     add_training_arguments(parser)
     parser.add_argument("--out", default=None, metavar="PATH", help="where to save the checkpoint (.npz)")
+    parser.add_argument("--validation", type=float, default=None, metavar="FRACTION",
+                        help="hold out this fraction of the training rows, as `tinyprune run` does "
+                             "(stratified, by --seed), so that `run --dense` decides on rows the model never "
+                             "saw; 0 trains "
+                             "on all of them (default: 0.1, or the checkpoint's with --resume)")
     parser.add_argument("--resume", default=None, metavar="PATH",
                         help="continue training this checkpoint for --epochs more epochs (same data order "
                              "and optimizer state as if it had never stopped)")
@@ -188,12 +209,15 @@ def run_train(args: argparse.Namespace) -> int:
             options["momentum"] = args.momentum
         optimizer = make_optimizer(name, model.parameters(), **options)
     settings = {key: _resolved(args, meta, key) for key in ("batch_size", "loss", "seed", "engine")}
-    print(f"training {model} on {dataset} ({len(splits.train)} train / {len(splits.test)} test rows), "
+    held_out = _held_out(args, meta, dataset, settings["seed"])
+    train_rows = _training_rows(splits, held_out)
+    print(f"training {model} on {dataset} ({len(train_rows)} train rows, {_held_out_text(held_out)}; "
+          f"{len(splits.test)} test rows), "
           f"{type(optimizer).__name__} lr={optimizer.lr:g}, batch {settings['batch_size']}, "
           f"epochs {initial_epoch + 1}..{initial_epoch + args.epochs}, engine {settings['engine']}",
           flush=True)
     with np.errstate(over="ignore", invalid="ignore"):  # a divergence is the one clean error fit raises
-        history = fit(model, splits.train, epochs=args.epochs, optimizer=optimizer,
+        history = fit(model, train_rows, epochs=args.epochs, optimizer=optimizer,
                       progress=progress_mode(args), initial_epoch=initial_epoch, **settings)
     scores = evaluate(model, splits.test, loss=settings["loss"])
     seconds = sum(history.seconds) / len(history)
@@ -206,10 +230,68 @@ def run_train(args: argparse.Namespace) -> int:
         meta = {**meta, "dataset": dataset, "epochs": initial_epoch + args.epochs, "hidden": list(hidden),
                 "optimizer": type(optimizer).__name__.lower(), "lr": optimizer.lr,
                 "test_accuracy": scores["accuracy"], "test_loss": scores["loss"], "history": full_history,
+                "held_out": held_out,
                 "tinyprune_version": __version__, **_provenance(splits), **settings}
         path = checkpoint.save(args.out, model, optimizer, meta=meta)
         print(f"saved {path}")
     return 0
+
+
+def _held_out(args: argparse.Namespace, meta: dict[str, Any], dataset: str, seed: int) -> dict[str, Any]:
+    """Which training rows ``train`` holds out: ``{"dataset", "validation", "seed"}`` (a resumed checkpoint
+    keeps its own, and a contradicting ``--validation`` is refused)."""
+    if "held_out" in meta:
+        kept = meta["held_out"]
+        if args.validation is not None and args.validation != kept["validation"]:
+            raise TinypruneError(f"--validation {args.validation}: the checkpoint held out "
+                                 f"{kept['validation']} of the training rows; resuming keeps it")
+        return kept
+    fraction = 0.1 if args.validation is None else args.validation
+    if not 0 <= fraction < 0.5:
+        raise TinypruneError(f"--validation must be a fraction in [0, 0.5), got {fraction}")
+    return {"dataset": dataset, "validation": fraction, "seed": seed}
+
+
+def _training_rows(splits: data.Splits, held_out: dict[str, Any]) -> data.Dataset:
+    """The training rows less the held-out validation rows (split as ``experiment.three_splits`` does)."""
+    if held_out["validation"] == 0:
+        return splits.train
+    return splits.train.split(1 - held_out["validation"], seed=held_out["seed"])[0]
+
+
+def _held_out_text(held_out: dict[str, Any]) -> str:
+    if held_out["validation"] == 0:
+        return "none held out for validation"
+    return f"{held_out['validation']:.0%} held out for validation by seed {held_out['seed']}"
+
+
+def check_dense_rows(meta: dict[str, Any], dataset: str, recipe: Any) -> str:
+    """What ``run --dense`` can say of the rows the dense model trained on: refuse a checkpoint of
+    ``tinyprune train`` that saw the validation rows this run holds out; for a model from elsewhere,
+    return a warning line (it is also recorded in report.json)."""
+    held_out = meta.get("held_out")
+    if held_out is None:
+        source = meta.get("imported_from")
+        origin = f"imported from {source}" if source else "with no record of its training rows"
+        return (f"the dense model is {origin}: the {recipe.validation:.0%} of the training rows held out "
+                "for validation may have been seen in its training, so the decisions may be optimistic")
+    same = (held_out["dataset"], held_out["validation"], held_out["seed"]) == \
+        (dataset, recipe.validation, recipe.seed)
+    if held_out["validation"] == 0:
+        raise TinypruneError(
+            f"the dense checkpoint trained on every training row of {held_out['dataset']}, the "
+            f"{recipe.validation:.0%} this run holds out for validation included: it would decide on rows "
+            f"the model trained on. Train it holding them out (tinyprune train --validation "
+            f"{recipe.validation}), or train the dense model here (leave out --dense)")
+    if not same:
+        raise TinypruneError(
+            f"the dense checkpoint trained on {held_out['dataset']} holding out {held_out['validation']} of "
+            "the "
+            f"training rows by seed {held_out['seed']}, but this run holds out {recipe.validation} by seed "
+            f"{recipe.seed} of {dataset}: it would decide on rows the model trained on. Run with --dataset "
+            f"{held_out['dataset']} --validation {held_out['validation']} --seed {held_out['seed']}, or "
+            "train the dense model here (leave out --dense)")
+    return ""
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -303,7 +385,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
     """
     from dataclasses import fields
 
-    from tinyprune.recipe import GROUPS, Recipe, recipe_names
+    from tinyprune.experiment.recipe import GROUPS, Recipe, field_choices, recipe_names
 
     parser.add_argument("--recipe", default=default, metavar="NAME|FILE",
                         help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json "
@@ -315,20 +397,28 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
             continue
         meta = recipe_field.metadata
         shown = getattr(base, recipe_field.name)
+        choices = field_choices(recipe_field.name)
+        named = f"; one of {', '.join(choices)}" if choices else ""
+        if recipe_field.name == "criterion":
+            named += f"; for neurons {', '.join(field_choices('criterion', 'neurons') or ())}"
         groups[meta["group"]].add_argument(
             _flag(recipe_field.name), *FLAG_ALIASES.get(recipe_field.name, ()),
             dest=f"recipe_{recipe_field.name}",
             type=_field_parser(recipe_field), default=argparse.SUPPRESS,
             metavar=meta.get("metavar", recipe_field.name.upper()),
-            help=f"{meta['help']} (in recipe {default}: {shown if shown is not None else 'unset'})")
+            help=f"{meta['help']}{named} (in recipe {default}: {shown if shown is not None else 'unset'})")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Any:
     """The ``Recipe`` of ``--recipe`` with every given flag applied (checked by ``Recipe``)."""
-    from tinyprune.recipe import Recipe
+    from tinyprune.experiment.recipe import Recipe
 
     changes = {key[len("recipe_"):]: value for key, value in vars(args).items() if key.startswith("recipe_")}
-    return Recipe.from_file(args.recipe).replace(**changes)
+    values = {**Recipe.read_values(args.recipe), **changes}
+    if values.get("structure") == "n:m" and "sparsity" not in changes:   # n:m sets the sparsity: 1 - n/m
+        n, m = values.get("n_m", Recipe.__dataclass_fields__["n_m"].default)
+        values["sparsity"] = 1 - n / m
+    return Recipe.from_dict(values, source=str(args.recipe))              # checked once, here
 
 
 def _output_folder(args: argparse.Namespace, stem: str) -> Any:
@@ -385,7 +475,10 @@ def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, splits: dat
         from tinyprune import plot
 
         table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
-        drawn = [plot.accuracy_per_epoch(report, folder / "accuracy_per_epoch.png"),
+        loop = plot.loop_steps(report, folder / "loop.png")
+        if loop is None:
+            print(f"no loop.png: nothing was recovered (verdict: {report.verdict}), so there is no curve")
+        drawn = [*([loop] if loop else []),
                  plot.weight_histograms(dense, model, folder / "weight_histograms.png"),
                  plot.layer_sparsity_bars(model, folder / "layer_sparsity.png"),
                  plot.layer_sensitivity(table, folder / "layer_sensitivity.png")]
@@ -423,12 +516,10 @@ def add_run_parser(subparsers: Any) -> None:
     parser.add_argument("--no-figures", action="store_true", help="do not draw the figures")
     parser.add_argument("--no-progress", action="store_true", help="print nothing per epoch")
     add_recipe_arguments(parser, "default")
-    parser.set_defaults(handler=run_run)
+    parser.set_defaults(handler=run_experiment)
 
 
-def run_run(args: argparse.Namespace) -> int:
-    import copy
-
+def run_experiment(args: argparse.Namespace) -> int:
     from tinyprune import experiment
 
     started = time.perf_counter()
@@ -436,48 +527,55 @@ def run_run(args: argparse.Namespace) -> int:
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "%Y%m%d-%H%M%S")
     splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
-    dense_sizes = checkpoint.load(args.dense).model.sizes if args.dense else \
-        [splits.train.X.shape[1], *DEFAULTS["hidden"], splits.num_classes]
-    recipe.check_model(dense_sizes)
-    if args.dense and recipe.recovery.split("+")[-1] == "rewind":
-        raise TinypruneError("recovery 'rewind' needs the dense training's early weights: train the dense "
-                             "model here (leave out --dense)")
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
+    given = checkpoint.load(args.dense) if args.dense else None
+    dense_sizes = given.model.sizes if given else [splits.train.X.shape[1], *DEFAULTS["hidden"],
+                                                   splits.num_classes]
+    recipe.check_model(dense_sizes, snapshot=not args.dense)
+    leak_warning = check_dense_rows(given.meta, args.dataset, recipe) if given else ""
+    if leak_warning:
+        print(f"warning: {leak_warning}")
     with stage_context as stage:
         folder = _stage_path(stage)
         model, snapshot = _dense_model(args, held_out[0], recipe.seed, [recipe.rewind_epoch])
-        files = []
         provenance = {"dataset": args.dataset, **_provenance(splits)}
-        if not args.dense:
-            checkpoint.save(folder / "dense.npz", model, meta={**provenance, "seed": recipe.seed,
-                                                              "epochs": args.dense_epochs})
-            files.append("dense.npz")
+        files = [] if args.dense else [_save_dense(folder, model, provenance, recipe, args.dense_epochs)]
         dense = copy.deepcopy(model)
         report = experiment.prune_and_recover(model, held_out, recipe, rewind_to=snapshot,
                                               progress=progress_mode(args),
                                               log=lambda text: print(text, flush=True))
+        report.warnings[:0] = [leak_warning] if leak_warning else []
         print()
         print(report)
         checkpoint.save(folder / "pruned.npz", model, meta={**provenance, "report": "report.json",
                                                            "final_accuracy": report.final_accuracy,
                                                            "sparsity": report.sparsity})
         files += ["pruned.npz", "report.json"]
-        values = {**report.to_dict(), **provenance,
-                  "dense_checkpoint": args.dense or "dense.npz",
+        values = {**report.to_dict(), **provenance, "dense_checkpoint": args.dense or "dense.npz",
                   "files": files, "total_seconds": time.perf_counter() - started}
-        report_text = json.dumps(values, indent=2, default=str) + "\n"
-        from tinyprune.files import atomic_write
-
-        atomic_write(folder / "report.json", report_text)       # written before the figures: never lost
+        _write_report(folder, values)                          # written before the figures: never lost
         if not args.no_figures:
             drawn = _draw_figures(folder, report, dense, model, splits)
             if drawn:
-                files += drawn
-                values["files"] = files
-                atomic_write(folder / "report.json", json.dumps(values, indent=2, default=str) + "\n")
+                values["files"] = files = files + drawn
+                _write_report(folder, values)
     out = args.out if args.out is not None else stage.path
     print(f"wrote {', '.join(files)} to {out}/ ({time.perf_counter() - started:.1f} s in all)")
     return 0
+
+
+def _save_dense(folder: Path, model: MLP, provenance: dict[str, Any], recipe: Any, epochs: int) -> str:
+    """Save the dense model trained by ``run``, with the validation rows it was kept from."""
+    held_out = {"dataset": provenance["dataset"], "validation": recipe.validation, "seed": recipe.seed}
+    checkpoint.save(folder / "dense.npz", model, meta={**provenance, "seed": recipe.seed, "epochs": epochs,
+                                                       "held_out": held_out})
+    return "dense.npz"
+
+
+def _write_report(folder: Path, values: dict[str, Any]) -> None:
+    from tinyprune.files import atomic_write
+
+    atomic_write(folder / "report.json", json.dumps(values, indent=2, default=str) + "\n")
 
 
 # --------------------------------------------------------------------------- sweep
@@ -561,7 +659,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     target = Path(args.out if args.out is not None else f"runs/{stem}")
     journal = target.with_name(target.name + ".partial")
     splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)[:3]   # (train, val, test)
+    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
     print(f"each finished run is saved in {journal}/ as it completes; if the sweep stops, the same command "
           f"with --out {target} resumes it", flush=True)
     with stage_context as stage:
@@ -581,8 +679,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             from tinyprune import plot
 
             plot.accuracy_vs_sparsity(result, folder / "accuracy_vs_sparsity.png",
-                                      title=f"{args.dataset}: accuracy after at most {recipe.epochs} "
-                                            "recovery epochs")
+                                      title=f"{args.dataset}: test accuracy after pruning and at most "
+                                            f"{recipe.epochs} recovery epoch(s), mean over seeds")
             files.append("accuracy_vs_sparsity.png")
         except Exception as error:        # a figure that fails never loses the sweep: say so and go on
             print(f"no figure: {type(error).__name__}: {_one_line(error)}")
@@ -621,15 +719,17 @@ def add_recipes_parser(subparsers: Any) -> None:
         description="List the recipes shipped with tinyprune (one line each: where it comes from), or show "
                     "every field of one with its help. Use one with `tinyprune run --recipe NAME`.")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME|FILE",
-                        help="show this recipe's fields instead of the list")
+                        help="show what this recipe changes from the default recipe")
+    parser.add_argument("--all", action="store_true",
+                        help="with NAME: show every field, not only the changes")
     parser.set_defaults(handler=run_recipes)
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    from tinyprune.recipe import Recipe, recipe_names, recipe_summary
+    from tinyprune.experiment.recipe import Recipe, recipe_names, recipe_summary
 
     if args.name:
-        print(Recipe.from_file(args.name).describe())
+        print(Recipe.from_file(args.name).describe(changes_only=not args.all))
         return 0
     width = max(len(name) for name in recipe_names())
     for name in recipe_names():
@@ -742,6 +842,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:
         add(subparsers)
+    for name, subparser in subparsers.choices.items():
+        subparser.set_defaults(command=name)
     return parser
 
 
@@ -749,7 +851,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:                      # said by the subcommand's parser, with its flags to suggest from
+            commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}
+            (commands.get(getattr(args, "command", None)) or parser).error(
+                f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exit_:          # --help, --version, or a usage error (already printed)
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     handler = getattr(args, "handler", None)
@@ -765,5 +871,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TinypruneError, ValueError, OSError) as error:
         if args.debug:
             raise
-        print(f"tinyprune: error: {_one_line(error)}", file=sys.stderr)
+        print(f"tinyprune {args.command}: error: {_one_line(error)} (see tinyprune {args.command} --help)",
+              file=sys.stderr)
         return 2

@@ -280,7 +280,8 @@ class Summary:
         }
 
     def __str__(self) -> str:
-        header = ("layer", "shape", "params", "nonzeros", "sparsity", "FLOPs dense", "FLOPs eff.", "alive")
+        header = ("layer", "shape", "params", "nonzeros", "sparsity W+b", "FLOPs dense", "FLOPs eff.",
+                  "alive")
         lines = [header]
         for row in [*self.rows, self.total]:
             shape = f"{row.shape[0]} x {row.shape[1]}" if row.shape else ""
@@ -292,8 +293,9 @@ class Summary:
         text.insert(1, "-" * len(text[0]))
         text.insert(len(text) - 1, "-" * len(text[0]))
         t = self.total
-        text.append(f"compression {self.compression_ratio:.2f}x ({t.params:,} parameters -> {t.nonzeros:,} "
-                    f"nonzeros); theoretical speed-up {self.speedup:.2f}x ({t.flops_dense:,} -> "
+        text.append(f"compression {self.compression_ratio:.2f}x ({t.params:,} parameters, weights and "
+                    f"biases, -> {t.nonzeros:,} nonzeros); theoretical speed-up {self.speedup:.2f}x "
+                    f"({t.flops_dense:,} -> "
                     f"{t.flops_effective:,} FLOPs per sample)")
         text.append(f"storage: dense {t.bytes_dense:,} B; sparse values+bitmask {t.bytes_bitmask:,} B; "
                     f"sparse values+int32 indices {t.bytes_indices:,} B")
@@ -315,13 +317,14 @@ def summary(model: Module) -> Summary:
     >>> s.total.params, s.total.nonzeros, round(s.compression_ratio, 3)
     (23, 12, 1.917)
     >>> print(s)                                          # doctest: +NORMALIZE_WHITESPACE
-    layer     shape  params  nonzeros  sparsity  FLOPs dense  FLOPs eff.  alive
-    ---------------------------------------------------------------------------
-    layers.0  4 x 3      15         6    60.00%           27          15    3/3
-    layers.1  3 x 2       8         6    25.00%           14          14    2/2
-    ---------------------------------------------------------------------------
-    total                23        12    47.83%           41          29    5/5
-    compression 1.92x (23 parameters -> 12 nonzeros); theoretical speed-up 1.41x (41 -> 29 FLOPs per sample)
+    layer     shape  params  nonzeros  sparsity W+b  FLOPs dense  FLOPs eff.  alive
+    -------------------------------------------------------------------------------
+    layers.0  4 x 3      15         6        60.00%           27          15    3/3
+    layers.1  3 x 2       8         6        25.00%           14          14    2/2
+    -------------------------------------------------------------------------------
+    total                23        12        47.83%           41          29    5/5
+    compression 1.92x (23 parameters, weights and biases, -> 12 nonzeros); theoretical speed-up 1.41x
+    (41 -> 29 FLOPs per sample)
     storage: dense 92 B; sparse values+bitmask 53 B; sparse values+int32 indices 96 B
     """
     rows = layer_stats(model)

@@ -6,7 +6,7 @@ matplotlib is an optional dependency (``pip install tinyprune[plot]``); nothing 
 module except the command line. Figures as in ``notebooks/07_finetuning.ipynb``:
 
 - ``accuracy_vs_sparsity``: a line per criterion/recovery over the sparsities of a ``Sweep``, dense dashed;
-- ``accuracy_per_epoch``: accuracy after every recovery epoch, one line per run;
+- ``loop_steps``: one run's loop step by step, validation and test side by side;
 - ``weight_histograms``: the weights of every layer before and after pruning;
 - ``first_layer_connections``: how many first-layer weights survive per input pixel, as a 28 x 28 image;
 - ``layer_sensitivity``: accuracy against sparsity with one layer pruned at a time (``prune.sensitivity``);
@@ -61,88 +61,125 @@ def _weights(model: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
 def accuracy_vs_sparsity(sweep: Any, path: PathLike, *, dense_accuracy: float | None = None,
                          title: str | None = None, cells: Sequence[Mapping[str, Any]] | None = None,
                          targets: Mapping[float, float] | None = None) -> Path:
-    """Accuracy after recovery against sparsity: one line (mean ± std band over seeds) per criterion and
-    recovery; the dense model's accuracy as a dashed line; ``targets`` ``{sparsity: accuracy}`` as crosses.
+    """Test accuracy after recovery against sparsity: one line (mean, with a ± std band over seeds and the
+    number of runs averaged in the legend) per criterion and recovery; the dense model's accuracy dashed;
+    ``targets`` ``{sparsity: accuracy}`` as crosses. A second panel zooms on the top (dense - 6 to
+    dense + 2 points, where good recoveries crowd) when some line falls below it; each line has its own
+    marker and dash, and the legend stands outside the data.
 
     ``sweep`` is an ``experiment.Sweep`` (or ``None`` with ``cells``, its aggregated rows: ``criterion``,
-    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``). The sparsity axis is on a logit scale, so
-    50, 90, 99 % are evenly spread (each step halves or tenths what is left) and high sparsities are legible.
+    ``recovery``, ``sparsity``, ``final_mean``, ``final_std``, ``n``: the runs averaged). The sparsity
+    axis is on a logit scale, so 50, 90, 99 % are evenly spread.
     """
     cells = list(cells if cells is not None else sweep.cells)
     dense = dense_accuracy if dense_accuracy is not None else getattr(sweep, "dense_accuracy", None)
-    figure = _figure()
-    axes = figure.add_subplot()
     lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for cell in cells:
         lines.setdefault((cell["criterion"], cell["recovery"]), []).append(cell)
-    criteria = {criterion for criterion, _ in lines}
-    if len(lines) > 10:                 # the default cycle has 10 colours: no two lines may share one
-        from matplotlib import colormaps
+    lowest = min(cell["final_mean"] for cell in cells)
+    zoom = dense is not None and lowest < dense - 0.06          # a second panel only when it shows more
+    figure = _figure(11.5 if zoom else 8.5, 4.6)
+    panels = [figure.add_subplot(1, 2 if zoom else 1, k + 1) for k in range(2 if zoom else 1)]
+    for axes in panels:
+        _sweep_lines(axes, lines, dense, targets)
+    if zoom:
+        panels[1].set_ylim(100 * dense - 6, 100 * dense + 2)
+        panels[1].set_title("zoom: within 6 points of dense", fontsize="medium")
+        panels[0].set_title("all of it", fontsize="medium")
+    figure.suptitle(title or "test accuracy after pruning and recovery")
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize="small")
+    return _save(figure, path)
 
-        axes.set_prop_cycle(color=colormaps["tab20"].colors)
-    for (criterion, recovery), members in sorted(lines.items()):
+
+def _sweep_lines(axes: Any, lines: Mapping[tuple[str, str], list[Mapping[str, Any]]], dense: float | None,
+                 targets: Mapping[float, float] | None) -> None:
+    """One panel of ``accuracy_vs_sparsity``."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    colours = colormaps["tab20" if len(lines) > 10 else "tab10"].colors
+    markers, dashes = "osD^vP*Xh<>p", ("-", "--", "-.", ":")
+    criteria = {criterion for criterion, _ in lines}
+    for index, ((criterion, recovery), members) in enumerate(sorted(lines.items())):
         members = sorted(members, key=lambda c: c["sparsity"])
         x = np.array([c["sparsity"] for c in members])
         mean = np.array([100 * c["final_mean"] for c in members])
         std = np.array([100 * c.get("final_std", 0.0) for c in members])
-        label = recovery if len(criteria) == 1 else f"{criterion} + {recovery}"
-        (line,) = axes.plot(x, mean, marker="o", label=label)
-        axes.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        seeds = max(int(c.get("n", 1)) for c in members)
+        label = (recovery if len(criteria) == 1 else f"{criterion} + {recovery}") + f" (n = {seeds})"
+        colour = colours[index % len(colours)]
+        axes.plot(x, mean, marker=markers[index % len(markers)], linestyle=dashes[index % len(dashes)],
+                  color=colour, label=label, markersize=5)
+        axes.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15)
     if dense is not None:
         axes.axhline(100 * dense, color="black", linestyle="--", linewidth=1, label="dense")
     if targets:
         axes.plot(list(targets), [100 * v for v in targets.values()], "kx", markersize=9, label="target")
-    ticks = sorted({c["sparsity"] for c in cells} | set(targets or ()))
+    ticks = sorted({c["sparsity"] for members in lines.values() for c in members} | set(targets or ()))
     if ticks and 0 < ticks[0] and ticks[-1] < 1:
-        from matplotlib.ticker import FixedLocator, NullLocator
-
         axes.set_xscale("logit")
         axes.xaxis.set_major_locator(FixedLocator(ticks))
         axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xticklabels([f"{100 * t:g} %" for t in ticks])
     axes.set_xlabel("sparsity (% of weights pruned; logit scale)")
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title or "accuracy after pruning and recovery")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return _save(figure, path)
 
 
 # --------------------------------------------------------------------------- one run
-def accuracy_per_epoch(runs: Mapping[str, Sequence[float]] | Any, path: PathLike, *,
-                       dense_accuracy: float | None = None, pruned_accuracy: float | None = None,
-                       title: str | None = None) -> Path:
-    """Accuracy after every recovery epoch (epoch 0: right after pruning, when given), one line per run.
+#: The kinds of ``Step`` that are recovery (after them the curve shows what recovery won back).
+RECOVERY_STEPS = ("closed form", "reset", "epoch")
 
-    ``runs`` is ``{label: [accuracy per epoch]}`` or an ``experiment.Report`` (its ``accuracy_per_epoch``;
-    with gradual pruning epoch 0 is the dense model, since pruning happens during the epochs).
+
+def loop_steps(report: Any, path: PathLike, *, title: str | None = None) -> Path | None:
+    """The loop of one run, step by step: validation accuracy (it decides) on the left, test accuracy
+    (only reported) on the right, each with the dense model as a dashed line. The curve starts at the
+    pruned model (the dense weights under the mask); pruning steps are dotted vertical lines; on the
+    validation panel the error bars are the paired 95 % intervals against dense (``experiment.decide``)
+    and the band is the tolerance below dense. ``report`` is an ``experiment.Report`` (its ``steps``).
+
+    Returns ``None`` (and writes nothing) when the run recovered nothing: there is no curve to draw.
     """
-    if hasattr(runs, "accuracy_per_epoch"):
-        report = runs
-        gradual = report.recipe.get("schedule") == "gradual"
-        dense_accuracy = report.dense_accuracy if dense_accuracy is None else dense_accuracy
-        if pruned_accuracy is None:
-            pruned_accuracy = report.dense_accuracy if gradual else report.pruned_accuracy
-        runs = {f"{report.recipe.get('schedule', '')} pruning, {report.recipe.get('recovery', 'recovery')}":
-                report.accuracy_per_epoch}
-    figure = _figure()
-    axes = figure.add_subplot()
-    for label, values in runs.items():
-        values = [100 * v for v in values]
-        start = [] if pruned_accuracy is None else [100 * pruned_accuracy]
-        x = np.arange(1 - len(start), len(values) + 1)
-        axes.plot(x, start + values, marker="o", label=label)
-    if dense_accuracy is not None:
-        axes.axhline(100 * dense_accuracy, color="black", linestyle="--", linewidth=1, label="dense")
-    from matplotlib.ticker import MaxNLocator
-
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("recovery epoch")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title or "accuracy during recovery")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    steps = [step for step in report.steps if step["kind"] != "final"]
+    if not any(step["kind"] in RECOVERY_STEPS for step in steps):
+        return None
+    figure = _figure(10.5, 4.2)
+    dense, tolerance = steps[0], 100 * report.recipe.get("tolerance", 0.0)
+    shown = steps[1:]
+    x = np.arange(1, len(shown) + 1)
+    for column, (split, meaning) in enumerate((("val", "decides"), ("test", "only reported"))):
+        axes = figure.add_subplot(1, 2, column + 1)
+        values = np.array([100 * step[f"{split}_accuracy"] for step in shown])
+        errors = [100 * 1.959964 * step["versus_dense"]["standard_error"] if step.get("versus_dense") else 0
+                  for step in shown] if split == "val" else None
+        axes.errorbar(x, values, yerr=errors, marker="o", capsize=3, color="tab:blue",
+                      label="validation (bars: paired 95 % vs dense)" if split == "val" else "test")
+        level = 100 * dense[f"{split}_accuracy"]
+        axes.axhline(level, color="black", linestyle="--", linewidth=1, label=f"dense ({level:.2f} %)")
+        if split == "val" and tolerance > 0:
+            axes.axhspan(level - tolerance, level, color="tab:green", alpha=0.15,
+                         label=f"tolerance ({tolerance:.2f} points)")
+        for position, step in zip(x, shown):
+            if step["kind"] in ("pruned", "pruning step"):
+                axes.axvline(position, color="tab:red", linestyle=":", linewidth=1)
+        axes.set_xticks(x, [_step_label(step) for step in shown], rotation=30, ha="right", fontsize="small")
+        split_name = "validation" if split == "val" else "test"
+        axes.set_ylabel(f"{split_name} accuracy (%)")
+        axes.set_title(f"{split_name} ({meaning}; {report.rows.get(split, 0):,} rows)", fontsize="medium")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", loc="lower right")
+    figure.suptitle(title or f"the loop, step by step: pruned at the red dotted line; verdict: "
+                             f"{report.verdict}")
     return _save(figure, path)
+
+
+def _step_label(step: Mapping[str, Any]) -> str:
+    if step["kind"] == "epoch":
+        return f"epoch {step['epochs']}"
+    if step["kind"] == "pruned":
+        return f"pruned {100 * step['sparsity']:.1f} %"
+    return step["kind"]
 
 
 def weight_histograms(before: Any, after: Any, path: PathLike, *, bins: int = 80) -> Path:
@@ -223,5 +260,5 @@ def layer_sparsity_bars(model_or_sparsity: Any, path: PathLike) -> Path:
     return _save(figure, path)
 
 
-__all__ = ["accuracy_per_epoch", "accuracy_vs_sparsity", "first_layer_connections", "layer_sensitivity",
+__all__ = ["loop_steps", "accuracy_vs_sparsity", "first_layer_connections", "layer_sensitivity",
            "layer_sparsity_bars", "weight_histograms"]

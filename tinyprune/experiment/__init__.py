@@ -2,47 +2,39 @@
 
 One concept per module, read in this order:
 
-- ``loop``: ``prune_and_recover(model, data, recipe)``, the flowchart A-F on one screen;
-- ``schedules``: box B as parts (``OneShot``, ``Iterative``, ``Gradual``), by name in ``PRUNE_SCHEDULES``;
+- ``parts``: what a pruning schedule and a recovery are, what each declares, and their registries;
+- ``recipe``: ``Recipe``, one validated, frozen value of everything an experiment decides;
+- ``schedules``: box B as parts (``OneShot``, ``Iterative``, ``Gradual``, ``RigL``), in ``PRUNE_SCHEDULES``;
 - ``recoveries``: box D as parts (``Finetune``, ``LRRewind``, ``Retrain``, ``Rewind``, ``Distill``,
-  ``Reconstruct``, ``Then``), found by name in ``RECOVERIES``;
-- ``run``: the state one pass works on (the splits, the teacher, the budget, what was measured);
-- ``report``: what a pass measured (``Report``, ``Round``);
+  ``Reconstruct``, ``Then``), in ``RECOVERIES``;
+- ``decide``: boxes C and F, one paired test on the validation rows;
+- ``run``: what the parts act on, and the ``Step`` records of what each box measured;
+- ``loop``: ``prune_and_recover(model, data, recipe)``, the flowchart A-F on one screen;
+- ``report``: the ``Report``, built from the steps;
 - ``sweep``: the loop over a grid, on any ``concurrent.futures.Executor`` (``Sweep``).
-
-The recipe itself (``Recipe``, the named recipes) lives in ``tinyprune.recipe``.
 """
 
-from tinyprune.experiment.loop import prune_and_recover
-from tinyprune.experiment.recoveries import RECOVERIES, Recovery, make_recovery, split_recovery
-from tinyprune.experiment.report import Report, Round, layer_sparsity, weight_sparsity
-from tinyprune.experiment.run import Run, three_splits
-from tinyprune.experiment.schedules import PRUNE_SCHEDULES, PruneSchedule
-from tinyprune.experiment.sweep import Sweep, aggregate, run_cell, sweep
-from tinyprune.prune.schedules import polynomial_steps
+from tinyprune.experiment.parts import (
+    PRUNE_SCHEDULES,
+    RECOVERIES,
+    PruneSchedule,
+    Recovery,
+    register_recovery,
+    register_schedule,
+)
+from tinyprune.experiment.recoveries import make_recovery
+from tinyprune.experiment.schedules import Gradual, Iterative, OneShot, RigL  # noqa: F401  (registers them)
 
-#: Moved in 0.2: ``iterative_steps`` is ``tinyprune.prune.polynomial_steps`` (with its ``power``); kept for
-#: one release.
-iterative_steps = polynomial_steps
+from tinyprune.experiment.recipe import DEFAULT, RECIPES, Recipe, RecipeError  # isort: skip (after the parts)
+from tinyprune.experiment.decide import Comparison, compare, within
+from tinyprune.experiment.loop import prune_and_recover
+from tinyprune.experiment.report import Report, Round, layer_sparsity
+from tinyprune.experiment.run import Run, Step, three_splits, weight_sparsity
+from tinyprune.experiment.sweep import Sweep, aggregate, run_cell, sweep
 
 __all__ = [
-    "PRUNE_SCHEDULES",
-    "RECOVERIES",
-    "PruneSchedule",
-    "Recovery",
-    "Report",
-    "Round",
-    "Run",
-    "Sweep",
-    "aggregate",
-    "iterative_steps",
-    "layer_sparsity",
-    "make_recovery",
-    "polynomial_steps",
-    "prune_and_recover",
-    "run_cell",
-    "split_recovery",
-    "sweep",
-    "three_splits",
-    "weight_sparsity",
+    "DEFAULT", "PRUNE_SCHEDULES", "RECIPES", "RECOVERIES", "Comparison", "PruneSchedule", "Recipe",
+    "RecipeError", "Recovery", "Report", "Round", "Run", "Step", "Sweep", "aggregate", "compare",
+    "layer_sparsity", "make_recovery", "prune_and_recover", "register_recovery", "register_schedule",
+    "run_cell", "sweep", "three_splits", "weight_sparsity", "within",
 ]

@@ -23,86 +23,71 @@ name            what one round does                                  own learnin
 Above 90 % sparsity the own rate grows as ``sqrt(0.1 / (1 - s))`` (x1.41 at 95 %, x2.24 at 98 %) unless
 the recipe's ``lr_scaling`` is ``"none"`` (``recover.density_scaled_lr``); an explicit ``lr`` is used as is.
 ``"reconstruct+finetune"`` (any closed form, then any training recovery) composes two parts with ``Then``.
-Adding a recovery is writing one small class and one line in ``RECOVERIES``.
+Adding a recovery is one class with ``@register_recovery`` (``experiment.parts``), which declares what it
+is (``trains``, ``closed_form``, ``keeps_weights``): the recipe's combination rules read those declarations.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from tinyprune import recover
-from tinyprune.train import WeightSnapshot
+from tinyprune.experiment.parts import (
+    RECOVERIES,
+    Recovery,
+    recovery_parts,
+    register_recovery,
+)
 
-if TYPE_CHECKING:
-    from tinyprune.experiment.run import Run
-
-
-class Recovery:
-    """A part of the loop: what to do after the mask changed, and one round of recovery."""
-
-    name = "none"
-    trains = False
-    lr_factor: float | None = None  # the own learning rate, as a multiple of the original one
-    lr_schedule = "constant"
-
-    def after_pruning(self, run: Run) -> list[str]:
-        """Runs once after every change of the mask; returns what it did, for the report."""
-        return []
-
-    def round(self, run: Run, epochs: int) -> list[str]:
-        """One round of recovery of ``epochs`` epochs; returns what it did, for the report."""
-        return []
+register_recovery(Recovery)
 
 
+@register_recovery
 class Finetune(Recovery):
     """Masked training of the survivors on the labels, at a tenth of the original rate."""
 
     name, trains, lr_factor = "finetune", True, 0.1
 
-    def round(self, run: Run, epochs: int) -> list[str]:
+    def round(self, run: Any, epochs: int) -> list[str]:
         return [run.train_epochs(epochs, self)]
 
 
+@register_recovery
 class LRRewind(Finetune):
     """Fine-tuning at the original learning rate: with a constant rate, rewinding it is replaying it."""
 
     name, lr_factor = "lr-rewind", 1.0
 
 
+@register_recovery
 class Retrain(Finetune):
     """After each pruning, fresh Glorot weights under the mask (the lottery ticket's random control)."""
 
-    name, lr_factor = "retrain", 1.0
+    name, lr_factor, keeps_weights = "retrain", 1.0, False
 
-    def after_pruning(self, run: Run) -> list[str]:
+    def after_pruning(self, run: Any) -> list[str]:
         recover.reinitialize(run.model, run.recipe.seed + 1)
         return ["re-initialise"]
 
 
+@register_recovery
 class Rewind(Finetune):
     """After each pruning, the dense model's weights of epoch ``recipe.rewind_epoch`` under the mask."""
 
-    name, lr_factor = "rewind", 1.0
+    name, lr_factor, keeps_weights, needs_snapshot = "rewind", 1.0, False, True
 
-    def after_pruning(self, run: Run) -> list[str]:
-        if run.rewind_to is None:
-            raise ValueError(
-                "recovery 'rewind' needs the dense model's early weights: pass rewind_to (the "
-                "WeightSnapshot given to the dense fit, or a state dict)"
-            )
-        if isinstance(run.rewind_to, WeightSnapshot):
-            recover.rewind_weights(run.model, run.rewind_to, epoch=run.recipe.rewind_epoch)
-        else:
-            recover.rewind_weights(run.model, run.rewind_to)
+    def after_pruning(self, run: Any) -> list[str]:
+        recover.rewind_weights(run.model, run.rewind_to, epoch=run.recipe.rewind_epoch)  # a state dict: as is
         return [f"rewind to epoch {run.recipe.rewind_epoch}"]
 
 
+@register_recovery
 class Distill(Recovery):
     """Training on the dense model's outputs (KL, probabilities or logits), mixed with the labels by alpha."""
 
     name, trains, lr_factor, lr_schedule = "distill", True, 10.0, "cosine"
 
-    def round(self, run: Run, epochs: int) -> list[str]:
+    def round(self, run: Any, epochs: int) -> list[str]:
         r = run.recipe
         loss = recover.Distillation(
             run.teacher, output=r.distill_output, temperature=r.temperature, alpha=r.alpha,
@@ -111,12 +96,13 @@ class Distill(Recovery):
         return [run.train_epochs(epochs, self, loss=loss)]
 
 
+@register_recovery
 class Reconstruct(Recovery):
     """Least-squares refit of the survivors and biases to the dense outputs (``recover.reconstruct``)."""
 
-    name = "reconstruct"
+    name, closed_form = "reconstruct", True
 
-    def after_pruning(self, run: Run) -> list[str]:
+    def after_pruning(self, run: Any) -> list[str]:
         run.reconstruct()
         return ["reconstruct"]
 
@@ -127,70 +113,27 @@ class Then(Recovery):
     def __init__(self, first: Recovery, second: Recovery) -> None:
         self.first, self.second = first, second
         self.name = f"{first.name}+{second.name}"
-        self.trains = second.trains
+        self.trains, self.keeps_weights = second.trains, second.keeps_weights
         self.lr_factor, self.lr_schedule = second.lr_factor, second.lr_schedule
 
-    def after_pruning(self, run: Run) -> list[str]:
+    def after_pruning(self, run: Any) -> list[str]:
         return self.first.after_pruning(run) + self.second.after_pruning(run)
 
-    def round(self, run: Run, epochs: int) -> list[str]:
+    def round(self, run: Any, epochs: int) -> list[str]:
         return self.first.round(run, epochs) + self.second.round(run, epochs)
 
 
-RECOVERIES: dict[str, type[Recovery]] = {
-    part.name: part for part in (Recovery, Finetune, LRRewind, Retrain, Rewind, Distill, Reconstruct)
-}
-CLOSED_FORM = ("reconstruct",)
-
-
-def recovery_names() -> tuple[str, ...]:
-    """The names of ``RECOVERIES``."""
-    return tuple(RECOVERIES)
-
-
-def split_recovery(name: str) -> tuple[str | None, str | None]:
-    """``"reconstruct+finetune"`` -> ``("reconstruct", "finetune")``: the closed-form and the training part.
-
-    >>> split_recovery("distill"), split_recovery("reconstruct")
-    ((None, 'distill'), ('reconstruct', None))
-    """
-    parts = name.split("+")
-    closed = [p for p in parts if p in CLOSED_FORM]
-    training = [p for p in parts if p not in CLOSED_FORM and p != "none"]
-    if (
-        len(parts) > 2
-        or len(closed) > 1
-        or len(training) > 1
-        or (len(parts) == 2 and parts[0] not in CLOSED_FORM)
-        or "none" in parts
-        and len(parts) > 1
-    ):
-        raise ValueError(
-            f"recovery {name!r}: a composition is one closed form then one training recovery, "
-            "e.g. reconstruct+finetune"
-        )
-    return (closed[0] if closed else None), (training[0] if training else None)
-
-
 def make_recovery(name: str) -> Recovery:
-    """The part for a recovery name of ``RECOVERIES`` or a composition ``closed+training``."""
-    closed, training = split_recovery(name)
-    if closed and training:
-        return Then(RECOVERIES[closed](), RECOVERIES[training]())
-    return RECOVERIES[closed or training or "none"]()
+    """The part for a name of ``RECOVERIES`` or a composition ``closed+training`` (``Then``).
+
+    >>> make_recovery("reconstruct+finetune").name, make_recovery("distill").trains
+    ('reconstruct+finetune', True)
+    """
+    parts = [part() for part in recovery_parts(name)]
+    return Then(*parts) if len(parts) == 2 else parts[0]
 
 
 __all__ = [
-    "RECOVERIES",
-    "Distill",
-    "Finetune",
-    "LRRewind",
-    "Reconstruct",
-    "Recovery",
-    "Retrain",
-    "Rewind",
-    "Then",
+    "RECOVERIES", "Distill", "Finetune", "LRRewind", "Reconstruct", "Recovery", "Retrain", "Rewind", "Then",
     "make_recovery",
-    "recovery_names",
-    "split_recovery",
 ]

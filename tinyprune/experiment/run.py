@@ -1,9 +1,10 @@
-"""One run of the loop: the model, its teacher, the three splits, the budget, and what was measured so far.
+"""One pass of the loop: what the parts act on (``Run``) and what each box measured (``Step``).
 
-The schedule and recovery parts act on a ``Run`` (``run.prune_to``, ``run.reconstruct``,
-``run.train_epochs``); the loop reads its decisions from it (``run.dropped``, ``run.recovered_at``).
-Every decision reads the validation rows (held out of the training rows, stratified and seeded); the
-test split is measured at the same moments and only reported.
+The parts (``experiment.schedules``, ``experiment.recoveries``) act on the model through a ``Run``
+(``run.prune_to``, ``run.reconstruct``, ``run.train_epochs``). Every box that changes the model ends by
+``run.record(...)``, which measures it on the validation rows (they decide) and the test split (only
+reported) and appends one ``Step``; the report, the log, the JSON and the figures are all read from
+those steps, so they cannot disagree. ``Run.record`` is the only writer of what was measured.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tinyprune import metrics, prune, recover
 from tinyprune.data.batches import Dataset
-from tinyprune.experiment.report import Report, Round, layer_sparsity, pct, weight_sparsity
+from tinyprune.experiment.decide import Comparison, compare, within
 from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
 from tinyprune.random import rng
-from tinyprune.recipe import Recipe
-from tinyprune.train import evaluate, fit
+from tinyprune.train import predict
+
+if TYPE_CHECKING:
+    from tinyprune.experiment.recipe import Recipe
 
 SPLITS_HELP = (
     "data must be tinyprune.data.load(...)'s Splits, a (train, test) pair or a (train, val, test) "
@@ -32,13 +35,13 @@ SPLITS_HELP = (
 )
 
 
-def three_splits(data: Any, validation: float, seed: int) -> tuple[Dataset, Dataset, Dataset, str]:
-    """``(train, val, test, name)``: ``val`` is given, or held out of ``train`` (stratified, seeded).
+def three_splits(data: Any, validation: float, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """``(train, val, test)``: ``val`` is given, or held out of ``train`` (stratified, seeded).
 
     With ``Splits`` or ``(train, test)``, a ``validation`` fraction of the training rows becomes the
-    validation split (``Dataset.split``), so the test split never decides anything.
+    validation split (``Dataset.split``), so the test split never decides anything. Hold them out
+    *before* training the dense model, or it will have seen them.
     """
-    name = str(getattr(data, "name", ""))
     if hasattr(data, "train") and hasattr(data, "test"):
         parts: tuple[Any, ...] = (data.train, getattr(data, "val", None), data.test)
     elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
@@ -50,82 +53,108 @@ def three_splits(data: Any, validation: float, seed: int) -> tuple[Dataset, Data
     train, val, test = parts
     if val is None:
         train, val = train.split(1 - validation, seed=seed)
-    return train, val, test, name
+    return train, val, test
 
 
-@dataclass
+@dataclass(frozen=True)
+class Step:
+    """One measured moment of the flowchart: what had just been done, and the accuracies after it.
+
+    ``kind`` is ``"dense"``, ``"pruned"`` (the mask reached its target: the *dense* weights under the
+    final mask, before any weight moved back), ``"closed form"`` (a closed-form update of the survivors),
+    ``"epoch"`` (an epoch of recovery training) or ``"final"``. ``sparsity`` counts pruned weights over
+    all weight matrices (biases excluded). ``versus_dense`` compares the validation rows with the dense
+    model's answers on them (``experiment.decide``).
+    """
+
+    kind: str
+    action: str
+    sparsity: float
+    epochs: int
+    val_accuracy: float
+    test_accuracy: float
+    versus_dense: Comparison | None
+
+
+def weight_sparsity(model: MLP) -> float:
+    """The fraction of pruned weights (mask ``False``) over all weight matrices (biases excluded)."""
+    pruned = sum(0 if layer.W.mask is None else int(np.count_nonzero(~layer.W.mask))
+                 for layer in model.layers)
+    return pruned / sum(layer.W.data.size for layer in model.layers)
+
+
+def masked_copy(dense: MLP, pruned: MLP) -> MLP:
+    """The dense weights under the pruned model's masks: ``W_dense ⊙ M`` (and the biases' masks)."""
+    probe = copy.deepcopy(dense)
+    for mine, theirs in zip(probe.parameters(), pruned.parameters()):
+        if theirs.mask is not None:
+            mine.mask = theirs.mask.copy()
+            mine.data *= mine.mask
+    return probe
+
+
 class Run:
-    """The state of one pass through the flowchart (see ``experiment.loop``)."""
+    """The context of one pass: the model, its teacher (the dense model), the splits, the budget, and the
+    ``steps`` measured so far. Built once by ``prune_and_recover``; the parts act through its methods."""
 
-    model: MLP
-    recipe: Recipe
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    dataset: str = ""
-    rewind_to: Any = None
-    say: Callable[[str], None] = print
-    progress: Any = False
-    teacher: MLP = field(init=False)
-    target: float | dict[str, float] = field(init=False)
-    calibration: tuple[np.ndarray, np.ndarray] = field(init=False)
-    optimizer: Optimizer | None = None
-    callbacks: list[Any] = field(default_factory=list)
-    epochs_done: int = 0
-    mask_changed: bool = False
-    at_target: bool = False
-    dropped: bool = True
-    recovered: bool = False
-    closed_form_seconds: float = 0.0
-    rounds: list[Round] = field(default_factory=list)
-    val_per_epoch: list[float] = field(default_factory=list)
-    measured: dict[str, float] = field(default_factory=dict)
-    movement: Any = None
-
-    def __post_init__(self) -> None:
+    def __init__(self, model: MLP, recipe: Recipe, splits: tuple[Dataset, Dataset, Dataset], *,
+                 rewind_to: Any = None, say: Callable[[str], None] | None = None,
+                 progress: Any = False) -> None:
         self.started = time.perf_counter()
-        self.teacher = copy.deepcopy(self.model)
-        rows = np.sort(
-            rng(self.recipe.seed).choice(
-                len(self.train), min(self.recipe.calibration, len(self.train)), replace=False
-            )
-        )
+        self.model, self.recipe, self.rewind_to, self.progress = model, recipe, rewind_to, progress
+        self.train, self.val, self.test = splits
+        self.say = say or (lambda text: None)
+        self.teacher = copy.deepcopy(model)
+        rows = np.sort(rng(recipe.seed).choice(len(self.train), min(recipe.calibration, len(self.train)),
+                                               replace=False))
         self.calibration = (self.train.X[rows], self.train.y[rows])
-        self.steps_per_epoch = math.ceil(len(self.train) / self.recipe.batch_size)
-        self.budget_steps = self.recipe.epochs * self.steps_per_epoch
+        self.steps_per_epoch = math.ceil(len(self.train) / recipe.batch_size)
+        self.budget_steps = recipe.epochs * self.steps_per_epoch
         self.target = self._target()
-        self.dense_summary = metrics.summary(self.model).to_dict()
-        self.dense_sparsity = (weight_sparsity(self.model), layer_sparsity(self.model))
-        self.measure("dense")
-        self.say(
-            f"dense: validation accuracy {pct(self.measured['dense_val'])} ({len(self.val):,} rows held "
-            f"out of the training set)"
-        )
+        self.optimizer: Optimizer | None = None
+        self.callbacks: list[Any] = []
+        self.epochs_done, self.mask_changed, self.closed_form_seconds = 0, False, 0.0
+        self.steps: list[Step] = []
+        self.dense_summary = metrics.summary(model).to_dict()
+        self._dense_correct = self._correct(self.model, self.val)
+        self.record("dense", "the trained dense model")
 
-    # ------------------------------------------------------------------ measuring and deciding
-    def accuracy(self, split: str = "val") -> float:
-        """The model's accuracy on ``"val"`` (decides) or ``"test"`` (reported)."""
-        return evaluate(self.model, self.val if split == "val" else self.test)["accuracy"]
+    # ------------------------------------------------------------------ measuring
+    def seconds(self) -> float:
+        """Wall time since the run began."""
+        return time.perf_counter() - self.started
 
-    def measure(self, moment: str) -> None:
-        """Record the validation and test accuracy at a ``moment`` (dense, pruned, final)."""
-        self.measured[f"{moment}_val"] = self.accuracy("val")
-        self.measured[f"{moment}_test"] = self.accuracy("test")
+    @staticmethod
+    def _correct(model: MLP, split: Dataset) -> np.ndarray:
+        return predict(model, split.X) == split.y
+
+    def record(self, kind: str, action: str, model: MLP | None = None) -> Step:
+        """Measure ``model`` (default: the run's) on validation and test, append the ``Step`` and say it."""
+        model = model or self.model
+        correct = self._correct(model, self.val)
+        versus = None if kind == "dense" else compare(self._dense_correct, correct)
+        step = Step(kind, action, weight_sparsity(self.model), self.epochs_done, float(correct.mean()),
+                    float(self._correct(model, self.test).mean()), versus)
+        self.steps.append(step)
+        self.say(describe_step(step, len(self.val)))
+        return step
 
     def reached_target(self) -> None:
-        """C: the mask reached its target; did the validation accuracy drop beyond the tolerance?"""
-        self.at_target = True
-        self.measure("pruned")
-        self.dropped = self.measured["pruned_val"] < self.measured["dense_val"] - self.recipe.tolerance
-        self.recovered = not self.dropped
-        self.say(
-            f"pruned to {pct(weight_sparsity(self.model))}: validation accuracy "
-            f"{pct(self.measured['pruned_val'])}" + ("" if self.dropped else ", no drop beyond tolerance")
-        )
+        """The mask reached its target: record the dense weights under it (before any weight moves back)."""
+        self.record("pruned", f"the dense weights under the mask ({weight_sparsity(self.model):.2%} of the "
+                              "weights pruned), before any weight moves back",
+                    model=masked_copy(self.teacher, self.model))
 
-    def recovered_at(self, accuracy: float) -> bool:
-        """F: at the target and within the tolerance of the dense validation accuracy."""
-        return self.at_target and accuracy >= self.measured["dense_val"] - self.recipe.tolerance
+    @property
+    def at_target(self) -> bool:
+        """Whether the mask has reached its target (a ``"pruned"`` step was recorded)."""
+        return any(step.kind == "pruned" for step in self.steps)
+
+    def within_tolerance(self, kind: str | None = None) -> bool:
+        """C and F: the last step (of ``kind``, if given) is within ``recipe.tolerance`` of the dense model,
+        shown by the paired test of ``experiment.decide``."""
+        last = [step for step in self.steps if kind is None or step.kind == kind][-1]
+        return last.versus_dense is not None and within(last.versus_dense, self.recipe.tolerance)
 
     # ------------------------------------------------------------------ acting
     def _target(self) -> float | dict[str, float]:
@@ -143,24 +172,21 @@ class Run:
         sizes = {name: p.data.size for name, p in self.model.named_parameters() if name in self.target}
         return sum(self.target[name] * size for name, size in sizes.items()) / sum(sizes.values())
 
-    def prune_options(self, criterion: str) -> dict[str, Any]:
+    def prune_options(self, criterion: str, scores: Any = None) -> dict[str, Any]:
         """The keyword arguments of ``prune.prune`` that the recipe implies for ``criterion``."""
         r = self.recipe
-        options: dict[str, Any] = {
-            "criterion": criterion,
-            "scope": r.scope,
-            "structure": r.structure,
-            "seed": r.seed,
-        }
-        if criterion == "movement" and self.movement is not None:
-            options["scores"] = self.movement          # accumulated during this run's own training
-        elif criterion in prune.NEEDS_DATA:
+        part = prune.criterion_class(criterion, r.structure)      # what the criterion says it needs
+        options: dict[str, Any] = {"criterion": criterion, "scope": r.scope, "structure": r.structure,
+                                   "seed": r.seed}
+        if scores is not None:
+            options["scores"] = scores           # e.g. movement, accumulated during this run's training
+        elif "inputs" in part.needs:
             options["data"] = self.calibration
         if r.structure == "n:m":
             options["n"], options["m"] = r.n_m
         elif r.structure == "blocks":
             options["block"] = r.block
-        if criterion == "obs":
+        if "damping" in part.option_names():
             options["damping"] = r.damping
         return options
 
@@ -172,7 +198,7 @@ class Run:
         if isinstance(sparsity, dict):
             options["scope"] = "layer"
         prune.prune(self.model, sparsity, **options)
-        if criterion == "obs":
+        if prune.criterion_class(criterion, self.recipe.structure).moves_survivors:
             self.closed_form_seconds += time.perf_counter() - began
         self.mask_changed = True
 
@@ -182,86 +208,52 @@ class Run:
         recover.reconstruct(self.model, self.teacher, self.calibration[0], damping=self.recipe.damping)
         self.closed_form_seconds += time.perf_counter() - began
 
-    def train_epochs(self, epochs: int, part: Any, loss: Any = "cross_entropy") -> str:
-        """D for a training recovery: ``epochs`` epochs of ``fit`` with one optimizer for the whole budget."""
+    def learning_rate(self, part: Any) -> float:
+        """The recipe's ``lr``, or the part's own rate grown with the density (``density_scaled_lr``)."""
         r = self.recipe
-        lr = r.lr if r.lr is not None else recover.density_scaled_lr(
-            r.original_lr * part.lr_factor, self.target_sparsity(), r.lr_scaling
-        )
+        if r.lr is not None:
+            return r.lr
+        return recover.density_scaled_lr(r.original_lr * part.lr_factor, self.target_sparsity(), r.lr_scaling)
+
+    def train_epochs(self, epochs: int, part: Any, loss: Any = "cross_entropy") -> str:
+        """D for a training recovery: ``epochs`` epochs of ``recover.finetune`` (with the part's ``loss``),
+        one optimizer for the whole budget; each epoch is recorded as a ``Step``."""
+        r, lr = self.recipe, self.learning_rate(part)
         schedule = r.lr_schedule or part.lr_schedule
         if self.optimizer is None:
-            self.optimizer = recover.build_optimizer(
-                self.model, r.optimizer, lr=lr, schedule=schedule, total_steps=self.budget_steps
-            )
+            self.optimizer = recover.build_optimizer(self.model, r.optimizer, lr=lr, schedule=schedule,
+                                                     total_steps=self.budget_steps)
             if r.average is not None:  # average the weights over the end of the budget, mask fixed
                 self.callbacks.append(recover.WeightAverage(
                     r.average, start_step=round(r.average_start * self.budget_steps),
                     end_step=self.budget_steps, decay=r.ema_decay))
-        history = fit(
-            self.model,
-            self.train,
-            epochs=epochs,
-            batch_size=r.batch_size,
-            optimizer=self.optimizer,
-            loss=loss,
-            val=self.val,
-            seed=r.seed,
-            progress=self.progress,
-            callbacks=self.callbacks,
-            initial_epoch=self.epochs_done,
-        )
-        self.epochs_done += len(history)
-        self.val_per_epoch += [float(a) for a in history.val_accuracy]
-        return f"{part.name} ({type(self.optimizer).__name__}, lr {lr:g} {schedule})"
+        action = f"{part.name} ({type(self.optimizer).__name__}, lr {lr:g} {schedule})"
+        recover.finetune(self.model, self.train, epochs=epochs, optimizer=self.optimizer,
+                         batch_size=r.batch_size, seed=r.seed, progress=self.progress, loss=loss,
+                         initial_epoch=self.epochs_done,
+                         callbacks=[*self.callbacks, _RecordEpochs(self, action)])
+        return action
 
-    # ------------------------------------------------------------------ the record
-    def record_round(self, number: int, actions: list[str], began: float, accuracy: float,
-                     trained: bool) -> None:
-        """Keep one ``Round`` of D and F for the report, and say it."""
-        epochs = self.recipe.round_epochs if trained else 0
-        self.rounds.append(Round(number, ", ".join(actions) or "nothing", weight_sparsity(self.model), epochs,
-                                 time.perf_counter() - began, accuracy, self.recovered))
-        self.say(f"round {number}: {self.rounds[-1].action} -> validation accuracy {pct(accuracy)}")
 
-    def report(self) -> Report:
-        """The ``Report`` of everything measured."""
-        self.measure("final")
-        if "pruned_val" not in self.measured:  # a gradual schedule that never reached its end step
-            self.measured["pruned_val"], self.measured["pruned_test"] = (
-                self.measured["final_val"],
-                self.measured["final_test"],
-            )
-        table = metrics.summary(self.model)
-        info = table.to_dict()
-        m = self.measured
-        return Report(
-            recipe=self.recipe.to_dict(),
-            dense_accuracy=m["dense_test"],
-            pruned_accuracy=m["pruned_test"],
-            final_accuracy=m["final_test"],
-            dense_val_accuracy=m["dense_val"],
-            pruned_val_accuracy=m["pruned_val"],
-            final_val_accuracy=m["final_val"],
-            sparsity=weight_sparsity(self.model),
-            layer_sparsity=layer_sparsity(self.model),
-            dense_sparsity=self.dense_sparsity[0],
-            dense_layer_sparsity=self.dense_sparsity[1],
-            epochs_used=self.epochs_done,
-            seconds=time.perf_counter() - self.started,
-            dropped=self.dropped,
-            recovered=self.recovered,
-            rounds=self.rounds,
-            accuracy_per_epoch=self.val_per_epoch,
-            closed_form_seconds=self.closed_form_seconds,
-            dataset=self.dataset,
-            rows={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
-            params=table.total.params,
-            nonzeros=table.total.nonzeros,
-            flops_dense=table.total.flops_dense,
-            flops_effective=table.total.flops_effective,
-            compression=info["compression_ratio"],
-            speedup=info["speedup"],
-            dense_summary=self.dense_summary,
-            summary=info,
-        )
+class _RecordEpochs:
+    """A ``fit`` callback: every epoch of recovery training is one ``Step`` (after the weight average,
+    which runs before it in the callback list)."""
 
+    def __init__(self, run: Run, action: str) -> None:
+        self.run, self.action = run, action
+
+    def on_epoch_end(self, model: Any, optimizer: Any, epoch: int, logs: Any) -> None:
+        self.run.epochs_done = epoch
+        self.run.record("epoch", f"{self.action}, epoch {epoch}")
+
+
+def describe_step(step: Step, rows: int) -> str:
+    """One log line: what was done, the accuracies after it, and the paired difference from dense."""
+    head = f"{step.kind}: {step.action}"
+    accuracies = f"validation {step.val_accuracy:.2%}, test {step.test_accuracy:.2%}"
+    if step.versus_dense is None:
+        return f"{head}: {accuracies} ({rows:,} validation rows held out of the training set)"
+    return f"{head}: {accuracies}; validation vs dense {step.versus_dense}"
+
+
+__all__ = ["Run", "Step", "describe_step", "masked_copy", "three_splits", "weight_sparsity"]

@@ -33,30 +33,14 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinyprune import prune
-
-if TYPE_CHECKING:
-    from tinyprune.experiment.run import Run
-    from tinyprune.recipe import Recipe
+from tinyprune.experiment.parts import PRUNE_SCHEDULES, PruneSchedule, register_schedule
+from tinyprune.experiment.run import Run, weight_sparsity
 
 
-class PruneSchedule:
-    """When B happens: at the start, before some rounds, or during training."""
-
-    name = ""
-
-    def __init__(self, recipe: Recipe) -> None:
-        self.recipe = recipe
-
-    def start(self, run: Run) -> None:
-        """B at the start of the loop."""
-
-    def before_round(self, run: Run, number: int) -> None:
-        """B again before round ``number`` (1-based)."""
-
-
+@register_schedule
 class OneShot(PruneSchedule):
     """Prune to the target once."""
 
@@ -67,6 +51,7 @@ class OneShot(PruneSchedule):
         run.reached_target()
 
 
+@register_schedule
 class Iterative(PruneSchedule):
     """Prune to the next polynomial step before each of the first ``steps`` rounds."""
 
@@ -78,42 +63,54 @@ class Iterative(PruneSchedule):
             run.prune_to(steps[number - 1])
             if number == len(steps):
                 run.reached_target()
+            else:
+                run.record("pruning step", f"step {number} of {len(steps)}: {self.recipe.criterion} to "
+                                           f"{weight_sparsity(run.model):.2%} of the weights")
 
 
+@register_schedule
 class Gradual(PruneSchedule):
     """A head start at once, then pruning every few training steps along the polynomial."""
 
-    name = "gradual"
+    name, during_training = "gradual", True
 
     def start(self, run: Run) -> None:
         head, reached = self.head_start(run)
         if reached:
-            run.reached_target()
             return
         end_step, every = self.ramp(run)
+        movement = None
         if self.recipe.criterion == "movement":   # Sanh et al.: scores accumulated by the recovery itself
-            run.movement = prune.MovementScore()
-            run.callbacks.append(run.movement)    # before the pruning: each step's gradient counts first
-        run.callbacks.append(self.pruning(run, head, end_step, every))
+            movement = prune.MovementScore()
+            run.callbacks.append(movement)        # before the pruning: each step's gradient counts first
+        run.callbacks.append(self.pruning(run, head, end_step, every, movement))
         run.callbacks.append(_AtStep(end_step, run))
 
     def head_start(self, run: Run) -> tuple[float | dict[str, float], bool]:
         """Prune ``min(head_start, s)`` at once (``min(head_start, s_l)`` per layer) and reconstruct;
-        returns the sparsity reached and whether it is the target."""
+        returns the sparsity reached and whether it is the target. Nothing to prune: nothing moves."""
         r, target = self.recipe, run.target
         if isinstance(target, dict):
             head: float | dict[str, float] = {name: min(r.head_start, s) for name, s in target.items()}
             reached = all(head[name] >= s for name, s in target.items())
+            pruning = any(value > 0 for value in head.values())
         else:
             head, reached = min(r.head_start, target), r.head_start >= target
-        if r.head_start > 0:             # prune at once, then solve the survivors in closed form
+            pruning = head > 0
+        if pruning:                      # prune at once, then solve the survivors in closed form
             first = r.head_start_criterion
             if r.structure != "weights" and first == "obs":
                 first = r.criterion      # OBS removes single weights: neurons, blocks, n:m use their own
+            run.say(f"head start: pruning by {first} at once, then a least-squares solve of the survivors, "
+                    f"on {len(run.calibration[0]):,} calibration rows (closed form: no epochs) ...")
             run.prune_to(head, criterion=first)
+        if reached:
+            run.reached_target()
+        if pruning:
             run.reconstruct()
-            run.say(f"head start: {first} to {r.head_start:.1%} and reconstruction: "
-                    f"validation accuracy {run.accuracy('val'):.2%}")
+            update = " (its update) and" if first == "obs" else ""
+            run.record("closed form", f"head start: {first}{update} least-squares reconstruction of the "
+                                      "survivors")
         return head, reached
 
     def ramp(self, run: Run) -> tuple[int, int]:
@@ -121,18 +118,20 @@ class Gradual(PruneSchedule):
         r = self.recipe
         return max(1, round(r.ramp * run.budget_steps)), r.prune_every or max(1, run.steps_per_epoch // 20)
 
-    def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int) -> Any:
+    def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int,
+                movement: Any = None) -> Any:
         """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
         r = self.recipe
         within_obd = r.criterion == "obs" and r.obs_allocation == "obd"
         kind = _OBSWithinRanking if within_obd else prune.PolynomialPruning
         pruning = kind(run.target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
-                       power=r.power, **run.prune_options(r.criterion))
+                       power=r.power, **run.prune_options(r.criterion, scores=movement))
         if within_obd:
             pruning.ranking_options = run.prune_options("obd")
         return _ClosedFormTimed(pruning, run) if r.criterion == "obs" else pruning
 
 
+@register_schedule
 class RigL(Gradual):
     """``Gradual``, with RigL's drop-and-regrow every pruning interval of the ramp (the mask then fixed)."""
 
@@ -189,9 +188,5 @@ class _AtStep:
         if step == self.step:
             self.run.reached_target()
 
-
-PRUNE_SCHEDULES: dict[str, type[PruneSchedule]] = {
-    part.name: part for part in (OneShot, Iterative, Gradual, RigL)
-}
 
 __all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule", "RigL"]

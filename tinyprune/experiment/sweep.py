@@ -32,11 +32,11 @@ import numpy as np
 
 from tinyprune.errors import TinypruneError
 from tinyprune.experiment.loop import prune_and_recover
+from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.experiment.report import jsonable
 from tinyprune.experiment.run import three_splits
 from tinyprune.files import atomic_write, read_config
 from tinyprune.nn import MLP
-from tinyprune.recipe import DEFAULT, Recipe
 from tinyprune.train import evaluate, progress_bar
 
 
@@ -378,7 +378,7 @@ def sweep(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    base = (recipe or DEFAULT).with_changes(**changes)
+    base = (recipe or DEFAULT).replace(**changes)
     tasks = _grid(base, criteria, sparsities, recoveries, seeds)
     models = (
         {seed: model for seed in seeds}

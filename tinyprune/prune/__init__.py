@@ -1,6 +1,8 @@
 """Pruning: score weights or neurons, mask the least important, compact, schedule, sparsify, probe.
 
-``tp.prune.prune(model, sparsity, criterion, scope, structure, data)`` is the verb; ``magnitude``,
+``tp.prune.prune(model, sparsity, criterion, scope, structure, data)`` is the verb; ``criterion`` is a
+``Criterion`` object (``parts``: one class per criterion, found by name in one registry, and yours
+joins with ``register_criterion``) or its name; ``magnitude``,
 ``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m``, ``blocks``
 and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer mapping, which
 ``allocate`` chooses (uniform, ERK, LAMP, sensitivity). Modules, one concept each: ``criteria``
@@ -19,13 +21,10 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 [20, 4, 4, 3]
 """
 
-from tinyprune.prune import criteria, masks, movement, obs, select
+from tinyprune.prune import criteria, masks, movement, obs, parts, select
 from tinyprune.prune.allocate import METHODS, allocate, implied_sparsity
 from tinyprune.prune.compact import compact, compaction_report
 from tinyprune.prune.core import (
-    CRITERIA,
-    NEEDS_DATA,
-    NEURON_CRITERIA,
     SCOPES,
     STRUCTURES,
     blocks,
@@ -54,6 +53,36 @@ from tinyprune.prune.masks import (
 )
 from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.obs import obs_prune
+from tinyprune.prune.parts import (
+    CRITERIA,
+    FPGM,
+    NEEDS_DATA,
+    NEURON_CRITERIA,
+    OBD,
+    OBS,
+    Criterion,
+    Gradient,
+    Hybrid,
+    Lamp,
+    Magnitude,
+    MagnitudeActivation,
+    Movement,
+    NeuronActivation,
+    NeuronL1Out,
+    NeuronL2,
+    NeuronL2Out,
+    NeuronNorm,
+    NeuronOBD,
+    NeuronRandom,
+    NeuronTaylor,
+    Random,
+    Taylor,
+    criterion_class,
+    criterion_names,
+    make_criterion,
+    register_criterion,
+    unregister_criterion,
+)
 from tinyprune.prune.regrow import RigLRegrowth, regrow
 from tinyprune.prune.schedules import (
     IterativePruning,
@@ -69,6 +98,10 @@ from tinyprune.prune.sensitivity import SensitivityTable, sensitivity
 from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyReport, sparsify
 
 __all__ = [
+    "FPGM", "OBD", "OBS", "Criterion", "Gradient", "Hybrid", "Lamp", "Magnitude", "MagnitudeActivation",
+    "Movement", "NeuronActivation", "NeuronL1Out", "NeuronL2", "NeuronL2Out", "NeuronNorm", "NeuronOBD",
+    "NeuronRandom", "NeuronTaylor", "Random", "Taylor", "criterion_class", "criterion_names",
+    "make_criterion", "parts", "register_criterion", "unregister_criterion",
     "CRITERIA", "METHODS", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning",
     "L1Regularized", "MovementScore", "PolynomialPruning", "SensitivityTable", "SoftThreshold",
     "SparsifyReport", "allocate",

@@ -28,12 +28,12 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from tinyprune.checks import check_fraction
 from tinyprune.nn import MLP
 from tinyprune.prune import criteria, select
 from tinyprune.prune.core import Sparsity, check_sparsity, per_layer_sparsity, resolve_data
@@ -171,9 +171,7 @@ def allocate(model: MLP, sparsity: float, method: str = "uniform", data: Any = N
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown allocation method {method!r}; expected one of {METHODS}")
     sparsity = check_sparsity(sparsity)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not (
-            math.isfinite(budget) and 0 <= budget <= 1):
-        raise ValueError(f"budget must be an accuracy drop in [0, 1] (0.01 = one point), got {budget!r}")
+    check_fraction("budget", budget, include_one=True, meaning="an accuracy drop: 0.01 = one point")
     names = weight_names(model)
     sizes = np.array([layer.W.data.size for layer in model.layers], dtype=np.int64)
     total = round(sparsity * int(sizes.sum()))

@@ -1,6 +1,6 @@
 """The public verb: ``prune(model, sparsity, criterion, scope, structure, data)`` scores, selects, masks.
 
-    scores = criterion(model[, X, y])          # criteria.py: importance of every weight or neuron
+    scores = criterion.score(model[, X, y])    # parts.py: a Criterion object rates every weight or neuron
     masks  = select(scores, sparsity, scope)   # select.py: exactly round(s · n) pruned, in total
     apply_mask(parameter, mask)                # masks.py: mask <- mask AND old; pruned weights <- 0
 
@@ -30,30 +30,21 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from tinyprune.checks import check_choice, check_int, check_number, is_number
+from tinyprune.errors import ShapeError
 from tinyprune.nn import MLP
-from tinyprune.prune import criteria, obs, select
+from tinyprune.prune import select
 from tinyprune.prune.masks import apply_mask
+from tinyprune.prune.parts import Criterion, data_free_names, make_criterion
 from tinyprune.random import Seed
 
-CRITERIA = ("magnitude", "random", "gradient", "taylor", "hybrid", "obd", "lamp", "obs",
-            "magnitude_activation", "movement")
-NEURON_CRITERIA = ("l1", "l2", "l1_out", "l2_out", "activation", "taylor_activation", "random", "fpgm", "obd")
-NEURON_ALIASES = {"magnitude": "l2", "taylor": "taylor_activation"}
 STRUCTURES = ("weights", "neurons", "n:m", "blocks")
 SCOPES = ("layer", "global")
-NEEDS_DATA = {"gradient": "X, y", "taylor": "X, y", "hybrid": "X, y", "obd": "X, y",
-              "activation": "X", "taylor_activation": "X, y", "obs": "X", "magnitude_activation": "X",
-              "movement": "X, y (unless scores= is given)"}
-CRITERION_OPTIONS = {"gradient": ("loss", "batch_size"), "taylor": ("loss", "batch_size"),
-                     "hybrid": ("alpha", "loss", "batch_size"), "obd": ("hessian", "loss", "batch_size"),
-                     "activation": ("batch_size",), "taylor_activation": ("loss", "batch_size"),
-                     "obs": ("damping", "block_size", "max_samples"), "magnitude_activation": ("batch_size",),
-                     "movement": ("scores", "epochs", "lr", "batch_size", "loss")}
 SELECT_OPTIONS = {"weights": ("prune_biases", "exclude", "include_output"),
                   "n:m": ("n", "m", "exclude", "include_output"),
                   "neurons": ("exclude",),
@@ -61,12 +52,13 @@ SELECT_OPTIONS = {"weights": ("prune_biases", "exclude", "include_output"),
 
 Masks = dict[str, np.ndarray]
 Sparsity = float | Mapping[str, float]        # one total sparsity, or one per named layer
+CriterionLike = str | Criterion | type[Criterion]
 
 
 # ------------------------------------------------------------------ argument checks
 def check_sparsity(sparsity: Any, label: str = "sparsity") -> float:
     """``sparsity`` as a float in ``[0, 1)``, or ``ValueError`` saying so (NaN and bools rejected)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
+    if not is_number(sparsity):
         raise ValueError(f"{label} must be a number in [0, 1) (the fraction pruned), got {sparsity!r}")
     value = float(sparsity)
     if math.isnan(value) or not 0.0 <= value < 1.0:
@@ -90,13 +82,6 @@ def per_layer_sparsity(sparsity: Mapping[str, Any], names: Sequence[str], what: 
         raise ValueError(f"unknown {what}(s) {unknown} in the sparsity mapping; expected names from "
                          f"{list(names)} (a missing one is not pruned)")
     return [check_sparsity(sparsity.get(name, 0.0), f"the sparsity of {name!r}") for name in names]
-
-
-def _choice(label: str, value: Any, allowed: Iterable[str]) -> str:
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {label} {value!r}; expected one of {allowed}")
-    return value
 
 
 def resolve_data(data: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -167,55 +152,33 @@ def _apply(model: MLP, masks: Masks) -> Masks:
 
 
 # ------------------------------------------------------------------ scores
-def weight_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed: Seed = 0,
+def weight_scores(model: MLP, criterion: CriterionLike, X: Any = None, y: Any = None, seed: Seed = 0,
                   **options: Any) -> dict[str, np.ndarray]:
-    """``{param_name: score}`` of a weight criterion by name (see ``CRITERIA``)."""
-    _choice("criterion", criterion, CRITERIA)
-    if criterion == "magnitude":
-        return criteria.magnitude(model)
-    if criterion == "random":
-        return criteria.random(model, seed)
-    if criterion == "lamp":
-        return criteria.lamp(model)
-    if criterion == "movement":
-        return criteria.movement(model, X, y, seed=seed, **options)
-    if criterion == "obs":              # the ranking of OBS's first step (prune() runs the whole surgery)
-        return obs.saliency(model, X, seed=seed, **{k: v for k, v in options.items() if k != "block_size"})
-    function: Callable[..., dict[str, np.ndarray]] = getattr(criteria, criterion)
-    return function(model, X, y, **options)
+    """``{param_name: score}`` of a weight criterion (an object, or a name of ``CRITERIA`` and options)."""
+    return make_criterion(criterion, "weights", **options).score(model, X, y, seed=seed)
 
 
-def neuron_scores(model: MLP, criterion: str, X: Any = None, y: Any = None, seed: Seed = 0,
+def neuron_scores(model: MLP, criterion: CriterionLike, X: Any = None, y: Any = None, seed: Seed = 0,
                   **options: Any) -> dict[str, np.ndarray]:
-    """``{"layers.l": score per hidden neuron}`` of a neuron criterion by name (see ``NEURON_CRITERIA``)."""
-    criterion = NEURON_ALIASES.get(criterion, criterion)
-    _choice("neuron criterion", criterion, NEURON_CRITERIA)
-    if criterion == "random":
-        return criteria.neuron_random(model, seed)
-    if criterion == "activation":
-        return criteria.neuron_activation(model, X, **options)
-    if criterion == "taylor_activation":
-        return criteria.neuron_taylor(model, X, y, **options)
-    if criterion == "fpgm":
-        return criteria.neuron_fpgm(model)
-    if criterion == "obd":
-        return criteria.neuron_obd(model, X, y, **options)
-    return criteria.neuron_norm(model, order=int(criterion[1]), outgoing=criterion.endswith("_out"))
+    """``{"layers.l": score per hidden neuron}`` of a neuron criterion (an object, or a name of
+    ``NEURON_CRITERIA`` and its options)."""
+    return make_criterion(criterion, "neurons", **options).score(model, X, y, seed=seed)
 
 
 # ------------------------------------------------------------------ the verb
-def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", scope: str = "global",
-          structure: str = "weights", data: Any = None, seed: Seed = 0, **options: Any) -> Masks:
+def prune(model: MLP, sparsity: Sparsity | None, criterion: CriterionLike = "magnitude",
+          scope: str = "global", structure: str = "weights", data: Any = None, seed: Seed = 0,
+          **options: Any) -> Masks:
     """Prune ``model`` in place to a total ``sparsity`` and return ``{param_name: new mask}``.
 
     - ``sparsity``: a number in [0, 1), or a mapping ``{"layers.l.W": s_l}`` (``{"layers.l": s_l}`` for
       neurons): each named layer to its own sparsity, the rest to 0 (a name that cannot be pruned is
       refused). With a mapping the scope is per layer by definition and ``scope`` is not used.
-    - ``criterion``: for weights, blocks and n:m one of ``CRITERIA``; for neurons one of ``NEURON_CRITERIA``
-      (``"magnitude"`` means ``"l2"`` and ``"taylor"`` means ``"taylor_activation"`` there). ``"obs"``
-      (weights only) is Optimal Brain Surgeon (``prune.obs``): it also moves the surviving weights and
-      biases, and it counts per output unit (see ``obs_prune``); options ``damping=0.01``,
-      ``block_size=None``, ``max_samples=None``.
+    - ``criterion``: a ``Criterion`` object (``prune.Taylor(loss="squared_error")``, or one of your own),
+      or a registered name: for weights, blocks and n:m one of ``CRITERIA``, for neurons one of
+      ``NEURON_CRITERIA`` (``"magnitude"`` means ``"l2"`` and ``"taylor"`` means ``"taylor_activation"``
+      there). ``"obs"`` (weights only) is Optimal Brain Surgeon (``prune.obs``): it also moves the
+      surviving weights and biases, and it counts per output unit (see ``obs_prune``).
     - ``scope``: ``"global"`` (one threshold over all eligible entries) or ``"layer"`` (each parameter,
       or each hidden layer for neurons, to the same sparsity). Ignored by ``"n:m"``. For neurons the
       global comparison divides each layer's scores by the mean |score| of its living neurons
@@ -225,67 +188,71 @@ def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", s
       neurons), ``"blocks"`` (``block=(r, c)`` tiles of ``W``; ``sparsity`` is the fraction of *blocks*,
       see ``select.block_scores``), or ``"n:m"`` (``n`` of every ``m`` weights along the input dimension
       are kept; options ``n=2, m=4``; ``sparsity`` must be ``None`` or ``1 - n/m``).
-    - ``data``: calibration data ``(X, y)`` or a Dataset, for the criteria in ``NEEDS_DATA``.
-    - ``options``: ``prune_biases=False``, ``exclude=()`` (names like ``"layers.2"`` or
-      ``"layers.2.W"``), ``include_output=True``, ``block`` (blocks), and the criterion's own
-      (``alpha``, ``hessian``, ``loss``, ``batch_size``, ``damping``, ...; for ``"movement"``: ``scores``
-      accumulated by a ``MovementScore``, else ``epochs``, ``lr`` of its short accumulation on ``data``,
-      see ``criteria.movement``).
+    - ``data``: calibration data ``(X, y)``, a Dataset, or ``X`` alone, for the criteria whose ``needs``
+      name ``"inputs"`` (and ``"labels"``: then ``y`` too).
+    - ``options``: the selection's (``SELECT_OPTIONS``: ``prune_biases=False``, ``exclude=()`` with names
+      like ``"layers.2"`` or ``"layers.2.W"``, ``include_output=True``, ``block``, ``n``, ``m``) and,
+      with a criterion given by name, the criterion's own (``alpha``, ``hessian``, ``loss``, ``damping``,
+      ...: the arguments of its class, e.g. ``prune.Hybrid``).
 
     Exactly ``round(sparsity · n)`` eligible entries (neurons, blocks) end up pruned, in total or per
     layer (earlier pruning counts; if more are already pruned, nothing more is); OBS: per output unit.
-    Shapes: masks have their parameters' shapes, dtype bool.
+    Everything is checked before anything changes. Shapes: masks have their parameters' shapes, bool.
     """
-    _choice("structure", structure, STRUCTURES)
-    _choice("scope", scope, SCOPES)
-    if structure == "neurons":
-        _choice("neuron criterion", NEURON_ALIASES.get(criterion, criterion), NEURON_CRITERIA)
-        key = NEURON_ALIASES.get(criterion, criterion)
-    else:
-        key = _choice("criterion", criterion, CRITERIA)
-    allowed = SELECT_OPTIONS[structure] + CRITERION_OPTIONS.get(key, ())
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for structure={structure!r}, criterion={criterion!r}; "
-                         f"allowed: {sorted(allowed)}")
-    criterion_options = {k: v for k, v in options.items() if k in CRITERION_OPTIONS.get(key, ())}
-    select_options = {k: v for k, v in options.items() if k in SELECT_OPTIONS[structure]}
+    check_choice("structure", structure, STRUCTURES)
+    check_choice("scope", scope, SCOPES)
+    selecting = {key: value for key, value in options.items() if key in SELECT_OPTIONS[structure]}
+    part = make_criterion(criterion, structure, also_taken=SELECT_OPTIONS[structure],
+                          **{key: value for key, value in options.items() if key not in selecting})
+    if part.moves_survivors and structure != "weights":
+        raise ValueError(f"criterion {part.name!r} prunes single weights and moves the survivors: use "
+                         f"structure='weights', not {structure!r}")
     if not isinstance(model, MLP):
         raise TypeError(f"prune works on an MLP, got {type(model).__name__}")
-
-    if structure == "n:m":
-        n, m = select_options.pop("n", 2), select_options.pop("m", 4)
-        if isinstance(sparsity, Mapping):
-            raise ValueError(f"with structure='n:m' every layer has the sparsity 1 - n/m = {1 - n / m}; a "
-                             f"per-layer mapping does not apply (exclude layers instead)")
-        if sparsity is not None and (not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool)
-                                     or not math.isclose(float(sparsity), 1 - n / m)):
-            raise ValueError(f"with structure='n:m' the sparsity is 1 - n/m = {1 - n / m}; pass "
-                             f"sparsity=None (or that value), got {sparsity!r}")
-    elif not isinstance(sparsity, Mapping):
-        sparsity = check_sparsity(sparsity)
-    if key == "obs" and structure != "weights":
-        raise ValueError(f"criterion 'obs' prunes single weights: use structure='weights', not {structure!r}")
-
-    X, y = resolve_data(data)
-    needs_data = key in NEEDS_DATA and not (key == "movement" and options.get("scores") is not None)
-    if needs_data and (X is None or (NEEDS_DATA[key].startswith("X, y") and y is None)):
-        raise ValueError(f"criterion {criterion!r} needs calibration data ({NEEDS_DATA[key]}): pass "
-                         f"data=(X, y) or a Dataset; criteria without data: magnitude, random, lamp, "
-                         f"l1, l2, l1_out, l2_out, fpgm")
-
+    target = _check_target(sparsity, structure, selecting)
+    X, y = _calibration(part, data)
     if structure == "neurons":
-        return _prune_neurons(model, sparsity, key, scope, X, y, seed, criterion_options, **select_options)
-    if key == "obs":
-        return _prune_obs(model, sparsity, scope, X, seed, criterion_options, **select_options)
-    block = select_options.pop("block", None)
+        return _prune_neurons(model, target, part, scope, X, y, seed, **selecting)
+    if part.moves_survivors:
+        return _prune_by_surgery(model, target, part, scope, X, seed, **selecting)
+    return _prune_weights(model, target, part, scope, structure, (X, y), seed, selecting)
+
+
+def _check_target(sparsity: Any, structure: str, selecting: dict[str, Any]) -> Sparsity | None:
+    """The sparsity checked for ``structure``: n:m fixes it at ``1 - n/m``; a mapping is checked later,
+    against the names of the layers that may be pruned."""
+    if structure != "n:m":
+        return sparsity if isinstance(sparsity, Mapping) else check_sparsity(sparsity)
+    n, m = check_int("n", selecting.get("n", 2), 1), check_int("m", selecting.get("m", 4), 1)
+    if isinstance(sparsity, Mapping):
+        raise ValueError(f"with structure='n:m' every layer has the sparsity 1 - n/m = {1 - n / m}; a "
+                         f"per-layer mapping does not apply (exclude layers instead)")
+    if sparsity is not None and not (is_number(sparsity) and math.isclose(float(sparsity), 1 - n / m)):
+        raise ValueError(f"with structure='n:m' the sparsity is 1 - n/m = {1 - n / m}; pass "
+                         f"sparsity=None (or that value), got {sparsity!r}")
+    return None
+
+
+def _calibration(part: Criterion, data: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``data`` as ``(X, y)``, refused if the criterion needs rows (or labels) that are not there."""
+    X, y = resolve_data(data)
+    if ("inputs" in part.needs and X is None) or ("labels" in part.needs and y is None):
+        wanted = "X, y" if "labels" in part.needs else "X"
+        raise ValueError(f"criterion {part.name!r} needs calibration data ({wanted}): pass data=(X, y) or "
+                         f"a Dataset; criteria without data: {', '.join(data_free_names())}")
+    return X, y
+
+
+def _prune_weights(model: MLP, sparsity: Sparsity | None, part: Criterion, scope: str, structure: str,
+                   data: tuple[Any, Any], seed: Seed, selecting: dict[str, Any]) -> Masks:
+    """Score every weight, select per ``structure`` (single weights, n:m groups, blocks), mask."""
+    n, m, block = selecting.pop("n", 2), selecting.pop("m", 4), selecting.pop("block", None)
     params = dict(model.named_parameters())
-    names = eligible(model, **select_options) if structure == "weights" else eligible(
-        model, prune_biases=False, **select_options)
+    names = eligible(model, **selecting)
     targets = per_layer_sparsity(sparsity, names) if isinstance(sparsity, Mapping) else sparsity
-    scores = weight_scores(model, key, X, y, seed, **criterion_options)
+    shapes = {name: params[name].shape for name in names}
+    chosen = _scores_of(part, part.score(model, *data, seed=seed), shapes)
     alive = [params[name].mask for name in names]
-    chosen = [scores[name] for name in names]
     if structure == "n:m":
         keep = [select.n_of_m(s, n, m, a) for s, a in zip(chosen, alive)]
     elif structure == "blocks":
@@ -295,6 +262,21 @@ def prune(model: MLP, sparsity: Sparsity | None, criterion: str = "magnitude", s
     masks = dict(zip(names, keep))
     _check_not_empty(masks)
     return _apply(model, masks)
+
+
+def _scores_of(part: Criterion, scores: Any, shapes: dict[str, tuple[int, ...]]) -> list[np.ndarray]:
+    """The scores of the names in ``shapes``, in order, each checked for its shape: a criterion written
+    outside the package may forget a name or score the wrong thing, and that should say so."""
+    missing = [name for name in shapes if not isinstance(scores, Mapping) or name not in scores]
+    if missing:
+        each = "hidden layer" if part.unit == "neurons" else "parameter"
+        raise ValueError(f"criterion {part.name!r} gave no scores for {missing}: score() must return "
+                         f"{{name: scores}} for every {each}")
+    chosen = [np.asarray(scores[name]) for name in shapes]
+    wrong = {name: score.shape for name, score in zip(shapes, chosen) if score.shape != tuple(shapes[name])}
+    if wrong:
+        raise ShapeError(f"criterion {part.name!r} scored {wrong}; expected the shapes {shapes}")
+    return chosen
 
 
 def _select(scores: list[np.ndarray], targets: float | list[float], scope: str,
@@ -315,14 +297,14 @@ def _select_blocks(scores: list[np.ndarray], targets: float | list[float], scope
             for kept, score, mask in zip(keep, scores, alive)]
 
 
-def _prune_obs(model: MLP, sparsity: Sparsity, scope: str, X: np.ndarray, seed: Seed,
-               options: dict[str, Any], prune_biases: bool = False, exclude: Any = None,
-               include_output: bool = True) -> Masks:
-    """OBS to per-layer sparsities: the mapping's, the common one (layer scope), or those that one global
-    magnitude threshold gives (global scope, as the experiment's OBS head start has always done)."""
+def _prune_by_surgery(model: MLP, sparsity: Sparsity, part: Criterion, scope: str, X: np.ndarray, seed: Seed,
+                      prune_biases: bool = False, exclude: Any = None, include_output: bool = True) -> Masks:
+    """A criterion that moves the survivors (OBS) to per-layer sparsities: the mapping's, the common one
+    (layer scope), or those that one global magnitude threshold gives (global scope, as the experiment's
+    OBS head start has always done)."""
     if prune_biases:
-        raise ValueError("criterion 'obs' prunes weights only (it updates the biases): prune_biases=True "
-                         "is not supported")
+        raise ValueError(f"criterion {part.name!r} prunes weights only (it updates the biases): "
+                         f"prune_biases=True is not supported")
     names = eligible(model, False, exclude, include_output)
     indices = [int(name.split(".")[1]) for name in names]
     if isinstance(sparsity, Mapping):
@@ -339,7 +321,7 @@ def _prune_obs(model: MLP, sparsity: Sparsity, scope: str, X: np.ndarray, seed: 
             raise ValueError(f"OBS at sparsity {share:.4f} would leave layers.{index}.W with no weights "
                              f"at all (each unit keeps d - round(s · d) of its d = {d} inputs); lower the "
                              f"sparsity")
-    return obs.obs_prune(model, X, allocation, seed=seed, **options)
+    return part.prune_layers(model, X, allocation, seed)
 
 
 def hidden_alive(model: MLP) -> dict[str, np.ndarray]:
@@ -395,8 +377,9 @@ def _global_neurons(scores: list[np.ndarray], sparsity: float, alive: list[np.nd
     return select.smallest_k(normalised, k, alive)
 
 
-def _prune_neurons(model: MLP, sparsity: Sparsity, criterion: str, scope: str, X: Any, y: Any, seed: Seed,
-                   criterion_options: dict[str, Any], exclude: Any = None) -> Masks:
+def _prune_neurons(model: MLP, sparsity: Sparsity, part: Criterion, scope: str, X: Any, y: Any, seed: Seed,
+                   exclude: Any = None) -> Masks:
+    """Score the hidden neurons, select (per layer, or globally on normalised scores), mask whole units."""
     if len(model.layers) < 2:
         raise ValueError(f"structure='neurons' needs a hidden layer; {model} has none (input and output "
                          f"units are never pruned)")
@@ -405,9 +388,10 @@ def _prune_neurons(model: MLP, sparsity: Sparsity, criterion: str, scope: str, X
     if not layers:
         raise ValueError("no hidden layer is left to prune: every one was excluded")
     targets = per_layer_sparsity(sparsity, layers, "hidden layer") if isinstance(sparsity, Mapping) else None
-    scores = neuron_scores(model, criterion, X, y, seed, **criterion_options)
+    widths = {name: (model.sizes[int(name.split(".")[1]) + 1],) for name in layers}
+    chosen = _scores_of(part, part.score(model, X, y, seed=seed), widths)
     alive_now = hidden_alive(model)
-    chosen, alive = [scores[name] for name in layers], [alive_now[name] for name in layers]
+    alive = [alive_now[name] for name in layers]
     if targets is not None:
         keep = select.layerwise(chosen, targets, alive)
     elif scope == "global":
@@ -506,9 +490,7 @@ def threshold(model: MLP, tau: float | None = None, quality: float | None = None
     """
     if (tau is None) == (quality is None):
         raise ValueError("give exactly one of tau (an absolute threshold) or quality (τ = quality · std)")
-    value = tau if tau is not None else quality
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
-        raise ValueError(f"the threshold must be a finite number >= 0, got {value!r}")
+    check_number("the threshold", tau if tau is not None else quality, 0, None)
     params = dict(model.named_parameters())
     masks = {}
     for name in eligible(model, prune_biases, exclude, include_output):

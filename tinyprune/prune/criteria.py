@@ -4,7 +4,8 @@ Each criterion maps the model (and, where it needs it, calibration data ``X, y``
 ``{param_name: score array of the parameter's shape}`` for weights, ``{"layers.l": (d_{l+1},)}`` for the
 hidden neurons of layer ``l``. Low score = pruned first. Scores are computed for every parameter
 (biases too); ``select`` decides which ones may be pruned. Gradients and curvatures are of the *mean*
-loss over the calibration rows, accumulated in batches of ``batch_size`` rows.
+loss over the calibration rows, accumulated in batches of ``batch_size`` rows. These are the formulas;
+``parts.py`` makes each one a ``Criterion`` object (its name, what it needs, its options) for ``prune``.
 Derived in ``notebooks/05_pruning_criteria.ipynb`` (weights) and
 ``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons).
 
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune import backprop, losses
+from tinyprune.checks import check_choice, check_fraction, check_int, check_number
 from tinyprune.errors import ShapeError
 from tinyprune.nn import MLP
 from tinyprune.prune import movement as moving
@@ -39,6 +41,7 @@ from tinyprune.random import Seed, rng
 Scores = dict[str, np.ndarray]
 
 HESSIANS = ("lecun", "fisher", "layerwise")
+NORMALIZERS = ("lamp",)
 # Old names kept for one release (0.x): "gauss_newton" was this option's name before it was called by
 # what it is, LeCun's diagonal recursion (exact only at the logits; see ``hessian_diagonal``).
 HESSIAN_ALIASES = {"gauss_newton": "lecun"}
@@ -52,9 +55,7 @@ def _check_model(model: Any) -> MLP:
 
 
 def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+    return check_int("batch_size", batch_size, 1)
 
 
 def _check_data(model: MLP, X: Any, y: Any = None, need_y: bool = True) -> tuple[np.ndarray, Any]:
@@ -93,12 +94,24 @@ def _normalise(score: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------- weight criteria
-def magnitude(model: MLP) -> Scores:
-    """``s = |w|``: small weights matter least (Han et al. 2015, "Learning both weights and connections").
+def magnitude(model: MLP, p: float = 1, normalizer: str | None = None) -> Scores:
+    """``s = |w|^p``: small weights matter least (Han et al. 2015, "Learning both weights and connections").
 
-    The document's "connection strength" (section 3.2). Shapes: each score has its parameter's shape.
+    The document's "connection strength" (section 3.2). Any ``p > 0`` ranks the weights of one layer
+    alike; what ``p`` changes is how layers compare once a ``normalizer`` rescales each one:
+    ``"lamp"`` (``lamp_normalise``; with ``p = 2`` it is ``lamp``, as Torch-Pruning's LAMP normaliser).
+    Shapes: each score has its parameter's shape and dtype.
     """
-    return {name: np.abs(p.data) for name, p in _check_model(model).named_parameters()}
+    p = check_number("p", p, 0, None, low_open=True)
+    if normalizer is not None:
+        check_choice("normalizer", normalizer, NORMALIZERS)
+    scores = {}
+    for name, param in _check_model(model).named_parameters():
+        score = np.abs(param.data) if p == 1 else np.abs(param.data.astype(np.float64)) ** p
+        if normalizer == "lamp":
+            score = lamp_normalise(score)
+        scores[name] = score.astype(param.data.dtype, copy=False)
+    return scores
 
 
 def random(model: MLP, seed: Seed = 0) -> Scores:
@@ -161,9 +174,7 @@ def hybrid(model: MLP, X: np.ndarray, y: Any, alpha: float = 0.5, loss: str = "c
     exactly 1), so the two scales can be added and layers compared. ``alpha = 1`` is magnitude, ``0``
     is Taylor (each layer-normalised). Shapes: X (n, d_0), y (n,) -> scores of the parameters' shapes.
     """
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1] (1 = magnitude only, 0 = Taylor only), got {alpha}")
+    alpha = check_fraction("alpha", alpha, include_one=True, meaning="1 = magnitude only, 0 = Taylor only")
     first_order = taylor(model, X, y, loss, batch_size)
     return {name: alpha * _normalise(np.abs(p.data)) + (1 - alpha) * _normalise(first_order[name])
             for name, p in model.named_parameters()}
@@ -190,7 +201,7 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "l
     Shapes: X (n, d_0), y (n,) (not needed for ``"layerwise"``) -> arrays of the parameters' shapes.
     """
     model = _check_model(model)
-    hessian = _hessian_name(hessian)
+    hessian = hessian_name(hessian)
     X, y = _check_data(model, X, y, need_y=hessian != "layerwise")
     batch_size = _check_batch_size(batch_size)
     if hessian != "layerwise":
@@ -213,16 +224,14 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "l
     return {name: total / X.shape[0] for name, total in sums.items()}
 
 
-def _hessian_name(hessian: Any) -> str:
+def hessian_name(hessian: Any) -> str:
     """The canonical name of a ``hessian`` option (old names warn), or ``ValueError`` listing the choices."""
     if isinstance(hessian, str) and hessian in HESSIAN_ALIASES:
         new = HESSIAN_ALIASES[hessian]
         warnings.warn(f"hessian={hessian!r} is now called {new!r} (LeCun's diagonal recursion); the old "
                       f"name will be removed in the next release", DeprecationWarning, stacklevel=3)
         return new
-    if not isinstance(hessian, str) or hessian not in HESSIANS:
-        raise ValueError(f"unknown hessian {hessian!r}; expected one of {HESSIANS}")
-    return hessian
+    return check_choice("hessian", hessian, HESSIANS)
 
 
 def _lecun_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> list[np.ndarray]:
@@ -253,25 +262,34 @@ def obd(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "lecun", loss: 
             for name, p in model.named_parameters()}
 
 
+def lamp_normalise(score: np.ndarray) -> np.ndarray:
+    """``ŝ_u = s_u / Σ_{v >= u} s_v`` with one layer's scores sorted ascending: LAMP's normaliser.
+
+    Each score's share of what is left in its layer once the smaller ones are gone (Lee et al. 2021);
+    the largest gets 1. Ties are ordered by flat index. Shapes: any -> float64 of the same shape.
+
+    >>> lamp_normalise(np.array([1.0, 3.0, 2.0]))          # 1/6, 3/3, 2/5
+    array([0.16666667, 1.        , 0.4       ])
+    """
+    flat = np.asarray(score, dtype=np.float64).ravel()
+    order = np.argsort(flat, kind="stable")
+    ascending = flat[order]
+    tail = np.cumsum(ascending[::-1])[::-1]                      # Σ_{v >= u} s_v
+    ratio = np.divide(ascending, tail, out=np.zeros_like(tail), where=tail > 0)
+    normalised = np.empty_like(ratio)
+    normalised[order] = ratio
+    return normalised.reshape(np.shape(score))
+
+
 def lamp(model: MLP) -> Scores:
     """LAMP (Lee et al. 2021, "Layer-adaptive sparsity for the magnitude-based pruning"):
     ``s_u = w_u² / Σ_{v >= u} w_v²`` with a layer's weights sorted by magnitude, ascending.
 
     Each weight's share of the energy left in its layer once the smaller ones are gone: comparable
     across layers, so one global threshold gives every layer its own sparsity, and every layer keeps its
-    largest weight (score 1). Ties are ordered by flat index. Shapes: the parameters' shapes.
+    largest weight (score 1). ``magnitude(model, p=2, normalizer="lamp")``. Shapes: the parameters'.
     """
-    scores = {}
-    for name, p in _check_model(model).named_parameters():
-        squares = p.data.ravel().astype(np.float64) ** 2
-        order = np.argsort(squares, kind="stable")
-        sorted_squares = squares[order]
-        tail = np.cumsum(sorted_squares[::-1])[::-1]              # Σ_{v >= u} w_v²
-        ratio = np.divide(sorted_squares, tail, out=np.zeros_like(tail), where=tail > 0)
-        score = np.empty_like(ratio)
-        score[order] = ratio
-        scores[name] = score.reshape(p.shape).astype(p.data.dtype)
-    return scores
+    return magnitude(model, 2, "lamp")
 
 
 def magnitude_activation(model: MLP, X: np.ndarray, y: Any = None, batch_size: int = 1000) -> Scores:

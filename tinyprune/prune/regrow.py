@@ -29,16 +29,14 @@ from typing import Any
 import numpy as np
 
 from tinyprune import backprop, losses
+from tinyprune.checks import check_fraction, check_int
 from tinyprune.nn import MLP
 from tinyprune.prune import masks
 from tinyprune.random import rng
 
 
 def _check_fraction(fraction: Any) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
-            math.isfinite(fraction) and 0 <= fraction <= 1):
-        raise ValueError(f"the drop fraction must be a number in [0, 1], got {fraction!r}")
-    return float(fraction)
+    return check_fraction("the drop fraction", fraction, include_one=True)
 
 
 def regrow(model: MLP, fraction: float, X: np.ndarray, y: np.ndarray) -> dict[str, int]:
@@ -87,10 +85,7 @@ class RigLRegrowth:
             raise ValueError(f"data must be (X (n, d), y (n,)), got shapes {self.X.shape} and {self.y.shape}")
         for label, value in (("begin_step", begin_step), ("end_step", end_step), ("every", every),
                              ("batch", batch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if label in
-                                                                                  ("every", "batch") else 0):
-                raise ValueError(f"{label} must be an int >= {1 if label in ('every', 'batch') else 0}, "
-                                 f"got {value!r}")
+            check_int(label, value, 1 if label in ("every", "batch") else 0)
         if end_step < begin_step:
             raise ValueError(f"end_step ({end_step}) must be >= begin_step ({begin_step})")
         self.begin_step, self.end_step, self.every, self.batch = begin_step, end_step, every, batch

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tinyprune.checks import check_int, check_number
 from tinyprune.nn import MLP
 from tinyprune.prune.core import Masks, Sparsity, check_sparsity, prune
 
@@ -39,8 +40,7 @@ def one_shot(model: MLP, sparsity: Sparsity, **prune_options: Any) -> Masks:
 
 # ------------------------------------------------------------------ checks and per-layer curves
 def _check_power(power: Any) -> float:
-    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power < math.inf:
-        raise ValueError(f"power must be a finite number > 0 (1 linear, 3 cubic), got {power!r}")
+    check_number("power", power, 0, None, low_open=True, meaning="1 linear, 3 cubic")
     return power
 
 
@@ -75,9 +75,8 @@ def geometric_steps(target: Sparsity, rate: float = 0.2, start: Sparsity = 0.0) 
     >>> geometric_steps({"layers.0.W": 0.5, "layers.1.W": 0.2}, rate=0.3)
     [{'layers.0.W': 0.3, 'layers.1.W': 0.2}, {'layers.0.W': 0.5, 'layers.1.W': 0.2}]
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < float(rate) < 1.0:
-        raise ValueError(f"rate must lie in (0, 1) (the fraction of survivors pruned per round), "
-                         f"got {rate!r}")
+    check_number("rate", rate, 0, 1, low_open=True, high_open=True,
+                 meaning="the fraction of survivors pruned per round")
     if isinstance(target, Mapping):
         return _each_layer(target, start, lambda s, s0: geometric_steps(s, rate, s0))
     if isinstance(start, Mapping):
@@ -118,8 +117,7 @@ def polynomial_steps(target: Sparsity, steps: int, power: float = 3, initial: Sp
     >>> polynomial_steps({"layers.0.W": 0.8}, 2, power=1)
     [{'layers.0.W': 0.4}, {'layers.0.W': 0.8}]
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1 (the number of pruning steps), got {steps!r}")
+    check_int("steps", steps, 1)
     power = _check_power(power)
     if isinstance(target, Mapping):
         return _each_layer(target, initial, lambda s, s0: polynomial_steps(s, steps, power, s0))
@@ -146,11 +144,11 @@ class PolynomialPruning:
     """A ``fit`` callback: gradual pruning on the polynomial schedule (``power=3``: Zhu & Gupta's cubic).
 
     At ``on_step_end`` with ``begin_step <= step <= end_step`` and ``(step - begin_step) % every == 0``
-    (and once more at ``end_step``) it prunes to ``sparsity_at(step)`` with the given ``criterion``,
-    ``scope``, ``structure``, calibration ``data`` and options. ``final_sparsity`` may be a mapping
-    ``{"layers.l.W": s_l}`` (then ``initial_sparsity`` a number or a mapping too): each layer follows the
-    curve to its own target. The optimizer zeroes its state under the new masks at its next step.
-    ``history`` lists ``(step, sparsity)`` of every pruning.
+    (and once more at ``end_step``) it prunes to ``sparsity_at(step)`` by ``prune.prune`` with
+    ``prune_options`` (``criterion="magnitude"``, ``scope``, ``structure``, calibration ``data``, ``seed``,
+    ...). ``final_sparsity`` may be a mapping ``{"layers.l.W": s_l}`` (then ``initial_sparsity`` a number
+    or a mapping too): each layer follows the curve to its own target. The optimizer zeroes its state
+    under the new masks at its next step. ``history`` lists ``(step, sparsity)`` of every pruning.
 
     >>> from tinyprune.nn import MLP
     >>> model, callback = MLP([8, 8, 2], seed=0), PolynomialPruning(0.5, begin_step=0, end_step=4, every=2)
@@ -161,9 +159,7 @@ class PolynomialPruning:
     """
 
     def __init__(self, final_sparsity: Sparsity, begin_step: int, end_step: int, every: int = 100,
-                 initial_sparsity: Sparsity = 0.0, criterion: str = "magnitude", scope: str = "global",
-                 structure: str = "weights", data: Any = None, seed: int = 0, power: float = 3,
-                 **options: Any) -> None:
+                 initial_sparsity: Sparsity = 0.0, power: float = 3, **prune_options: Any) -> None:
         if isinstance(final_sparsity, Mapping):
             first = (_each_layer(final_sparsity, initial_sparsity, lambda s, s0: [s0]) or [{}])[0]
             self.final_sparsity: Sparsity = _layer_values(final_sparsity, "final_sparsity")
@@ -179,16 +175,13 @@ class PolynomialPruning:
             raise ValueError(f"initial_sparsity ({initial_sparsity}) must not exceed final_sparsity "
                              f"({final_sparsity}) in {bad}: masks only lose entries")
         for label, value in (("begin_step", begin_step), ("end_step", end_step)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{label} must be an int >= 0, got {value!r}")
+            check_int(label, value, 0)
         if end_step < begin_step:
             raise ValueError(f"end_step ({end_step}) must be >= begin_step ({begin_step})")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int (prune every Δt steps), got {every!r}")
+        check_int("every", every, 1)
         self.power = _check_power(power)
         self.begin_step, self.end_step, self.every = begin_step, end_step, every
-        self.prune_options = dict(criterion=criterion, scope=scope, structure=structure, data=data,
-                                  seed=seed, **options)
+        self.prune_options = prune_options
         self.history: list[tuple[int, Sparsity]] = []
 
     def sparsity_at(self, step: int) -> Sparsity:
@@ -227,8 +220,7 @@ class IterativePruning:
     def __init__(self, target: Sparsity, rate: float = 0.2, every_epochs: int = 1,
                  **prune_options: Any) -> None:
         self.sparsities = geometric_steps(target, rate)
-        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
-            raise ValueError(f"every_epochs must be a positive int, got {every_epochs!r}")
+        check_int("every_epochs", every_epochs, 1)
         self.every_epochs = every_epochs
         self.prune_options = prune_options
         self.history: list[tuple[int, Sparsity]] = []

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tinyprune.checks import is_int
+
 
 def _check_scores(score: np.ndarray, name: str = "scores") -> None:
     if np.isnan(score).any():
@@ -44,7 +46,7 @@ def smallest_k(scores: Sequence[np.ndarray], k: int,
     if len(alive) != len(scores):
         raise ValueError(f"got {len(scores)} score arrays but {len(alive)} masks")
     total = int(sum(s.size for s in scores))
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= total:
+    if not (is_int(k) and 0 <= k <= total):
         raise ValueError(f"k must be an int in 0..{total} (the number of eligible entries), got {k!r}")
     living = [s.size if m is None else int(np.count_nonzero(m)) for s, m in zip(scores, alive)]
     dead = total - sum(living)
@@ -164,8 +166,8 @@ def check_block(block: object) -> tuple[int, int]:
     if block is None:
         raise ValueError("structure='blocks' needs block=(r, c), the rows and columns of a block, "
                          "e.g. block=(4, 4)")
-    whole = (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in block) \
-        if isinstance(block, (tuple, list)) and len(block) == 2 else [False]
+    whole = (is_int(v) and v >= 1 for v in block) if isinstance(block, (tuple, list)) and len(block) == 2 \
+        else [False]
     if not all(whole):
         raise ValueError(f"block must be two ints >= 1 (rows, columns), got {block!r}")
     return int(block[0]), int(block[1])

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.checks import check_number
 from tinyprune.data.batches import Dataset
 from tinyprune.nn import MLP, Parameter
 from tinyprune.optim import SGD, Optimizer
@@ -44,9 +45,7 @@ METHODS = ("l1", "prox")
 
 
 def _check_lam(lam: Any) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
-        raise ValueError(f"lam (the L1 strength λ) must be a finite number >= 0, got {lam!r}")
-    return float(lam)
+    return check_number("lam", lam, 0, None, meaning="the L1 strength λ")
 
 
 def _weights(model: MLP, prune_biases: bool = False) -> list[Parameter]:
@@ -158,29 +157,28 @@ class SparsifyReport:
 
 def sparsify(model: MLP, train: Dataset | tuple[np.ndarray, np.ndarray], *, lam: float, epochs: int,
              method: str = "prox", tau: float = 1e-3, optimizer: Optimizer | None = None,
-             val: Any = None, batch_size: int = 128, seed: int = 0, prune_biases: bool = False,
-             progress: bool = False) -> SparsifyReport:
+             val: Any = None, prune_biases: bool = False, **fit_options: Any) -> SparsifyReport:
     """Train ``model`` (in place) with an L1 penalty ``λ ||W||_1``, then prune every ``|w| < tau``.
 
     ``method``: ``"l1"`` (subgradient, ``L1Regularized``) or ``"prox"`` (``SoftThreshold``).
     ``optimizer`` defaults to ``SGD(lr=0.05, momentum=0.9)`` on the model's parameters, whose plain
     step size makes the proximal threshold ``α λ₁`` meaningful; with this momentum the proximal route is
     not ISTA and is about 10x weaker than the subgradient at the same ``lam`` (module docstring). Pass
-    ``SGD(params, lr=..., momentum=0)`` to compare the two at one ``lam``. Returns a ``SparsifyReport``.
+    ``SGD(params, lr=..., momentum=0)`` to compare the two at one ``lam``. ``fit_options`` go to ``fit``
+    (``batch_size=128``, ``seed=0``, ``progress=False`` here). Returns a ``SparsifyReport``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     lam = _check_lam(lam)
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
-        raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
+    check_number("tau", tau, 0, None)
     optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9) if optimizer is None else optimizer
     callbacks: list[Any] = []
     if method == "l1":
         optimizer = L1Regularized(optimizer, lam, _weights(model, prune_biases))
     else:
         callbacks.append(SoftThreshold(lam, prune_biases))
-    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
-                  progress=progress, callbacks=callbacks)
+    history = fit(model, train, epochs=epochs, optimizer=optimizer, callbacks=callbacks,
+                  **{"progress": False, **fit_options})
     measure_on = train if val is None else val
     before = evaluate(model, measure_on)["accuracy"]
     threshold(model, tau=tau, prune_biases=prune_biases)

@@ -2,8 +2,10 @@
 the lottery ticket (iterative magnitude pruning with rewinding) and its controls (``lottery.py``).
 
 Every recovery keeps the masks: pruned weights stay exactly 0 (the optimizers are mask-aware and the
-closed-form solvers write only the surviving entries). Notebooks: ``notebooks/07_finetuning.ipynb`` and
-``notebooks/08_residual_and_reconstruction.ipynb``.
+closed-form solvers write only the surviving entries). Every training recovery is one call of
+``finetune`` (masked ``fit``); the loop that prunes, asks "recovered?" and recovers again is
+``tp.prune_and_recover`` (``experiment.loop``), whose recovery parts call these functions. Notebooks:
+``notebooks/07_finetuning.ipynb`` and ``notebooks/08_residual_and_reconstruction.ipynb``.
 """
 
 from tinyprune.recover.average import AVERAGES, WeightAverage
@@ -24,7 +26,6 @@ from tinyprune.recover.finetune import (
     finetune,
     lr_rewind,
     resolve_schedule,
-    train_until,
 )
 from tinyprune.recover.lottery import (
     LotteryRow,
@@ -44,5 +45,5 @@ __all__ = [
     "finetune", "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss",
     "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "obs_prune", "reconstruct",
     "reconstruct_layer", "reinitialize", "reinitialize_control", "resolve_schedule", "retrain", "rewind",
-    "rewind_weights", "shuffle_control", "shuffle_mask", "train_until",
+    "rewind_weights", "shuffle_control", "shuffle_mask",
 ]

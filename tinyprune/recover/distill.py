@@ -42,7 +42,6 @@ Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -51,9 +50,8 @@ from tinyprune import backprop, losses
 from tinyprune.autograd import Tensor
 from tinyprune.data.batches import Dataset
 from tinyprune.nn import MLP
-from tinyprune.optim import Optimizer
-from tinyprune.recover.finetune import build_optimizer
-from tinyprune.train import History, Progress, fit, predict
+from tinyprune.recover.finetune import finetune
+from tinyprune.train import History, predict
 
 OUTPUTS = ("logits", "probabilities", "kl")
 
@@ -297,22 +295,17 @@ def _dataset(data: Any, teacher: MLP, alpha: float) -> Dataset:
     return Dataset(X, predict(teacher, X))
 
 
-def distill(model: MLP, teacher: MLP, data: Any, *, epochs: int = 1, batch_size: int = 128,
-            optimizer: str | Optimizer = "adam", lr: float = 1e-3,
-            schedule: str | Callable[[int], float] | None = "constant", momentum: float = 0.9,
-            output: str = "logits", temperature: float = 1.0, alpha: float = 0.0, val: Any = None,
-            seed: int = 0, callbacks: Iterable[Any] = (), progress: Progress = False,
-            initial_epoch: int = 0) -> History:
+def distill(model: MLP, teacher: MLP, data: Any, *, output: str = "logits", temperature: float = 1.0,
+            alpha: float = 0.0, epochs: int = 1, lr: float = 1e-3, **training: Any) -> History:
     """Train the pruned ``model`` to reproduce the dense ``teacher``'s outputs, keeping every mask.
 
-    ``fit`` with the loss ``Distillation(teacher, output=, temperature=, alpha=)``: every step is the
+    ``finetune`` with the loss ``Distillation(teacher, output=, temperature=, alpha=)``: every step is the
     document's section 4.3, the residual ``Δy = ŷ_dense - ŷ_pruned`` on a batch, its loss's gradient
     back-propagated by hand, and an optimizer step ``w <- w - α Δw`` (mask-aware, so pruned weights stay
     exactly 0). ``data`` is a ``Dataset``, an ``(X, y)`` tuple, or just ``X`` (then the labels are the
     teacher's predictions, so ``accuracy`` in the history is the agreement with the teacher; ``alpha`` must
-    be 0). ``optimizer`` is ``"adam"``, ``"sgd"`` (with ``momentum``) or an ``Optimizer``; ``schedule`` is
-    ``"constant"``, ``"cosine"`` (to 0 over this call's steps) or a callable ``step -> lr``. Shuffling,
-    callbacks and progress are ``fit``'s.
+    be 0). ``training``: ``finetune``'s keywords (``optimizer``, ``batch_size``, ``val``, ``seed``,
+    ``progress``, and ``fit``'s ``callbacks``, ``initial_epoch``, e.g. to prune while distilling).
 
     Shapes: data X (n, d_0) -> a ``train.History`` (``loss`` is the distillation loss).
 
@@ -325,17 +318,7 @@ def distill(model: MLP, teacher: MLP, data: Any, *, epochs: int = 1, batch_size:
     (True, 20)
     """
     loss = Distillation(teacher, output=output, temperature=temperature, alpha=alpha)
-    train = _dataset(data, teacher, alpha)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    opt = build_optimizer(model, optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                          total_steps=epochs * math.ceil(len(train) / batch_size))
-    history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=opt, loss=loss, val=val,
-                  seed=seed, progress=progress, callbacks=list(callbacks), initial_epoch=initial_epoch)
-    model.zero_grad()
-    return history
+    return finetune(model, _dataset(data, teacher, alpha), epochs=epochs, lr=lr, loss=loss, **training)
 
 
 __all__ = ["OUTPUTS", "Distillation", "distill", "distillation_gradients", "distillation_loss",

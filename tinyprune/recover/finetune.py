@@ -1,16 +1,21 @@
-"""Fine-tuning a pruned network: masked training from its trained weights, and learning-rate rewinding.
+"""Fine-tuning a pruned network: masked training of the survivors from their trained weights.
 
 The document's first recovery (its sections 2.3 and 2.4): keep the pruned weights at 0 (the optimizers
-are mask-aware) and train the survivors again, ``w <- w - α ∂L/∂w`` on the labels. Two choices matter:
+are mask-aware) and train the survivors again, ``w <- w - α ∂L/∂w`` on the labels. The learning rate is
+the choice that matters:
 
-- **Fine-tuning** (Han et al. 2015) continues at a *small* learning rate: by default 1/10 of the
-  original (``lr = lr_fraction · original_lr``), constant, stopping early once the validation accuracy is
-  within ``tolerance`` of a target.
-- **Learning-rate rewinding** (Renda, Frankle & Carbin 2020) retrains with the *original* learning rate
-  and schedule, replaying its last ``epochs`` epochs; with the document's constant Adam(1e-3) that is
-  fine-tuning at 1e-3. Renda et al. found it recovers more than fine-tuning at a small rate.
+- **Fine-tuning** (Han et al. 2015) continues at a *small* rate: ``finetune``'s default ``lr`` is 1e-4,
+  a tenth of the document's Adam rate 1e-3.
+- **Learning-rate rewinding** (Renda, Frankle & Carbin 2020) retrains at the *original* rate and
+  schedule, replaying its last ``epochs`` epochs; with the document's constant Adam(1e-3) that is
+  ``lr_rewind``, fine-tuning at 1e-3. To replay a decaying schedule ``original`` (a callable
+  ``step -> lr`` of a dense training of T steps), pass an optimizer that starts where it ended:
+  ``Adam(model.parameters(), schedule=lambda t: original(T - steps + t))``.
 
-Derived and compared in ``notebooks/07_finetuning.ipynb``.
+``finetune`` is the one training step of every recovery: ``lr_rewind``, ``retrain``, ``rewind`` and
+``distill`` call it, and so do the experiment's training recoveries (``experiment.recoveries``, through
+``Run.train_epochs``). When to stop ("recovered?") is the loop's question, not the verb's:
+``tp.prune_and_recover`` with a ``Recipe``. Derived and compared in ``notebooks/07_finetuning.ipynb``.
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
@@ -27,18 +32,17 @@ Derived and compared in ``notebooks/07_finetuning.ipynb``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from tinyprune.nn import MLP
 from tinyprune.optim import SGD, Adam, Optimizer, cosine
-from tinyprune.train import History, evaluate, fit
+from tinyprune.train import History, fit
 
 #: Learning-rate schedules by name (``experiment.PRUNE_SCHEDULES`` says when the mask changes).
 LR_SCHEDULES = ("constant", "cosine")
 #: How a recovery's own learning rate follows the density left (``density_scaled_lr``).
 LR_SCALINGS = ("none", "sqrt-density")
-SCHEDULES = LR_SCHEDULES          # the 0.1 name, kept for one release
 Schedule = str | Callable[[int], float] | None
 
 
@@ -106,96 +110,37 @@ def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
     return lr * max(1.0, math.sqrt((1 - reference) / (1 - sparsity)))
 
 
-def _steps_per_epoch(train: Any, batch_size: int) -> int:
-    return math.ceil(len(train.X if hasattr(train, "X") else train[0]) / batch_size)
+def finetune(model: MLP, train: Any, *, epochs: int = 3, lr: float = 1e-4,
+             optimizer: str | Optimizer = "adam", batch_size: int = 128, val: Any = None, seed: int = 0,
+             progress: Any = False, **fit_options: Any) -> History:
+    """Train the surviving weights of a pruned ``model`` from where they are; the masks stay as they are.
 
+    ``optimizer``: ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov), new for this call, at the constant
+    rate ``lr``; or an ``Optimizer``, which goes on with its own rate, schedule and state (``lr`` is then
+    not used), e.g. ``build_optimizer(model, "adam", lr=1e-3, schedule="cosine", total_steps=T)``.
+    ``val``, ``seed`` (the shuffling), ``progress`` and ``fit_options`` are ``fit``'s: the experiment's
+    recoveries pass ``loss`` (a distillation), ``callbacks`` (gradual pruning, weight averaging) and
+    ``initial_epoch`` (the epochs already done) through them.
 
-def train_until(model: MLP, train: Any, *, epochs: int, optimizer: Optimizer, batch_size: int = 128,
-                target_accuracy: float | None = None, tolerance: float = 0.005, val: Any = None,
-                seed: int = 0, progress: Any = False, callbacks: Sequence[Any] = (),
-                loss: str = "cross_entropy", initial_epoch: int = 0) -> History:
-    """``fit`` for up to ``epochs`` epochs, stopping after the first epoch whose accuracy is within tolerance.
-
-    Stops once ``accuracy >= target_accuracy - tolerance`` (on ``val``, or on ``train`` without it). Without a
-    target it is one call of ``fit``. Epoch numbers continue from ``initial_epoch``, so the shuffling and the
-    global step count (what gradual-pruning callbacks read) are those of one uninterrupted run.
-    """
-    if target_accuracy is None:
-        return fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer, val=val,
-                   seed=seed, progress=progress, callbacks=callbacks, loss=loss, initial_epoch=initial_epoch)
-    history = History()
-    for epoch in range(initial_epoch, initial_epoch + epochs):
-        history = history + fit(model, train, epochs=1, batch_size=batch_size, optimizer=optimizer, val=val,
-                                seed=seed, progress=progress, callbacks=callbacks, loss=loss,
-                                initial_epoch=epoch)
-        accuracy = history.last["val_accuracy"] if val is not None else evaluate(model, train)["accuracy"]
-        if accuracy >= target_accuracy - tolerance:
-            break
-    return history
-
-
-def finetune(model: MLP, train: Any, *, epochs: int = 3, optimizer: str | Optimizer = "adam",
-             lr: float | None = None, original_lr: float = 1e-3, lr_fraction: float = 0.1,
-             schedule: Schedule = "constant", momentum: float = 0.9, batch_size: int = 128,
-             target_accuracy: float | None = None, tolerance: float = 0.005, val: Any = None, seed: int = 0,
-             progress: Any = False, callbacks: Sequence[Any] = (), loss: str = "cross_entropy",
-             initial_epoch: int = 0) -> History:
-    """Train the surviving weights of a pruned ``model`` from where they are; masks stay as they are.
-
-    ``lr`` defaults to ``lr_fraction · original_lr`` (1/10 of the original, Han et al. 2015);
-    ``schedule`` is ``"constant"``, ``"cosine"`` (to 0 over ``epochs``) or a callable ``step -> lr``.
-    With ``target_accuracy`` it stops after the first epoch with accuracy ``>= target - tolerance``
-    (on ``val`` if given, else on ``train``). ``callbacks`` are ``fit``'s (e.g. gradual pruning).
-
-    Shapes: ``train.X`` (n, d_0), ``train.y`` (n,) -> ``train.History`` (one record per epoch run).
+    Shapes: ``train.X`` (n, d_0), ``train.y`` (n,) -> ``train.History`` (one record per epoch).
     Example: the module's docstring.
     """
-    lr = lr_fraction * original_lr if lr is None else lr
-    opt = build_optimizer(model, optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                          total_steps=epochs * _steps_per_epoch(train, batch_size))
-    return train_until(model, train, epochs=epochs, optimizer=opt, batch_size=batch_size,
-                       target_accuracy=target_accuracy, tolerance=tolerance, val=val, seed=seed,
-                       progress=progress, callbacks=callbacks, loss=loss, initial_epoch=initial_epoch)
+    optimizer = build_optimizer(model, optimizer, lr=lr)
+    return fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer, val=val, seed=seed,
+               progress=progress, **fit_options)
 
 
-def lr_rewind(model: MLP, train: Any, *, epochs: int = 3, optimizer: str | Optimizer = "adam",
-              original_lr: float = 1e-3, original_schedule: Callable[[int], float] | None = None,
-              original_epochs: int | None = None, momentum: float = 0.9, batch_size: int = 128,
-              target_accuracy: float | None = None, tolerance: float = 0.005, val: Any = None, seed: int = 0,
-              progress: Any = False, callbacks: Sequence[Any] = (), loss: str = "cross_entropy") -> History:
-    """Learning-rate rewinding (Renda et al. 2020): retrain with the original schedule's last epochs.
+def lr_rewind(model: MLP, train: Any, *, epochs: int = 3, lr: float = 1e-3,
+              optimizer: str | Optimizer = "adam", batch_size: int = 128, val: Any = None, seed: int = 0,
+              progress: Any = False) -> History:
+    """Learning-rate rewinding (Renda et al. 2020): ``finetune`` at the original rate (default 1e-3).
 
-    With ``original_schedule`` (a callable ``step -> lr`` of the dense training, which ran
-    ``original_epochs`` epochs), step t of the retraining uses ``original_schedule(t0 + t)`` with
-    ``t0 = (original_epochs - epochs) · steps_per_epoch``. Without one, the original rate was constant and
-    the retraining runs at ``original_lr`` (the document's Adam at 1e-3). Masks stay as they are.
-
+    A decaying original schedule is replayed by an ``optimizer`` built on it (the module's docstring).
     Shapes and return value as ``finetune``.
     """
-    steps = _steps_per_epoch(train, batch_size)
-    schedule: Schedule = "constant"
-    if original_schedule is not None:
-        if original_epochs is None:
-            raise ValueError("original_schedule needs original_epochs "
-                             "(how many epochs the dense training ran)")
-        offset = max(original_epochs - epochs, 0) * steps
-        schedule = _Shifted(original_schedule, offset)
-    return finetune(model, train, epochs=epochs, optimizer=optimizer, lr=original_lr, schedule=schedule,
-                    momentum=momentum, batch_size=batch_size, target_accuracy=target_accuracy,
-                    tolerance=tolerance, val=val, seed=seed, progress=progress, callbacks=callbacks,
-                    loss=loss)
+    return finetune(model, train, epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, val=val,
+                    seed=seed, progress=progress)
 
 
-class _Shifted:
-    """``step -> schedule(offset + step)``: the original schedule, replayed from step ``offset``."""
-
-    def __init__(self, schedule: Callable[[int], float], offset: int) -> None:
-        self.schedule, self.offset = schedule, offset
-
-    def __call__(self, step: int) -> float:
-        return float(self.schedule(self.offset + step))
-
-
-__all__ = ["LR_SCALINGS", "LR_SCHEDULES", "SCHEDULES", "build_optimizer", "density_scaled_lr",
-           "finetune", "lr_rewind", "resolve_schedule",
-           "train_until"]
+__all__ = ["LR_SCALINGS", "LR_SCHEDULES", "build_optimizer", "density_scaled_lr", "finetune", "lr_rewind",
+           "resolve_schedule"]

@@ -18,6 +18,12 @@ Every level reports one ``LotteryRow``: its sparsity, the accuracy on validation
 training rows (what any decision would read; IMP itself decides nothing from accuracy) and the test
 accuracy, reported only. Derived in ``notebooks/07_finetuning.ipynb`` (rewinding).
 
+IMP uses the parts every recovery uses (``prune``, ``rewind_weights``, ``reinitialize``, ``finetune``), but
+not the loop ``tp.prune_and_recover``: that loop asks "recovered?" and stops, spreads its pruning along a
+polynomial and keeps one optimizer for its whole budget, while IMP measures a fixed ladder of levels, each
+trained from a fresh optimizer, and decides nothing. (A recipe with schedule ``"iterative"`` and recovery
+``"rewind"``, as ``tinyprune/recipes/lottery.toml``, is that loop's version of it.)
+
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
 >>> model = MLP([6, 4, 3], seed=0)
@@ -44,12 +50,13 @@ from tinyprune.nn import MLP
 from tinyprune.prune.core import prune
 from tinyprune.prune.masks import get_masks, set_masks
 from tinyprune.random import Seed, rng
-from tinyprune.recover.finetune import build_optimizer
+from tinyprune.recover.finetune import finetune
 from tinyprune.recover.retrain import reinitialize, rewind_weights
-from tinyprune.train import WeightSnapshot, evaluate, fit
+from tinyprune.train import WeightSnapshot, evaluate
 
 BRANCHES = ("imp", "shuffle", "reinit")
 Masks = dict[str, np.ndarray]
+Splits = tuple[Dataset, Dataset | None, Dataset]
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class LotteryRow:
 
 
 # ------------------------------------------------------------------ arguments
-def _splits(data: Any, val: Any, seed: int) -> tuple[Dataset, Dataset | None, Dataset]:
+def _splits(data: Any, val: Any, seed: int) -> Splits:
     """``(rows to train on, validation rows, test rows)`` from ``data`` and ``val``."""
     if hasattr(data, "train") and hasattr(data, "test"):
         train, test = data.train, data.test
@@ -145,12 +152,11 @@ def _weight_sparsity(model: MLP) -> tuple[float, int]:
     return 1 - alive / total, alive
 
 
-def _train_and_row(model: MLP, train: Dataset, val: Dataset | None, test: Dataset, *, level: int | None,
-                   branch: str, epochs: int, optimizer: str, lr: float, batch_size: int, seed: int,
-                   callbacks: Sequence[Any] = ()) -> LotteryRow:
-    """Train with a fresh optimizer, then measure: the row of one level of one branch."""
-    fit(model, train, epochs=epochs, batch_size=batch_size, seed=seed, progress=False, callbacks=callbacks,
-        optimizer=build_optimizer(model, optimizer, lr=lr))
+def _train_and_row(model: MLP, splits: Splits, *, level: int | None, branch: str, epochs: int,
+                   batch_size: int, seed: int, callbacks: Sequence[Any] = ()) -> LotteryRow:
+    """Train at the document's rate (Adam 1e-3, a fresh optimizer), then measure: one level of one branch."""
+    train, val, test = splits
+    finetune(model, train, epochs=epochs, lr=1e-3, batch_size=batch_size, seed=seed, callbacks=callbacks)
     sparsity, remaining = _weight_sparsity(model)
     return LotteryRow(level=level, branch=branch, sparsity=sparsity, remaining=remaining, epochs=epochs,
                       val_accuracy=None if val is None else evaluate(model, val)["accuracy"],
@@ -159,101 +165,100 @@ def _train_and_row(model: MLP, train: Dataset, val: Dataset | None, test: Datase
 
 # ------------------------------------------------------------------ the controls
 def shuffle_control(model: MLP, data: Any, weights: Mapping[str, np.ndarray], *, epochs: int,
-                    seed: int = 0, mask_seed: Seed = None, val: Any = 0.1, optimizer: str = "adam",
-                    lr: float = 1e-3, batch_size: int = 128, level: int | None = None) -> LotteryRow:
+                    seed: int = 0, mask_seed: Seed = None, val: Any = 0.1, batch_size: int = 128,
+                    level: int | None = None) -> LotteryRow:
     """The random-mask control of a pruned ``model``, in place: ``shuffle_mask`` (``mask_seed``, default
     ``seed``), then ``W <- weights ⊙ M'`` (``weights``: the rewind point, e.g. ``snapshot.at_epoch(0)``),
     then train ``epochs`` epochs; returns its ``LotteryRow``.
 
-    ``data``, ``val``, ``optimizer``, ``lr``, ``batch_size``, ``seed``: as in ``iterative_magnitude_pruning``.
+    ``data``, ``val``, ``batch_size``, ``seed``: as in ``iterative_magnitude_pruning``.
     """
     epochs = _positive("epochs", epochs)
-    train, val_rows, test = _splits(data, val, seed)
+    splits = _splits(data, val, seed)
     shuffle_mask(model, seed if mask_seed is None else mask_seed)
     rewind_weights(model, dict(weights))
-    return _train_and_row(model, train, val_rows, test, level=level, branch="shuffle", epochs=epochs,
-                          optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed)
+    return _train_and_row(model, splits, level=level, branch="shuffle", epochs=epochs, batch_size=batch_size,
+                          seed=seed)
 
 
 def reinitialize_control(model: MLP, data: Any, *, epochs: int, seed: int = 0, init_seed: Seed = None,
-                         val: Any = 0.1, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 128,
-                         level: int | None = None) -> LotteryRow:
+                         val: Any = 0.1, batch_size: int = 128, level: int | None = None) -> LotteryRow:
     """The re-initialisation control of a pruned ``model``, in place: the same mask, fresh Glorot-uniform
     weights and zero biases (``reinitialize``, ``init_seed``, default ``seed + 1``), then train ``epochs``
     epochs; returns its ``LotteryRow``.
 
-    ``data``, ``val``, ``optimizer``, ``lr``, ``batch_size``, ``seed``: as in ``iterative_magnitude_pruning``.
+    ``data``, ``val``, ``batch_size``, ``seed``: as in ``iterative_magnitude_pruning``.
     """
     epochs = _positive("epochs", epochs)
-    train, val_rows, test = _splits(data, val, seed)
+    splits = _splits(data, val, seed)
     reinitialize(model, seed + 1 if init_seed is None else init_seed)
-    return _train_and_row(model, train, val_rows, test, level=level, branch="reinit", epochs=epochs,
-                          optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed)
+    return _train_and_row(model, splits, level=level, branch="reinit", epochs=epochs, batch_size=batch_size,
+                          seed=seed)
+
+
+def _controls(model: MLP, splits: Splits, weights: Masks, controls: Sequence[str], level: int, *, epochs: int,
+              batch_size: int, seed: int) -> list[LotteryRow]:
+    """Each control on a copy of ``model`` at this level's mask (its seed drawn from ``(seed, level)``)."""
+    train, val, test = splits
+    training = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "val": val, "level": level}
+    rows = []
+    for control in controls:
+        trial, level_seed = copy.deepcopy(model), np.random.default_rng([seed, level])
+        if control == "shuffle":
+            rows.append(shuffle_control(trial, (train, test), weights, mask_seed=level_seed, **training))
+        else:
+            rows.append(reinitialize_control(trial, (train, test), init_seed=level_seed, **training))
+    return rows
 
 
 # ------------------------------------------------------------------ IMP
 def iterative_magnitude_pruning(model: MLP, data: Any, *, levels: int, rate: float = 0.2,
                                 epochs_per_level: int, rewind_to: int | str = 0, seed: int = 0,
-                                val: Any = 0.1, controls: Sequence[str] = (), optimizer: str = "adam",
-                                lr: float = 1e-3, batch_size: int = 128, scope: str = "global",
-                                include_output: bool = True) -> list[LotteryRow]:
+                                val: Any = 0.1, controls: Sequence[str] = (),
+                                batch_size: int = 128) -> list[LotteryRow]:
     """Iterative magnitude pruning with rewinding, in place on ``model`` (its current weights are ``W_0``);
     returns one ``LotteryRow`` per level (0 = dense, then ``1 .. levels``) and per branch.
 
     - ``data``: ``tinyprune.data.load(...)`` or ``(train, test)``; ``val``: a fraction of the training
       rows held out (stratified, drawn with ``seed``; default 0.1), a Dataset, or ``None``.
-    - each level prunes the smallest ``|w|`` (``scope`` ``"global"`` or ``"layer"``; biases kept; the
-      output layer too unless ``include_output=False``) to ``s_L = 1 - (1 - rate)^L`` exactly, rewinds
-      the survivors to ``rewind_to`` (an int or ``"Nep"``: after N epochs of level 0; ``"Nit"``: after N
-      steps; 0 = the initialisation) and trains ``epochs_per_level`` epochs with a fresh ``optimizer``
-      (``"adam"`` or ``"sgd"``, ``lr``), batches of ``batch_size`` shuffled by ``seed`` (the same order
-      at every level).
+    - each level prunes the globally smallest ``|w|`` (biases kept, the output layer included) to
+      ``s_L = 1 - (1 - rate)^L`` exactly, rewinds the survivors to ``rewind_to`` (an int or ``"Nep"``:
+      after N epochs of level 0; ``"Nit"``: after N steps; 0 = the initialisation) and trains
+      ``epochs_per_level`` epochs with a fresh Adam at 1e-3 (the document's), batches of ``batch_size``
+      shuffled by ``seed`` (the same order at every level).
     - ``controls``: any of ``"shuffle"`` and ``"reinit"``; at each level >= 1 a copy with that level's
       mask runs the control (``shuffle_control``, mask seed ``(seed, level)``; ``reinitialize_control``,
       init seed ``(seed, level)``) for the same epochs. The IMP branch goes on from its own weights.
 
     Nothing is decided from accuracy; the same arguments give bit-identical rows. The model ends as the
-    last level's trained ticket. A level that would leave a weight matrix empty (global scope, high
-    sparsity) stops the run with ``prune``'s ``ValueError``; lower ``levels`` or use ``scope="layer"``.
+    last level's trained ticket. A level that would leave a weight matrix empty (high sparsity) stops the
+    run with ``prune``'s ``ValueError``; lower ``levels``.
     """
     levels = _positive("levels", levels, minimum=0)
-    seed = _positive("seed", seed, minimum=0)
-    epochs_per_level = _positive("epochs_per_level", epochs_per_level)
+    training = {"epochs": _positive("epochs_per_level", epochs_per_level),
+                "batch_size": _positive("batch_size", batch_size), "seed": _positive("seed", seed, minimum=0)}
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
         raise ValueError(f"rate must be a fraction in (0, 1) of the surviving weights pruned per level, "
                          f"got {rate!r}")
-    unknown = [c for c in controls if c not in BRANCHES[1:]]
-    if isinstance(controls, str) or unknown:
+    if isinstance(controls, str) or any(c not in BRANCHES[1:] for c in controls):
         raise ValueError(f"controls must be a sequence of {BRANCHES[1:]}, got {controls!r}")
+    splits = _splits(data, val, seed)
     unit, point = rewind_point(rewind_to)
-    train, val_rows, test = _splits(data, val, seed)
-    steps = epochs_per_level * math.ceil(len(train) / _positive("batch_size", batch_size))
+    steps = epochs_per_level * math.ceil(len(splits[0]) / batch_size)
     if point > (epochs_per_level if unit == "epoch" else steps):
         raise ValueError(f"rewind_to={rewind_to!r} lies beyond level 0's training "
                          f"({epochs_per_level} epochs, {steps} steps)")
-    if not isinstance(model, MLP):
-        raise TypeError(f"iterative_magnitude_pruning works on an MLP, got {type(model).__name__}")
-    split = (train, test)
-    options = {"optimizer": optimizer, "lr": lr, "batch_size": batch_size, "seed": seed}
-
     snapshot = WeightSnapshot(epochs=[point] if unit == "epoch" else (),
                               steps=[point] if unit == "step" else ())
-    rows = [_train_and_row(model, train, val_rows, test, level=0, branch="imp", epochs=epochs_per_level,
-                           callbacks=[snapshot], **options)]
+    if not isinstance(model, MLP):
+        raise TypeError(f"iterative_magnitude_pruning works on an MLP, got {type(model).__name__}")
+    rows = [_train_and_row(model, splits, level=0, branch="imp", callbacks=[snapshot], **training)]
     weights = snapshot.at_epoch(point) if unit == "epoch" else snapshot.at_step(point)
     for level in range(1, levels + 1):
-        prune(model, 1 - (1 - rate) ** level, "magnitude", scope=scope, include_output=include_output)
-        for control in controls:
-            trial, level_seed = copy.deepcopy(model), np.random.default_rng([seed, level])
-            if control == "shuffle":
-                rows.append(shuffle_control(trial, split, weights, epochs=epochs_per_level,
-                                            mask_seed=level_seed, val=val_rows, level=level, **options))
-            else:
-                rows.append(reinitialize_control(trial, split, epochs=epochs_per_level, init_seed=level_seed,
-                                                 val=val_rows, level=level, **options))
+        prune(model, 1 - (1 - rate) ** level, "magnitude", scope="global")
+        rows += _controls(model, splits, weights, controls, level, **training)
         rewind_weights(model, weights)
-        rows.append(_train_and_row(model, train, val_rows, test, level=level, branch="imp",
-                                   epochs=epochs_per_level, **options))
+        rows.append(_train_and_row(model, splits, level=level, branch="imp", **training))
     return rows
 
 

@@ -9,7 +9,9 @@ The document's "retraining" (its section 2.3) throws the trained values away and
   2019, the lottery ticket) or after an early epoch or step (Frankle et al. 2020, "rewinding"), then
   train with the original schedule. ``train.WeightSnapshot`` records those weights during dense training.
 
-``W <- W_0 ⊙ M`` in both cases; masks are kept exactly. Derived in ``notebooks/07_finetuning.ipynb``.
+``W <- W_0 ⊙ M`` in both cases; masks are kept exactly. The training is ``finetune`` at the original rate
+(the document's Adam 1e-3); the experiment's ``retrain`` and ``rewind`` recoveries reset the weights by the
+same two functions (``reinitialize``, ``rewind_weights``). Derived in ``notebooks/07_finetuning.ipynb``.
 
 >>> import numpy as np
 >>> from tinyprune.nn import MLP
@@ -22,7 +24,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from tinyprune.nn import MLP
 from tinyprune.optim import Optimizer
 from tinyprune.prune import masks
 from tinyprune.random import Seed
-from tinyprune.recover.finetune import Schedule, _steps_per_epoch, build_optimizer, train_until
+from tinyprune.recover.finetune import finetune
 from tinyprune.train import History, WeightSnapshot
 
 
@@ -61,45 +62,31 @@ def rewind_weights(model: MLP, snapshot: dict[str, np.ndarray] | WeightSnapshot,
     masks.reapply(model)
 
 
-def _train(model: MLP, train: Any, epochs: int, optimizer: str | Optimizer, lr: float, schedule: Schedule,
-           momentum: float, batch_size: int, target_accuracy: float | None, tolerance: float, val: Any,
-           seed: int, progress: Any, callbacks: Sequence[Any]) -> History:
-    opt = build_optimizer(model, optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                          total_steps=epochs * _steps_per_epoch(train, batch_size))
-    return train_until(model, train, epochs=epochs, optimizer=opt, batch_size=batch_size,
-                       target_accuracy=target_accuracy, tolerance=tolerance, val=val, seed=seed,
-                       progress=progress, callbacks=callbacks)
+def retrain(model: MLP, train: Any, *, epochs: int = 3, lr: float = 1e-3, optimizer: str | Optimizer = "adam",
+            batch_size: int = 128, val: Any = None, seed: int = 0, progress: Any = False) -> History:
+    """Retrain from scratch under the mask: ``reinitialize`` (seed ``seed + 1``), then ``finetune`` at the
+    original rate ``lr``. Keywords as ``finetune``'s; shapes: ``train.X`` (n, d_0) -> ``train.History``.
 
-
-def retrain(model: MLP, train: Any, *, epochs: int = 3, optimizer: str | Optimizer = "adam", lr: float = 1e-3,
-            schedule: Schedule | Callable[[int], float] = "constant", momentum: float = 0.9,
-            batch_size: int = 128, target_accuracy: float | None = None, tolerance: float = 0.005,
-            val: Any = None, seed: int = 0, init_seed: Seed = None, progress: Any = False,
-            callbacks: Sequence[Any] = ()) -> History:
-    """Retrain from scratch under the mask: ``reinitialize`` (``init_seed``, default seed + 1), then train.
-
-    Trains at the original learning rate ``lr`` (default Adam 1e-3, the document's). Early stopping as in
-    ``finetune``. Shapes: ``train.X`` (n, d_0) -> ``train.History``.
+    For other initial weights: ``reinitialize(model, seed)``, then ``finetune(model, train, lr=1e-3)``.
     """
-    reinitialize(model, seed + 1 if init_seed is None else init_seed)
-    return _train(model, train, epochs, optimizer, lr, schedule, momentum, batch_size, target_accuracy,
-                  tolerance, val, seed, progress, callbacks)
+    reinitialize(model, seed + 1)
+    return finetune(model, train, epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, val=val,
+                    seed=seed, progress=progress)
 
 
-def rewind(model: MLP, train: Any, snapshot: dict[str, np.ndarray] | WeightSnapshot, *,
-           epoch: int | None = None, step: int | None = None, epochs: int = 3,
-           optimizer: str | Optimizer = "adam", lr: float = 1e-3,
-           schedule: Schedule | Callable[[int], float] = "constant", momentum: float = 0.9,
-           batch_size: int = 128, target_accuracy: float | None = None, tolerance: float = 0.005,
-           val: Any = None, seed: int = 0, progress: Any = False, callbacks: Sequence[Any] = ()) -> History:
-    """Weight rewinding: ``W <- W_rewind ⊙ M`` (``rewind_weights``), then train at the original rate ``lr``.
+def rewind(model: MLP, train: Any, weights: dict[str, np.ndarray] | WeightSnapshot, *, epochs: int = 3,
+           lr: float = 1e-3, optimizer: str | Optimizer = "adam", batch_size: int = 128, val: Any = None,
+           seed: int = 0, progress: Any = False) -> History:
+    """Weight rewinding: ``W <- W_rewind ⊙ M`` (``rewind_weights``), then ``finetune`` at the original rate.
 
-    ``snapshot`` holds the dense model's weights at initialisation or an early epoch (``train.WeightSnapshot``
-    passed to the dense ``fit``). Shapes: ``train.X`` (n, d_0) -> ``train.History``.
+    ``weights``: the dense model's early weights, a state dict such as ``snapshot.at_epoch(1)`` of the
+    ``train.WeightSnapshot`` passed to the dense ``fit`` (or the snapshot itself: its epoch 0, the
+    initialisation, as the lottery ticket). Keywords as ``finetune``'s; shapes: ``train.X`` (n, d_0) ->
+    ``train.History``.
     """
-    rewind_weights(model, snapshot, epoch=epoch, step=step)
-    return _train(model, train, epochs, optimizer, lr, schedule, momentum, batch_size, target_accuracy,
-                  tolerance, val, seed, progress, callbacks)
+    rewind_weights(model, weights)
+    return finetune(model, train, epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, val=val,
+                    seed=seed, progress=progress)
 
 
 __all__ = ["reinitialize", "retrain", "rewind", "rewind_weights"]

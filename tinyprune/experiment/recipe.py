@@ -38,7 +38,7 @@ value and what is expected. ``recipe.replace(**changes)`` makes a variant (check
 >>> recipe.replace(sparsity=1.5)
 Traceback (most recent call last):
 ...
-tinyprune.recipe.RecipeError: sparsity: expected a fraction in [0, 1), got 1.5
+tinyprune.experiment.recipe.RecipeError: sparsity: expected a fraction in [0, 1), got 1.5
 """
 
 from __future__ import annotations
@@ -47,16 +47,28 @@ import dataclasses
 import json
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tinyprune import prune
 from tinyprune.errors import TinypruneError
+from tinyprune.experiment.parts import (
+    PRUNE_SCHEDULES,
+    RECOVERIES,
+    closed_form_part,
+    did_you_mean,
+    recovery_parts,
+    training_part,
+)
 from tinyprune.files import read_config, shown
+from tinyprune.optim import OPTIMIZERS
+from tinyprune.recover.average import AVERAGES
+from tinyprune.recover.distill import OUTPUTS
+from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
 
-RECIPE_FOLDER = Path(__file__).parent / "recipes"
+RECIPE_FOLDER = Path(__file__).parent.parent / "recipes"
 #: The global rankings that can set the layer sparsities of each OBS step of the gradual schedule.
 OBS_ALLOCATIONS = ("magnitude", "obd")
 GROUPS = ("what", "when", "recovery", "budget", "optimizer", "run")
@@ -86,7 +98,7 @@ class Recipe:
         metavar="S|NAME=S,...",
     )
     criterion: str = _field(
-        "obd", "what", "importance criterion (tinyprune.prune.CRITERIA; for neurons NEURON_CRITERIA)"
+        "obd", "what", "importance criterion of a weight (of a neuron with structure neurons)"
     )
     scope: str = _field("global", "what", "one ranking over all layers (global) or each layer alone (layer)")
     structure: str = _field("weights", "what", "single weights, whole neurons, n:m groups or blocks")
@@ -224,28 +236,6 @@ class Recipe:
             )
         return dataclasses.replace(self, **changes)
 
-    def with_changes(self, **changes: Any) -> Recipe:
-        """``replace``, also accepting the keyword names of tinyprune 0.1 for one release (with a warning):
-        ``max_rounds``/``epochs_per_round`` (now ``epochs`` = their product, ``check_every``),
-        ``start_sparsity``/``start_criterion`` (``head_start``/``head_start_criterion``), ``prune_steps``
-        (``steps``).
-        """
-        renamed = {"start_sparsity": "head_start", "start_criterion": "head_start_criterion",
-                   "prune_steps": "steps"}
-        old = sorted(set(changes) & {*renamed, "max_rounds", "epochs_per_round"})
-        if not old:
-            return self.replace(**changes)
-        warnings.warn(f"{old} are tinyprune 0.1 names; use the Recipe fields (README: what changed in 0.2)",
-                      DeprecationWarning, stacklevel=3)
-        changes = {renamed.get(k, k): v for k, v in changes.items()}
-        if "max_rounds" in changes or "epochs_per_round" in changes:
-            per_round = changes.pop("epochs_per_round", self.round_epochs)
-            rounds = changes.pop("max_rounds", self.rounds)
-            changes.setdefault("check_every", per_round)
-            whole = _is_int(rounds) and _is_int(per_round)
-            changes.setdefault("epochs", rounds * per_round if whole else rounds)
-        return self.replace(**changes)
-
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain values (tuples as lists, ``None`` kept), in declaration order."""
         values = {}
@@ -281,16 +271,24 @@ class Recipe:
         TOML may leave out fields (they take the defaults) but not name unknown ones; TOML has no null,
         so an absent ``lr`` means "the recovery's own rate".
         """
+        return cls.from_dict(cls.read_values(name_or_path), source=str(name_or_path))
+
+    @staticmethod
+    def read_values(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The fields a named recipe or a recipe file sets, unchecked (``from_file`` checks them)."""
         path = Path(name_or_path)
         if path.suffix not in (".toml", ".json"):
             if str(name_or_path) not in recipe_names():       # a name, never a path: no "/", no ".."
                 raise RecipeError(
-                    f"no recipe named {shown(str(name_or_path))}: the named recipes are "
+                    f"no recipe named {shown(str(name_or_path))}"
+                    f"{did_you_mean(name_or_path, recipe_names())}: the named recipes are "
                     f"{', '.join(recipe_names())}, or give a .toml or .json file"
                 )
             path = RECIPE_FOLDER / f"{name_or_path}.toml"
         values = read_config(path, "recipe file", RecipeError)  # regular, bounded, shallow, no repeated keys
-        return cls.from_dict(values, source=str(path))
+        if not isinstance(values, Mapping):
+            raise RecipeError(f"{path}: expected a table of recipe fields, got {type(values).__name__}")
+        return dict(values)
 
     def to_file(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the recipe as TOML (``.toml``, with ``tomli_w``) or JSON (``.json``), atomically."""
@@ -308,16 +306,33 @@ class Recipe:
             raise RecipeError(f"a recipe file ends in .toml or .json, got {path.name!r}")
         return atomic_write(path, text, overwrite=overwrite)
 
-    def describe(self) -> str:
-        """One line per field: group, name, value and help."""
-        return "\n".join(
-            f"{f.metadata['group']:9} {f.name:20} {getattr(self, f.name)!r:12} {f.metadata['help']}"
-            for f in fields(self)
-        )
+    def describe(self, changes_only: bool = False) -> str:
+        """One line per field: group, name, value, and the default recipe's value where it differs
+        (``changes_only``: only those). Help texts: ``tinyprune run --help``.
 
-    def check_model(self, sizes: list[int]) -> None:
-        """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``."""
+        >>> print(Recipe.from_file("document").describe(changes_only=True).splitlines()[1])
+        what      criterion            'magnitude'     (default 'obd')
+        """
+        default = Recipe()
+        changed = [f for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+        shown = changed if changes_only else list(fields(self))
+        head = (f"{len(changed)} of {len(fields(self))} fields differ from the default recipe"
+                + ("" if changes_only else "; every field:"))
+        lines = [(f"{f.metadata['group']:9} {f.name:20} {getattr(self, f.name)!r:15}"
+                  + (f" (default {getattr(default, f.name)!r})" if f in changed else "")).rstrip()
+                 for f in shown]
+        return "\n".join([head, *lines])
+
+    def check_model(self, sizes: list[int], *, snapshot: bool = True) -> None:
+        """Refuse, before any training, what this recipe cannot do to an MLP of these ``sizes``;
+        ``snapshot``: whether the dense training's early weights are there for a recovery that rewinds."""
         _check_against_model(self, sizes)
+        if not snapshot and any(part.needs_snapshot for part in recovery_parts(self.recovery)):
+            raise RecipeError(
+                f"recovery {self.recovery!r} rewinds to the dense training's early weights: pass rewind_to "
+                "(the WeightSnapshot given to the dense fit, or a state dict), or on the command line "
+                "train the dense model in the run (leave out --dense)"
+            )
 
 
 def recipe_names() -> list[str]:
@@ -397,7 +412,8 @@ def _integer(recipe: Recipe, name: str, low: int, *, optional: bool = False) -> 
 def _choice(recipe: Recipe, name: str, allowed: Any, *, optional: bool = False) -> None:
     value = getattr(recipe, name)
     if not (value is None and optional) and value not in allowed:
-        raise _refuse(name, value, "one of " + ", ".join(map(str, allowed)))
+        raise RecipeError(f"{name}: expected one of {', '.join(map(str, allowed))}, got {shown(value)}"
+                          f"{did_you_mean(value, map(str, allowed))}")
 
 
 def _pair(recipe: Recipe, name: str) -> None:
@@ -419,84 +435,129 @@ def _check_sparsity(value: Any) -> None:
         raise _refuse("sparsity", value, "a fraction in [0, 1)")
 
 
-def _check_fields(recipe: Recipe) -> None:
-    """Each field alone: type, range, known name."""
-    from tinyprune import prune
-    from tinyprune.experiment.recoveries import recovery_names, split_recovery
-    from tinyprune.experiment.schedules import PRUNE_SCHEDULES
-    from tinyprune.optim import OPTIMIZERS
-    from tinyprune.recover.average import AVERAGES
-    from tinyprune.recover.distill import OUTPUTS
-    from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
-
+def _check_what(recipe: Recipe) -> None:
+    """What is pruned: sparsity, criterion, scope, structure and allocation."""
     _check_sparsity(recipe.sparsity)
-    weight_criteria = tuple(dict.fromkeys((*prune.CRITERIA, "obs")))
-    neuron_criteria = (*prune.NEURON_CRITERIA, *prune.core.NEURON_ALIASES)
-    criteria = neuron_criteria if recipe.structure == "neurons" else weight_criteria
-    _choice(recipe, "structure", prune.STRUCTURES)
-    _choice(recipe, "criterion", criteria)
-    _choice(recipe, "scope", prune.SCOPES)
+    _choice(recipe, "structure", field_choices("structure"))
+    _choice(recipe, "criterion", field_choices("criterion", recipe.structure))
+    _choice(recipe, "scope", field_choices("scope"))
     _pair(recipe, "n_m")
     _pair(recipe, "block")
-    _choice(recipe, "allocation", prune.METHODS, optional=True)
-    _choice(recipe, "schedule", tuple(PRUNE_SCHEDULES))
-    _integer(recipe, "steps", 1)
-    _number(recipe, "power", 0, 100, low_open=True)
-    _number(recipe, "ramp", 0, 1, low_open=True)
-    _integer(recipe, "prune_every", 1, optional=True)
-    _number(recipe, "head_start", 0, 1, high_open=True)
-    _choice(recipe, "head_start_criterion", weight_criteria)
-    _choice(recipe, "obs_allocation", OBS_ALLOCATIONS)
-    _number(recipe, "regrow", 0, 1, low_open=True)
-    if not isinstance(recipe.recovery, str) or not all(
-        p in recovery_names() for p in recipe.recovery.split("+")
-    ):
-        raise _refuse(
-            "recovery",
-            recipe.recovery,
-            "one of "
-            + ", ".join(recovery_names())
-            + " (or closed form + training, e.g. reconstruct+finetune)",
-        )
+    _choice(recipe, "allocation", field_choices("allocation"), optional=True)
+    _choice(recipe, "head_start_criterion", field_choices("head_start_criterion"))
+
+
+def _check_parts(recipe: Recipe) -> None:
+    """The parts by name: the pruning schedule and the recovery (a registered name or a composition)."""
+    _choice(recipe, "schedule", field_choices("schedule"))
     try:
-        split_recovery(recipe.recovery)  # refuses compositions that cannot work
-    except ValueError:
-        raise _refuse("recovery", recipe.recovery, "one closed form then one training recovery, e.g. "
-                      "reconstruct+finetune") from None
-    _choice(recipe, "distill_output", OUTPUTS)
+        recovery_parts(recipe.recovery)
+    except ValueError as error:
+        raise RecipeError(f"recovery: {error}") from None
+
+
+def _check_numbers(recipe: Recipe) -> None:
+    """Every numeric field alone: type and range."""
+    for name, low in (("steps", 1), ("calibration", 1), ("rewind_epoch", 0), ("epochs", 1),
+                      ("batch_size", 1), ("seed", 0)):
+        _integer(recipe, name, low)
+    for name in ("prune_every", "check_every"):
+        _integer(recipe, name, 1, optional=True)
+    _number(recipe, "power", 0, 100, low_open=True)
+    for name in ("ramp", "regrow"):
+        _number(recipe, name, 0, 1, low_open=True)
+    for name in ("head_start", "average_start", "ema_decay", "tolerance"):
+        _number(recipe, name, 0, 1, high_open=True)
     _number(recipe, "temperature", 0, 1e6, low_open=True)
     _number(recipe, "alpha", 0, 1)
     _number(recipe, "hidden_weight", 0, 1e6)
-    _choice(recipe, "average", AVERAGES, optional=True)
-    _number(recipe, "average_start", 0, 1, high_open=True)
-    _number(recipe, "ema_decay", 0, 1, high_open=True)
-    _integer(recipe, "calibration", 1)
     _number(recipe, "damping", 0, 1e6)
-    _integer(recipe, "rewind_epoch", 0)
-    _integer(recipe, "epochs", 1)
-    _integer(recipe, "check_every", 1, optional=True)
-    _number(recipe, "tolerance", 0, 1, high_open=True)
-    _choice(recipe, "optimizer", tuple(OPTIMIZERS))
     _number(recipe, "lr", 0, 1e3, low_open=True, optional=True)
-    _choice(recipe, "lr_schedule", LR_SCHEDULES, optional=True)
-    _choice(recipe, "lr_scaling", LR_SCALINGS)
-    _integer(recipe, "batch_size", 1)
     _number(recipe, "original_lr", 0, 1e3, low_open=True)
     _number(recipe, "validation", 0, 0.5, low_open=True)
-    _integer(recipe, "seed", 0)
 
 
-def _check_combinations(recipe: Recipe) -> None:
-    """Fields that contradict each other: refused here, before anything trains."""
-    from tinyprune.experiment.recoveries import split_recovery
+def field_choices(name: str, structure: str = "weights") -> tuple[str, ...] | None:
+    """The names a field accepts (``None`` for a field that is not a choice): what the checks accept and
+    what ``tinyprune run --help`` lists. ``criterion`` depends on the ``structure``.
 
-    closed_form, training = split_recovery(recipe.recovery)
-    mapping = isinstance(recipe.sparsity, Mapping)
+    >>> sorted(field_choices("optimizer"))
+    ['adam', 'sgd']
+    """
+    table: dict[str, Any] = {
+        "criterion": prune.criterion_names(structure),          # the registry's names, aliases included
+        "head_start_criterion": prune.criterion_names("weights"),
+        "structure": prune.STRUCTURES, "scope": prune.SCOPES,
+        "allocation": prune.METHODS, "schedule": PRUNE_SCHEDULES, "recovery": RECOVERIES,
+        "obs_allocation": OBS_ALLOCATIONS, "distill_output": OUTPUTS, "average": AVERAGES,
+        "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "lr_scaling": LR_SCALINGS,
+    }
+    return tuple(table[name]) if name in table else None
+
+
+def _check_fields(recipe: Recipe) -> None:
+    """Each field alone: type, range, known name."""
+    _check_what(recipe)
+    _check_parts(recipe)
+    _check_numbers(recipe)
+    for name in ("obs_allocation", "distill_output", "optimizer", "lr_scaling"):
+        _choice(recipe, name, field_choices(name))
+    for name in ("average", "lr_schedule"):
+        _choice(recipe, name, field_choices(name), optional=True)
+
+
+def _check_budget(recipe: Recipe) -> None:
+    """The budget is whole rounds, and an iterative schedule has a round for every step."""
     if recipe.check_every is not None and recipe.epochs % recipe.check_every:
         raise RecipeError(
             f"epochs ({recipe.epochs}) must be a multiple of check_every ({recipe.check_every}): "
             "the budget is a whole number of rounds"
         )
+    if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
+        raise RecipeError(
+            f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
+            f"the rounds, epochs / check_every = {recipe.rounds}"
+        )
+
+
+def _check_schedule_and_recovery(recipe: Recipe) -> None:
+    """What the parts declare: a mask that changes during training needs a recovery that trains from
+    the pruned weights and solves nothing in closed form."""
+    training, closed_form = training_part(recipe.recovery), closed_form_part(recipe.recovery)
+    schedule = PRUNE_SCHEDULES[recipe.schedule]
+    if schedule.during_training:
+        if closed_form is not None:
+            raise RecipeError(
+                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule {recipe.schedule!r} "
+                "changes the mask during training: use a schedule whose mask is fixed while training "
+                f"({', '.join(n for n, p in PRUNE_SCHEDULES.items() if not p.during_training)})"
+            )
+        if training is None or not training.keeps_weights:
+            fits = [n for n, p in RECOVERIES.items() if p.trains and p.keeps_weights]
+            raise RecipeError(
+                f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
+                f"weights ({', '.join(fits)}), got {recipe.recovery!r}"
+            )
+    if recipe.hidden_weight > 0 and (training is None or training.name != "distill"):
+        raise RecipeError(
+            f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
+            f"got {recipe.recovery!r}"
+        )
+    if recipe.average is not None and training is None:
+        raise RecipeError(
+            f"average {recipe.average!r} averages the weights of training: it needs a training "
+            f"recovery, got {recipe.recovery!r}"
+        )
+    if recipe.average is not None and schedule.during_training and recipe.average_start < recipe.ramp:
+        raise RecipeError(
+            f"average_start ({recipe.average_start}) must not come before the end of the ramp "
+            f"({recipe.ramp}): the weights are averaged with the mask fixed"
+        )
+
+
+def _check_structure(recipe: Recipe) -> None:
+    """What each structure can be combined with."""
+    mapping = isinstance(recipe.sparsity, Mapping)
     if recipe.structure == "n:m":
         n, m = recipe.n_m
         if n >= m or mapping or not math.isclose(recipe.sparsity, 1 - n / m):
@@ -504,47 +565,14 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"structure n:m keeps n of every m weights, so sparsity must be 1 - n/m = "
                 f"{1 - n / m:g} with n < m; got sparsity {recipe.sparsity!r} and n_m {recipe.n_m}"
             )
-    during_training = recipe.schedule in ("gradual", "rigl")
-    if during_training:
-        if closed_form:
-            raise RecipeError(
-                f"recovery {recipe.recovery!r} solves for a fixed mask, but schedule {recipe.schedule!r} "
-                "changes the mask during training: use schedule one-shot or iterative"
-            )
-        if training not in ("finetune", "lr-rewind", "distill"):
-            raise RecipeError(
-                f"schedule {recipe.schedule!r} prunes during training: recovery must train from the pruned "
-                f"weights (finetune, lr-rewind or distill), got {recipe.recovery!r}"
-            )
-        if recipe.schedule == "rigl" and recipe.structure != "weights":
-            raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
-    if recipe.hidden_weight > 0 and training != "distill":
-        raise RecipeError(
-            f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
-            f"got {recipe.recovery!r}"
-        )
-    if recipe.average is not None:
-        if training is None:
-            raise RecipeError(
-                f"average {recipe.average!r} averages the weights of training: it needs a training "
-                f"recovery, got {recipe.recovery!r}"
-            )
-        if during_training and recipe.average_start < recipe.ramp:
-            raise RecipeError(
-                f"average_start ({recipe.average_start}) must not come before the end of the ramp "
-                f"({recipe.ramp}): the weights are averaged with the mask fixed"
-            )
-    if recipe.schedule == "iterative" and recipe.steps > recipe.rounds:
-        raise RecipeError(
-            f"schedule 'iterative' prunes once per round: steps ({recipe.steps}) must not exceed "
-            f"the rounds, epochs / check_every = {recipe.rounds}"
-        )
+    if recipe.schedule == "rigl" and recipe.structure != "weights":
+        raise RecipeError("schedule 'rigl' drops and regrows single weights: use structure 'weights'")
     if recipe.allocation is not None and (mapping or recipe.structure != "weights"):
         raise RecipeError(
             "allocation spreads one sparsity of single weights over the layers: give a "
             "single sparsity and structure 'weights', or leave allocation unset"
         )
-    if mapping and recipe.structure not in ("weights",):
+    if mapping and recipe.structure != "weights":
         raise RecipeError("a per-layer sparsity mapping prunes single weights: use structure 'weights'")
     if recipe.obs_allocation != "magnitude" and (
         recipe.schedule != "gradual" or recipe.criterion != "obs" or mapping or recipe.allocation is not None
@@ -556,6 +584,13 @@ def _check_combinations(recipe: Recipe) -> None:
         )
     if recipe.structure != "weights" and recipe.criterion == "obs":
         raise RecipeError("criterion 'obs' removes single weights: use structure 'weights'")
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    """Fields that contradict each other: refused here, before anything trains."""
+    _check_budget(recipe)
+    _check_schedule_and_recovery(recipe)
+    _check_structure(recipe)
 
 
 def _check_against_model(recipe: Recipe, sizes: list[int]) -> None:
