@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tinyprune.errors import OutputError
 
@@ -221,9 +221,11 @@ def _place_without_replacing(temporary: Path, path: Path) -> None:
     os.unlink(temporary)
 
 
-def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], None], *,
-                 overwrite: bool = True) -> Path:
-    """Write ``content`` (bytes, text as UTF-8, or a function that writes to a binary file) to ``path``.
+def atomic_write(path: PathLike, content: bytes | str | Callable[[Any], None], *,
+                 overwrite: bool = True, by_name: bool = False) -> Path:
+    """Write ``content`` (bytes, text as UTF-8, or a function that writes to a binary file) to ``path``;
+    with ``by_name``, ``content`` is a function given the temporary's path (for a library that writes a
+    file by its name, such as ``safetensors.numpy.save_file``).
 
     Whole or absent: temporary sibling, ``fsync``, then ``os.replace`` (or, with ``overwrite=False``, a
     hard link that fails if the target appeared meanwhile). On any failure (a full disk, an exception in
@@ -248,12 +250,14 @@ def atomic_write(path: PathLike, content: bytes | str | Callable[[BinaryIO], Non
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
     try:
         with os.fdopen(descriptor, "wb") as file:
-            if callable(content):
+            if callable(content) and not by_name:
                 content(file)
-            else:
+            elif not callable(content):
                 file.write(content.encode("utf-8") if isinstance(content, str) else bytes(content))
-            file.flush()
-            os.fsync(file.fileno())
+        if by_name:
+            content(temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
         if overwrite:
             check_target(path)            # still a regular file or absent (not swapped for a link meanwhile)
             os.replace(temporary, path)

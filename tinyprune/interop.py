@@ -254,39 +254,16 @@ def read_safetensors(path: PathLike) -> MLP:
     return from_torch_state(state, str(path))
 
 
-_SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64"}
-_ROWS_BYTES = 1 << 22                       # write a big tensor 4 MiB at a time
-
-
 def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, overwrite: bool = True) -> Path:
     """Write ``torch_state_dict(model, masks=masks)`` as safetensors (metadata ``{"format": "pt"}``),
-    atomically, a few rows at a time: the state dict is never in memory whole (a transposed copy of every
-    weight, and a float copy of every mask, would be more than the model itself).
+    atomically, by the ``safetensors`` library straight into the file (no serialized copy in memory)."""
+    safetensors_numpy = _library("safetensors.numpy")
+    state = torch_state_dict(model, masks=masks)
 
-    The format: an 8-byte little-endian header length, a JSON header ``{key: {"dtype", "shape",
-    "data_offsets": [begin, end]}, "__metadata__": {...}}`` padded with spaces to a multiple of 8 bytes,
-    then the tensors' bytes, row-major, one after the other.
-    """
-    entries = _torch_entries(model, masks)
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset, itemsize = 0, model.dtype.itemsize
-    for key, source, _ in entries:
-        size = source.size * itemsize
-        header[key] = {"dtype": _SAFETENSORS_DTYPES[model.dtype.name], "shape": list(source.T.shape),
-                       "data_offsets": [offset, offset + size]}
-        offset += size
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
+    def write(name: Path) -> None:
+        safetensors_numpy.save_file(state, str(name), metadata={"format": "pt"})
 
-    def write(file: Any) -> None:
-        file.write(len(text).to_bytes(8, "little") + text)
-        for _, source, _ in entries:
-            columns = source.reshape(len(source), -1) if source.ndim == 2 else source.reshape(1, -1)
-            step = max(1, _ROWS_BYTES // max(1, columns.shape[0] * itemsize))
-            for start in range(0, columns.shape[1], step):      # rows of source.T = columns of source
-                rows = columns[:, start:start + step].T
-                file.write(np.ascontiguousarray(rows, dtype=model.dtype).reshape(-1).view(np.uint8))
-    return atomic_write(path, write, overwrite=overwrite)
+    return atomic_write(path, write, overwrite=overwrite, by_name=True)
 
 
 # --------------------------------------------------------------------------- Keras 3
