@@ -1,6 +1,6 @@
 """Exercises for the course, graded by property-based tests (the way MiniTorch's modules are graded).
 
-``student.py`` holds twelve function stubs, each a step of the source document with its equation and
+``student.py`` holds one function stub per exercise (``len(EXERCISES)`` of them), each a step of the source document with its equation and
 shapes in the docstring; ``solutions.py`` holds reference solutions; ``graders.py`` holds one hypothesis
 grader per exercise, comparing the student's function with tinyprune's own and with finite differences.
 
