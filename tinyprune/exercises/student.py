@@ -89,7 +89,7 @@ def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[n
 
 
 def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
-    """Optimal Brain Damage's saliency ``s_q = ½ H_qq w_q²``: the loss rise when ``w_q`` alone is set to 0.
+    """Optimal Brain Damage's saliency ``κ_q = ½ H_qq w_q²``: the loss rise when ``w_q`` alone is set to 0.
 
     At a minimum the gradient vanishes, so the Taylor series of the loss starts at the second order;
     keeping only the Hessian's diagonal leaves ``½ H_qq w_q²``.
