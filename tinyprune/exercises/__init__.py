@@ -1,8 +1,9 @@
 """Exercises for the course, graded by property-based tests (the way MiniTorch's modules are graded).
 
-``student.py`` holds one function stub per exercise (``len(EXERCISES)`` of them), each a step of the source document with its equation and
-shapes in the docstring; ``solutions.py`` holds reference solutions; ``graders.py`` holds one hypothesis
-grader per exercise, comparing the student's function with tinyprune's own and with finite differences.
+``student.py`` holds one function stub per exercise (``len(EXERCISES)`` of them), each a step of the
+source document with its equation and shapes in the docstring; ``solutions.py`` holds reference
+solutions; ``graders.py`` holds one hypothesis grader per exercise, comparing the student's function
+with tinyprune's own and with finite differences.
 
     python -m tinyprune.exercises list                 what each exercise covers, which notebook teaches it
     python -m tinyprune.exercises init my_answers      copy the stubs to my_answers/student.py (no overwrite)
