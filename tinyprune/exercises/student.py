@@ -3,7 +3,9 @@
 Copy this file into a folder of your own first (``python -m tinyprune.exercises init my_answers``).
 Every function below is a step of the source document that notebooks 01-09 derive; its docstring gives
 the equation and the shapes, in the notation of ``notebooks/README.md`` (rows are samples: ``Z = A W + b``).
-Use NumPy only, and no loops over samples or weights. The grader compares each function with tinyprune's
+Every function returns new arrays (it never changes its inputs) in the inputs' floating dtype
+(float32 in, float32 out; float64 in, float64 out). Use NumPy only, and no loops over samples or
+weights (the grader accepts them, but they are slow). The grader compares each function with tinyprune's
 own and with finite differences on many small random inputs, and prints the first input that fails.
 ``python -m tinyprune.exercises list`` says which notebook teaches each one.
 """
