@@ -232,3 +232,42 @@ def test_the_blank_stubs_fail_with_messages_through_the_cli(tmp_path, capsys) ->
     assert main(["init", str(tmp_path / "answers")]) == 0
     status, out, _ = _check_cli(tmp_path / "answers", capsys)
     assert status == 1 and "not written yet" in out
+
+
+# ---------------------------------------------------------------- the student's code runs the library
+def test_use_runs_the_students_functions_and_puts_the_library_back(tmp_path) -> None:
+    from tinyprune import backprop, losses
+    from tinyprune.data import Dataset
+    from tinyprune.exercises.hooks import use
+    from tinyprune.nn import MLP
+    from tinyprune.prune import select
+    from tinyprune.train import fit
+
+    originals = (backprop.backward, losses.loss_and_grad, select.global_)
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.normal(size=(40, 5)).astype(np.float32), rng.integers(0, 3, size=40))
+    answers = {name: getattr(solutions, name) for name in
+               ("layer_backward", "softmax_cross_entropy_grad", "global_magnitude_masks")}
+    with pytest.raises(RuntimeError), use(answers) as usage:
+        fit(MLP([5, 4, 3], seed=0), data, epochs=1, batch_size=8, progress=False)
+        raise RuntimeError("an error inside the block")
+    assert usage.student["layer_backward"] == 5 * 2 and usage.student["softmax_cross_entropy_grad"] == 5
+    assert (backprop.backward, losses.loss_and_grad, select.global_) == originals
+
+
+def test_end_to_end_matches_tinyprune_with_the_solutions_and_fails_with_a_slip() -> None:
+    from tinyprune.exercises.hooks import end_to_end_verdict
+
+    passed, message = end_to_end_verdict({"layer_backward": solutions.layer_backward,
+                                          "softmax_cross_entropy_grad": solutions.softmax_cross_entropy_grad})
+    assert passed and "layer_backward x" in message, message
+    passed, message = end_to_end_verdict({"layer_backward": WRONG["layer_backward"][1]})   # relu' forgotten
+    assert not passed, message
+
+
+def test_compare_shows_exact_close_and_the_largest_difference() -> None:
+    table = exercises.compare({"a": np.ones(3), "b": np.zeros(2)},
+                              {"a": np.ones(3), "b": np.ones(2), "c": 1})
+    lines = [" ".join(line.split()) for line in table.splitlines()]
+    assert "a yes yes 0" in lines and "b no no 1" in lines
+    assert "c (missing from yours)" in lines

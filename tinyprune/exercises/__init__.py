@@ -180,13 +180,14 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def check(path: str | Path, names: Iterable[str] | None = None, max_examples: int = 30,
-          shrink: bool = True, time_limit: float = 120.0) -> list[Result]:
+          shrink: bool = True, time_limit: float = 120.0, end_to_end: bool = False) -> list[Result]:
     """Grade the exercises found at ``path`` (all of them, or ``names``); a missing function fails.
 
     The student's code runs in a separate process per exercise (``_worker``), each stopped after
     ``time_limit`` seconds; ``sys.exit``, an endless loop or a crash is a failed exercise with a
     message, never a pass, a hang or a traceback. ``ValueError`` (one line) if ``path`` cannot be
-    imported at all.
+    imported at all. With ``end_to_end``, a last stage trains and prunes the document's model on the
+    student's code (``hooks.use``) and compares its accuracies with tinyprune's.
     """
     _files(path)                                  # a bad path: ValueError before any process starts
     chosen = [find(name) for name in names] if names else list(EXERCISES)
@@ -209,7 +210,40 @@ def check(path: str | Path, names: Iterable[str] | None = None, max_examples: in
                 verdict = {"passed": False, "message": verdict["error"],
                            "seconds": time.perf_counter() - start}
             results.append(Result(exercise.name, verdict["passed"], verdict["message"], verdict["seconds"]))
+    if end_to_end:
+        verdict = _run_worker(["end_to_end", str(path)], time_limit)
+        if "error" in verdict:
+            verdict = {"passed": False, "message": verdict["error"], "seconds": 0.0}
+        results.append(Result("end_to_end", verdict["passed"], verdict["message"], verdict["seconds"]))
     return results
+
+
+def compare(yours: dict[str, object], reference: dict[str, object]) -> str:
+    """Line by line, your numbers against tinyprune's: exact, close (``allclose``), the largest difference.
+
+    Karpathy's ``cmp`` of the backprop exercise: one line per quantity, so a single wrong term shows.
+
+    >>> import numpy as np
+    >>> print(compare({"dW": np.ones(2), "db": np.zeros(2)}, {"dW": np.ones(2), "db": np.full(2, 1e-3)}))
+    quantity               exact  close  max |difference|
+    dW                     yes    yes    0
+    db                     no     no     0.001
+    """
+    import numpy as np
+
+    rows = [f"{'quantity':<22} {'exact':<6} {'close':<6} max |difference|"]
+    for name, theirs in reference.items():
+        if name not in yours:
+            rows.append(f"{name:<22} (missing from yours)")
+            continue
+        a, b = np.asarray(yours[name], dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        if a.shape != b.shape:
+            rows.append(f"{name:<22} shape {a.shape}, expected {b.shape}")
+            continue
+        exact, near = np.array_equal(a, b), np.allclose(a, b)
+        difference = float(np.max(np.abs(a - b))) if a.size else 0.0
+        rows.append(f"{name:<22} {'yes' if exact else 'no':<6} {'yes' if near else 'no':<6} {difference:.3g}")
+    return "\n".join(rows)
 
 
 def listing() -> str:
@@ -219,5 +253,13 @@ def listing() -> str:
     return "\n".join(rows)
 
 
-__all__ = ["EXERCISES", "Exercise", "Result", "check", "find", "foreign", "grade", "listing",
-           "load_functions"]
+__all__ = ["EXERCISES", "Exercise", "Result", "check", "compare", "find", "foreign", "grade", "listing",
+           "load_functions", "use"]
+
+
+def __getattr__(name: str) -> object:
+    """``tinyprune.exercises.use``: loaded on first use (``hooks`` imports the library it swaps into)."""
+    if name == "use":
+        from tinyprune.exercises.hooks import use
+        return use
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--only", action="append", choices=[e.name for e in EXERCISES], metavar="NAME",
                        help="grade only this exercise (repeatable)")
     grade.add_argument("--max-examples", type=int, default=30, help="inputs drawn per grader (default 30)")
+    grade.add_argument("--end-to-end", action="store_true",
+                       help="then train and prune the document's model on your functions (hooks.use)")
     grade.add_argument("--time-limit", type=float, default=120.0,
                        help="seconds each exercise may run before it fails (default 120)")
     args = parser.parse_args(argv)
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-examples must be >= 1 and --time-limit > 0, got {args.max_examples} and "
                      f"{args.time_limit}")
     try:
-        results = check(args.path, args.only, args.max_examples, time_limit=args.time_limit)
+        results = check(args.path, args.only, args.max_examples, time_limit=args.time_limit,
+                        end_to_end=args.end_to_end)
     except ValueError as error:
         print(f"python -m tinyprune.exercises check: {error}", file=sys.stderr)
         return 1
@@ -51,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         print(f"{mark}  {result.name:<28} {result.seconds:5.1f} s")
-        if not result.passed:
+        if not result.passed or result.name == "end_to_end":
             print(f"      {result.message}")
     passed = sum(r.passed for r in results)
-    print(f"{passed} of {len(results)} exercises pass")
+    print(f"{passed} of {len(results)} {'stages' if args.end_to_end else 'exercises'} pass")
     return 0 if passed == len(results) else 1
 
 

@@ -7,6 +7,7 @@ crash of the interpreter or a thread left running cannot make ``check`` pass, ha
 
     python -m tinyprune.exercises._worker names PATH RESULT.json        the exercise functions found
     python -m tinyprune.exercises._worker grade PATH NAME N SHRINK RESULT.json
+    python -m tinyprune.exercises._worker end_to_end PATH RESULT.json   the document's model on PATH's code
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def _verdict(command: str, arguments: list[str]) -> dict:
                          f"your files to grade them"}
     except ValueError as error:
         return {"error": str(error)}
+    if command == "end_to_end":
+        from tinyprune.exercises.hooks import end_to_end_verdict
+
+        start = time.perf_counter()
+        passed, message = end_to_end_verdict(arguments[0])
+        return {"passed": passed, "message": message, "seconds": time.perf_counter() - start}
     if command == "names":
         return {"names": sorted(functions), "foreign": exercises.foreign(functions, arguments[0])}
     name, examples, shrink = arguments[1], int(arguments[2]), arguments[3] == "1"
