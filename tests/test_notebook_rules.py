@@ -211,3 +211,9 @@ def test_decisions_read_rows_held_out_before_training(path: Path) -> None:
         assert re.search(r"\(\s*\w+,\s*\w+,\s*[\w.]+\s*\)", arguments), (
             f"{path.name}: prune_and_recover({arguments.strip()[:60]}...) must be given (train, val, test) "
             f"held out before the model trained; a Splits without val is split after training")
+
+
+def test_the_readme_lists_every_exercise_in_order() -> None:
+    listed = re.findall(r"^\| (\d+) \| `(\w+)` \| .*? \| (\d\d) \|$", README, flags=re.M)
+    assert [(int(number), name, notebook) for number, name, notebook in listed] == [
+        (number, exercise.name, exercise.notebook) for number, exercise in enumerate(EXERCISES, 1)]

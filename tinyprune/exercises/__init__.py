@@ -50,6 +50,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("squared_error_softmax_grad", "the squared error's gradient through the softmax Jacobian", "02"),
     Exercise("masked_sgd_step", "SGD with momentum keeping pruned weights and their velocity at 0", "04"),
     Exercise("masked_adam_step", "Adam keeping pruned weights and both moments at 0", "04"),
+    Exercise("masked_step_property", "a hypothesis property of your own: a masked step keeps pruned weights "
+             "and their velocity at 0", "04"),
     Exercise("global_magnitude_masks", "global magnitude pruning with exactly round(s·N_w) pruned", "05"),
     Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
     Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),

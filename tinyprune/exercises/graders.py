@@ -387,6 +387,38 @@ def grade_masked_adam_step(function: Callable, config: settings) -> None:
                 beta1=0.9, beta2=0.999, eps=1e-7)
 
 
+def _leaky_weights(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * velocity * mask + grad                # the gradient is not masked ...
+    return w - lr * velocity, velocity * mask                   # ... so the pruned weights move
+
+
+def _leaky_velocity(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * velocity + grad * mask                 # the old velocity lives on under the mask
+    return (w - lr * velocity) * mask, velocity
+
+
+def _correct_step(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * (velocity * mask) + grad * mask
+    return (w - lr * velocity) * mask, velocity
+
+
+def grade_masked_step_property(function: Callable, config: settings) -> None:
+    """The student's property must pass a correct step and catch every step that breaks the law."""
+    try:
+        function(_correct_step)
+    except AssertionError as error:
+        raise WrongAnswerError(f"your property fails for a correct masked SGD step ({error!s:.200}); it must "
+                               f"pass when the pruned weights and velocity stay exactly 0") from None
+    for wrong, what in ((_leaky_weights, "a step that does not mask the new weights"),
+                        (_leaky_velocity, "a step whose velocity lives on under the mask")):
+        try:
+            function(wrong)
+        except AssertionError:
+            continue
+        raise WrongAnswerError(f"your property passes {what}; it must raise AssertionError for it (draw "
+                               f"nonzero velocities and masks with False entries, and check both outputs)")
+
+
 def grade_global_magnitude_masks(function: Callable, config: settings) -> None:
     @config
     @given(st.lists(testing.shapes(min_dims=1, max_dims=2, max_side=5), min_size=1, max_size=3), st.data(),

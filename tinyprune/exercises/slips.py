@@ -98,6 +98,28 @@ def adam_eps_inside_sqrt(w, grad, m, v, t, mask, lr, beta1, beta2, eps):
     return (w - lr * (m / (1 - beta1**t)) / np.sqrt(v / (1 - beta2**t) + eps)) * mask, m, v
 
 
+def property_checks_only_w(step):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+           st.lists(st.booleans(), min_size=3, max_size=3))
+    def law(values, keep):
+        mask = np.array(keep)
+        w, _ = step(np.array(values) * mask, np.ones(3), np.ones(3), mask, 0.1, 0.9)
+        assert np.all(w[~mask] == 0)
+    law()
+
+
+def property_that_asserts_nothing(step):
+    step(np.zeros(2), np.ones(2), np.ones(2), np.array([True, False]), 0.1, 0.9)
+
+
+def property_that_always_fails(step):
+    raise AssertionError("the law is broken")
+
+
 def magnitude_layerwise(weights, sparsity):
     return [solutions.global_magnitude_masks([w], sparsity)[0] for w in weights]
 
@@ -180,6 +202,11 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
         ("the moments m, v are not masked", adam_state_unmasked),
         ("no bias correction m/(1-β₁ᵗ), v/(1-β₂ᵗ)", adam_without_bias_correction),
         ("ε inside the square root", adam_eps_inside_sqrt)],
+    "masked_step_property": [
+        ("checks only w, not the velocity, so a step that lets the velocity live on passes",
+         property_checks_only_w),
+        ("asserts nothing: every step passes it", property_that_asserts_nothing),
+        ("fails even for a correct step", property_that_always_fails)],
     "global_magnitude_masks": [
         ("one threshold per array (layer-wise), not one for all", magnitude_layerwise),
         ("ranks w, not |w|", magnitude_signed),

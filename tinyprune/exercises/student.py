@@ -79,6 +79,20 @@ def masked_adam_step(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarr
     raise NotImplementedError("masked_adam_step")
 
 
+def masked_step_property(step) -> None:
+    """Write a property test (with hypothesis) of the law every masked optimizer step must obey.
+
+    ``step(w, grad, velocity, mask, lr, momentum) -> (w, velocity)`` is somebody's ``masked_sgd_step``.
+    For any weights, gradient, velocity (left over from before pruning: nonzero anywhere), bool mask,
+    ``lr`` and ``momentum``, the returned weights and velocity must be exactly 0 wherever the mask is
+    False. Draw the inputs with ``hypothesis`` (``@given`` on an inner function, strategies from
+    ``hypothesis.strategies``, ``hypothesis.extra.numpy`` or ``tinyprune.testing``), call ``step``, and
+    ``assert`` the law; then call the inner function. It must pass for a correct step and raise
+    ``AssertionError`` for one that breaks the law (the grader tries both kinds). Notebook 04.
+    """
+    raise NotImplementedError("masked_step_property")
+
+
 def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
     """Prune exactly ``N_p = round(s · N_w)`` weights of all arrays together, the smallest ``|w|`` first.
 
