@@ -403,7 +403,22 @@ def _correct_step(w, grad, velocity, mask, lr, momentum):
 
 
 def grade_masked_step_property(function: Callable, config: settings) -> None:
-    """The student's property must pass a correct step and catch every step that breaks the law."""
+    """The student's property must pass a correct step and catch every step that breaks the law.
+
+    Their ``@given`` runs under a profile without the shrink phase (unless they set ``phases``
+    themselves): a caught wrong step needs no smallest example, and shrinking takes seconds.
+    """
+    settings.register_profile("tinyprune-grading", phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                              deadline=None, database=None)
+    previous = settings._current_profile                    # noqa: SLF001 - put the student's back after
+    settings.load_profile("tinyprune-grading")
+    try:
+        _grade_property(function)
+    finally:
+        settings.load_profile(previous or "default")
+
+
+def _grade_property(function: Callable) -> None:
     try:
         function(_correct_step)
     except AssertionError as error:

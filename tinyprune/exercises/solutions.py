@@ -66,7 +66,7 @@ def masked_step_property(step) -> None:
 
     values = st.floats(-10, 10, allow_nan=False, width=64)
 
-    @settings(max_examples=50, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
     @given(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4).flatmap(lambda shape: st.tuples(
         *(hnp.arrays(np.float64, shape, elements=values) for _ in range(3)), hnp.arrays(bool, shape))),
         st.floats(1e-3, 1.0), st.floats(0.0, 0.99))
