@@ -82,6 +82,7 @@ def _mathml(tex: str, display: str) -> str:
     from latex2mathml.converter import convert
 
     tex = tex.strip().replace("\\arg", "\\operatorname{arg}")     # a command latex2mathml leaves as text
+    tex = re.sub(r"\n\s*>\s?", " ", tex)                  # a formula broken across the lines of a quote
     try:
         return convert(tex, display=display)
     except Exception as error:                              # name the formula: the page must not show TeX
@@ -93,6 +94,8 @@ def math_to_mathml(markdown: str) -> str:
 
     >>> math_to_mathml("a $x^2$ and `$HOME`")[:29]
     'a <math xmlns="http://www.w3.'
+    >>> "&#x0003E;" in math_to_mathml("> quoted $a -\\n> b$")      # the quote's > is not part of the formula
+    False
     """
     parts = _CODE.split(markdown)
     for index in range(0, len(parts), 2):               # the even parts are prose, the odd ones code
