@@ -274,3 +274,33 @@ def test_compare_shows_exact_close_and_the_largest_difference() -> None:
     lines = [" ".join(line.split()) for line in table.splitlines()]
     assert "a yes yes 0" in lines and "b no no 1" in lines
     assert "c (missing from yours)" in lines
+
+
+def test_use_hooks_distillation_and_reconstruction_only_where_they_are_the_exercise() -> None:
+    import copy
+
+    from tinyprune import recover
+    from tinyprune.data import Dataset
+    from tinyprune.exercises.hooks import use
+    from tinyprune.nn import MLP
+    from tinyprune.prune import magnitude
+    from tinyprune.train import fit
+
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.normal(size=(60, 6)).astype(np.float32), rng.integers(0, 3, size=60))
+    dense = MLP([6, 5, 3], seed=0)
+    fit(dense, data, epochs=2, batch_size=16, progress=False)
+    pruned = copy.deepcopy(dense)
+    magnitude(pruned, 0.5, scope="global")
+    answers = {name: getattr(solutions, name) for name in ("distillation_kl_grad", "reconstruct_layer")}
+    theirs, ours = copy.deepcopy(pruned), copy.deepcopy(pruned)
+    recover.reconstruct(ours, dense, data.X, damping=0.0)
+    with use(answers) as usage:
+        recover.reconstruct(theirs, dense, data.X, damping=0.0)       # the exercise: no damping
+        recover.reconstruct(copy.deepcopy(pruned), dense, data.X)      # damped: the library's own
+        recover.distill(copy.deepcopy(pruned), dense, data, epochs=1, output="kl", temperature=2.0,
+                        progress=False)
+    assert usage.student["reconstruct_layer"] == 2 and usage.library["reconstruct_layer"] == 2
+    assert usage.student["distillation_kl_grad"] > 0
+    for a, b in zip(theirs.parameters(), ours.parameters()):
+        assert np.allclose(a.data, b.data, atol=1e-6)

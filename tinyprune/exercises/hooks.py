@@ -2,8 +2,11 @@
 
 MiniTorch's way: once a student has written an operator, every later module runs on it. Inside
 ``with use("my_answers") as usage:``, ``fit`` back-propagates with the student's ``layer_backward``,
-takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, and global
-magnitude pruning chooses with their ``global_magnitude_masks``. Each hook point is one module attribute
+takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, global
+magnitude pruning chooses with their ``global_magnitude_masks``, distillation with ``output="kl"``
+steps along their ``distillation_kl_grad``, and ``recover.reconstruct(..., damping=0)`` refits each
+layer with their ``reconstruct_layer``. (The optimizers' steps, OBS and compaction are not hooked yet:
+their library functions are not one-to-one with the exercises.) Each hook point is one module attribute
 (``HOOKS``), swapped for an adapter and put back on exit, whatever happens inside. An adapter hands a
 call it cannot express with the student's function (a hidden-layer loss, unmasked gradients, a prior
 mask, float targets) to the library's own, and ``usage`` counts both, so nothing is claimed that did
@@ -80,6 +83,34 @@ def _global(student: Callable, original: Callable, usage: Usage) -> Callable:
     return global_
 
 
+def _distillation(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, labels: Any = None, *,
+                          output: str = "logits", temperature: float = 1.0,
+                          alpha: float = 0.0) -> tuple[float, np.ndarray]:
+        value, grad = original(student_logits, teacher_logits, labels, output=output, temperature=temperature,
+                               alpha=alpha)
+        if output != "kl" or alpha != 0:                    # only the pure KL gradient is the exercise
+            usage.library["distillation_kl_grad"] += 1
+            return value, grad
+        usage.student["distillation_kl_grad"] += 1
+        return value, np.asarray(student(student_logits, teacher_logits, temperature), dtype=grad.dtype)
+    return distillation_loss
+
+
+def _reconstruct(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def reconstruct_layer(A: np.ndarray, Z: np.ndarray, weight_mask: np.ndarray, bias_mask: Any = None, *,
+                          damping: float = 1e-4, bias: Any = None, fit_bias: bool = True) -> tuple:
+        # the exercise fits every bias freely with no damping (the given ``bias`` then plays no part)
+        plain = damping == 0 and fit_bias and (bias_mask is None or np.all(bias_mask))
+        if not plain:                                       # ridge damping, a fixed bias: the library's
+            usage.library["reconstruct_layer"] += 1
+            return original(A, Z, weight_mask, bias_mask, damping=damping, bias=bias, fit_bias=fit_bias)
+        usage.student["reconstruct_layer"] += 1
+        W, b = student(np.asarray(A, dtype=np.float64), np.asarray(Z, dtype=np.float64), weight_mask)
+        return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return reconstruct_layer
+
+
 # exercise(s) -> (module, attribute, adapter factory): the hook points, one module attribute each
 HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
     (("layer_backward",), "tinyprune.backprop", "backward",
@@ -88,6 +119,10 @@ HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
      _loss_and_grad),
     (("global_magnitude_masks",), "tinyprune.prune.select", "global_",
      lambda f, original, usage: _global(f["global_magnitude_masks"], original, usage)),
+    (("distillation_kl_grad",), "tinyprune.recover.distill", "distillation_loss",
+     lambda f, original, usage: _distillation(f["distillation_kl_grad"], original, usage)),
+    (("reconstruct_layer",), "tinyprune.recover.reconstruct", "reconstruct_layer",
+     lambda f, original, usage: _reconstruct(f["reconstruct_layer"], original, usage)),
 )
 
 
