@@ -6,6 +6,8 @@ glossary and the exercises, as plain HTML files that open in any browser.
     python docs/build.py --only 01,02             # a subset (the pages link only to what was built)
     python docs/build.py --executed DIR           # take already-executed notebooks from DIR (no kernel)
 
+The title and the pages count the notebooks and the exercises they find (nothing typed).
+
 The notebooks are executed by nbconvert (a fresh kernel each, in the ``notebooks/`` folder, one BLAS
 thread) and rendered with its ``lab`` template; a notebook that raises fails the build and names the
 cell. The other pages come from ``notebooks/README.md`` (reading order, notation, glossary) and from
@@ -13,9 +15,12 @@ cell. The other pages come from ``notebooks/README.md`` (reading order, notation
 folder and renamed into place when complete (``tinyprune.files.staged_folder``), so ``--out`` is a
 whole site or absent; an existing folder is replaced only with ``--overwrite``.
 
-Formulas are typeset by MathJax 2, loaded from a CDN by default; ``--mathjax URL`` points elsewhere
-(for example Debian's ``file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML`` to read
-the site offline). Needs the ``docs`` extra: ``pip install -e '.[docs]'`` (nbconvert).
+Formulas are converted to MathML when the site is built (``latex2mathml``), so every page reads offline
+with no script and no network: a browser draws MathML itself. A formula the converter cannot take
+fails the build, naming it; the pages never show raw TeX. The layout fits a phone (the bar wraps, wide
+tables, formulas and outputs scroll inside themselves), Chinese terms fall back to an installed CJK
+font (Noto Sans CJK: ``apt-get install fonts-noto-cjk``), and every notebook page links to the previous
+and the next. Needs the ``docs`` extra: ``pip install -e '.[docs]'`` (nbconvert, latex2mathml).
 """
 
 from __future__ import annotations
@@ -32,13 +37,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 DEFAULT_OUT = ROOT / "docs" / "_site"
-CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
 TITLE = "tinyprune: the course"
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d1d1f; }
-nav.site { background: #24364b; padding: 0.6em 1.5em; position: sticky; top: 0; z-index: 10; }
-nav.site a { color: #fff; margin-right: 1.2em; text-decoration: none; font-size: 0.95em; }
+body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC",
+       "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif;
+       margin: 0; color: #1d1d1f; }
+nav.site { background: #24364b; padding: 0.5em 1em; position: sticky; top: 0; z-index: 10;
+           display: flex; flex-wrap: wrap; gap: 0.2em 1em; }
+nav.site a { color: #fff; text-decoration: none; font-size: 0.95em; }
+nav.pager { display: flex; justify-content: space-between; gap: 1em; max-width: 70em; margin: 1.5em auto;
+            padding: 0 1.5em; }
+math[display="block"] { display: block; overflow-x: auto; overflow-y: hidden; max-width: 100%;
+                        padding: 0.3em 0; }
+table, .jp-RenderedHTMLCommon table { display: block; overflow-x: auto; max-width: 100%; }
+pre, .jp-OutputArea-output pre { overflow-x: auto; max-width: 100%; }
+img { max-width: 100%; height: auto; }
+.jp-Cell, .jp-InputArea, .jp-OutputArea, .jp-RenderedHTMLCommon { max-width: 100%; min-width: 0; }
+.jp-InputArea-editor, .jp-OutputArea-output { overflow-x: auto; }
+@media (max-width: 640px) {
+  main.page, nav.pager { padding: 0 0.7em; }
+  .jp-Cell { padding: 0.2em 0.4em !important; }
+  .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
+  body { font-size: 15px; }
+}
 nav.site a:hover { text-decoration: underline; }
 main.page { max-width: 70em; margin: 1.5em auto; padding: 0 1.5em; line-height: 1.5; }
 main.page table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
@@ -50,10 +73,35 @@ p.built { color: #666; font-size: 0.85em; }
 a.anchor-link { font-size: 0.55em; opacity: 0.35; text-decoration: none; margin-left: 0.3em; }
 """
 
-MATHJAX_CONFIG = """<script type="text/x-mathjax-config">
-MathJax.Hub.Config({tex2jax: {inlineMath: [['$','$'], ['\\\\(','\\\\)']], displayMath: [['$$','$$'],
-['\\\\[','\\\\]']], processEscapes: true}, "HTML-CSS": {linebreaks: {automatic: true}}});
-</script>"""
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.S)
+_INLINE = re.compile(r"(?<![\\$])\$([^$]+?)\$")
+
+
+def _mathml(tex: str, display: str) -> str:
+    from latex2mathml.converter import convert
+
+    tex = tex.strip().replace("\\arg", "\\operatorname{arg}")     # a command latex2mathml leaves as text
+    tex = re.sub(r"\n\s*>\s?", " ", tex)                  # a formula broken across the lines of a quote
+    try:
+        return convert(tex, display=display)
+    except Exception as error:                              # name the formula: the page must not show TeX
+        raise ValueError(f"cannot convert the formula {tex[:80]!r} to MathML: {error}") from error
+
+
+def math_to_mathml(markdown: str) -> str:
+    """``$...$`` and ``$$...$$`` of Markdown as MathML (inline and block), code spans left alone.
+
+    >>> math_to_mathml("a $x^2$ and `$HOME`")[:29]
+    'a <math xmlns="http://www.w3.'
+    >>> "&#x0003E;" in math_to_mathml("> quoted $a -\\n> b$")      # the quote's > is not part of the formula
+    False
+    """
+    parts = _CODE.split(markdown)
+    for index in range(0, len(parts), 2):               # the even parts are prose, the odd ones code
+        prose = _DISPLAY.sub(lambda m: "\n\n" + _mathml(m.group(1), "block") + "\n\n", parts[index])
+        parts[index] = _INLINE.sub(lambda m: _mathml(m.group(1), "inline"), prose)
+    return "".join(parts)
 
 
 def notebook_paths(only: Sequence[str] | None = None) -> list[Path]:
@@ -104,17 +152,36 @@ def nav(pages: Sequence[tuple[str, str]]) -> str:
     return f'<nav class="site">{links}</nav>'
 
 
-def render_notebook(notebook: object, mathjax: str, bar: str) -> str:
-    """One notebook as a complete HTML page (nbconvert's lab template), the site's bar added on top."""
+def pager(pages: Sequence[tuple[str, str]], index: int) -> str:
+    """Links to the previous and the next notebook (by reading order) under a notebook page."""
+    previous = (f'<a href="{pages[index - 1][0]}">&larr; {html.escape(pages[index - 1][1])}</a>'
+                if index > 0 else "<span></span>")
+    following = (f'<a href="{pages[index + 1][0]}">{html.escape(pages[index + 1][1])} &rarr;</a>'
+                 if index + 1 < len(pages) else "<span></span>")
+    return f'<nav class="pager">{previous}{following}</nav>'
+
+
+def render_notebook(notebook: object, bar: str, below: str = "") -> str:
+    """One notebook as a complete HTML page (nbconvert's lab template): formulas as MathML, no script
+    for them, the site's bar on top and ``below`` (the previous/next links) at the end."""
+    import copy
+
     from nbconvert import HTMLExporter
 
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
     exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter.mathjax_url = mathjax
     body, _ = exporter.from_notebook_node(notebook)
-    # the lab template asks MathJax to break long formulas automatically, which shreds the formulas in
-    # narrow table cells (notebook 05's table of criteria) into one symbol per line: keep them whole
-    body = re.sub(r"(linebreaks:\s*\{\s*automatic:\s*)true", r"\1false", body)
+    # no MathJax: the formulas are MathML already, and the page must read without the network (nor
+    # require.js, which the template fetches for widgets the notebooks do not use)
+    mathjax = (r"<script[^>]*>[^<]*MathJax[^<]*</script>|<script[^>]*mathjax[^>]*>\s*</script>"
+               r"|<!--[^>]*mathjax[^>]*-->|<script src=\"https?://[^\"]*require[^\"]*\">\s*</script>")
+    body = re.sub(mathjax, "", body, flags=re.I)
+    body = body.replace("<head>", f"<head>{VIEWPORT}", 1)
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + f"<style>{STYLE}</style>" + bar, body, count=1)
+    body = body.replace("</body>", f"{below}</body>", 1)
     return _local_links(body)
 
 
@@ -123,14 +190,14 @@ def _local_links(text: str) -> str:
     return re.sub(r'href="(\d\d_[A-Za-z0-9_]+)\.ipynb"', r'href="\1.html"', text)
 
 
-def markdown_page(title: str, markdown: str, mathjax: str, bar: str, note: str = "") -> str:
-    """A page of the site from Markdown (tables and formulas kept for MathJax)."""
+def markdown_page(title: str, markdown: str, bar: str, note: str = "") -> str:
+    """A page of the site from Markdown (tables kept, formulas as MathML)."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    body = _local_links(markdown2html_mistune(markdown))
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style>{MATHJAX_CONFIG}<script src=\"{html.escape(mathjax)}\"></script>"
-            f"</head><body>{bar}<main class=\"page\">{body}{note}</main></body></html>\n")
+    body = _local_links(markdown2html_mistune(math_to_mathml(markdown)))
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{VIEWPORT}"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+            f"<body>{bar}<main class=\"page\">{body}{note}</main></body></html>\n")
 
 
 def readme_sections() -> dict[str, str]:
@@ -151,13 +218,16 @@ def exercises_markdown() -> str:
     from tinyprune.exercises import EXERCISES, STUDENT_FILE, student
 
     lines = ["# Exercises", "",
-             "Twelve functions a student of the document should be able to write, graded by "
+             f"{len(EXERCISES)} functions a student of the document should be able to write, graded by "
              "property-based tests (hypothesis) that compare them with tinyprune's own functions and with "
-             "finite differences. Copy the stubs, fill them in, grade them:", "",
+             "finite differences. Copy the stubs, fill them in, grade them (`check` runs your code, each "
+             "exercise in its own process with a time limit):", "",
              "```bash",
              "python -m tinyprune.exercises init my_answers",
              "python -m tinyprune.exercises check my_answers",
              "```", "",
+             "What `check` prints for a wrong answer (the squared error's gradient without the ½, graded "
+             "when this page was built):", "", "```text", sample_check_output(), "```", "",
              "| # | exercise | covers | taught in |", "|---|---|---|---|"]
     for number, exercise in enumerate(EXERCISES, 1):
         notebook = next(NOTEBOOKS.glob(f"{exercise.notebook}_*.ipynb")).stem
@@ -171,9 +241,23 @@ def exercises_markdown() -> str:
     return "\n".join(lines)
 
 
+def sample_check_output() -> str:
+    """``check``'s lines for one known slip, graded now (so the page shows what the grader says today)."""
+    from tinyprune.exercises import grade
+    from tinyprune.exercises.slips import SLIPS
+
+    name = "squared_error_softmax_grad"
+    result = grade(name, SLIPS[name][0][1], max_examples=10)
+    message = "\n".join(f"      {line.strip()}" for line in result.message.splitlines())
+    return f"FAIL  {name:<28} {result.seconds:5.1f} s\n{message}\n0 of 1 exercises pass"
+
+
 def index_markdown(sections: dict[str, str], built: Sequence[Path], seconds: dict[str, float]) -> str:
     """The home page: the README's introduction and reading order, with each notebook's build time."""
-    lines = [sections["intro"], sections.get("Reading order", "")]
+    from tinyprune.exercises import EXERCISES
+
+    lines = [sections["intro"], f"This site: {len(built)} notebooks and {len(EXERCISES)} exercises.", "",
+             sections.get("Reading order", "")]
     if seconds:
         lines += ["", "## This build", "", "| notebook | executed in |", "|---|---|"]
         lines += [f"| [{p.stem}]({p.stem}.ipynb) | {seconds[p.stem]:.1f} s |"
@@ -184,7 +268,7 @@ def index_markdown(sections: dict[str, str], built: Sequence[Path], seconds: dic
 
 
 def build(out: Path = DEFAULT_OUT, *, only: Sequence[str] | None = None, executed: Path | None = None,
-          mathjax: str = CDN_MATHJAX, overwrite: bool = False, log=print) -> dict[str, float]:
+          overwrite: bool = False, log=print) -> dict[str, float]:
     """Build the site into ``out``; return each notebook's execution seconds (none with ``executed``)."""
     from tinyprune.files import atomic_write, staged_folder
 
@@ -194,22 +278,24 @@ def build(out: Path = DEFAULT_OUT, *, only: Sequence[str] | None = None, execute
     bar = nav(pages)
     seconds: dict[str, float] = {}
     with staged_folder(out, overwrite=overwrite) as stage:
-        for path in paths:
+        notebooks = [(f"{p.stem}.html", p.stem.replace("_", " ")) for p in paths]
+        for number, path in enumerate(paths):
             if executed is None:
                 notebook, seconds[path.stem] = execute(path)
                 log(f"executed {path.name} in {seconds[path.stem]:.1f} s")
             else:
                 notebook = read_executed(executed, path)
-            atomic_write(stage / f"{path.stem}.html", render_notebook(notebook, mathjax, bar))
+            page = render_notebook(notebook, bar, pager(notebooks, number))
+            atomic_write(stage / f"{path.stem}.html", page)
         sections = readme_sections()
         built = f'<p class="built">Built {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>'
         atomic_write(stage / "index.html",
-                     markdown_page(TITLE, index_markdown(sections, paths, seconds), mathjax, bar, built))
+                     markdown_page(TITLE, index_markdown(sections, paths, seconds), bar, built))
         atomic_write(stage / "notation.html",
-                     markdown_page("Notation", sections["Notation"], mathjax, bar))
+                     markdown_page("Notation", sections["Notation"], bar))
         atomic_write(stage / "glossary.html",
-                     markdown_page("Glossary", sections["Glossary of the document's terms"], mathjax, bar))
-        atomic_write(stage / "exercises.html", markdown_page("Exercises", exercises_markdown(), mathjax, bar))
+                     markdown_page("Glossary", sections["Glossary of the document's terms"], bar))
+        atomic_write(stage / "exercises.html", markdown_page("Exercises", exercises_markdown(), bar))
     log(f"wrote {out}/index.html ({len(paths)} notebooks)")
     return seconds
 
@@ -222,13 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,08")
     parser.add_argument("--executed", type=Path, help="a folder of executed notebooks to render instead")
-    parser.add_argument("--mathjax", default=CDN_MATHJAX, help="the MathJax 2 script URL")
     args = parser.parse_args(argv)
     from tinyprune.errors import TinypruneError
 
     only = [part.strip() for part in args.only.split(",")] if args.only else None
     try:
-        build(args.out, only=only, executed=args.executed, mathjax=args.mathjax, overwrite=args.overwrite)
+        build(args.out, only=only, executed=args.executed, overwrite=args.overwrite)
     except (ValueError, RuntimeError, TinypruneError) as error:
         print(f"docs/build.py: {error}", file=sys.stderr)
         return 1

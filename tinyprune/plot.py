@@ -262,3 +262,158 @@ def layer_sparsity_bars(model_or_sparsity: Any, path: PathLike) -> Path:
 
 __all__ = ["loop_steps", "accuracy_vs_sparsity", "first_layer_connections", "layer_sensitivity",
            "layer_sparsity_bars", "weight_histograms"]
+
+
+# --------------------------------------------------------------------------- figures for the notebooks
+# The notebooks call these so that a cell shows the idea, not matplotlib. Each returns the ``Figure``
+# (Jupyter shows it when it is a cell's last value) and also writes it when ``path`` is given.
+def _lines_on(axes: Any, x: Sequence[float], curves: Mapping[str, Sequence[float]], *,
+              reference: Mapping[str, float], xlabel: str, ylabel: str, title: str) -> None:
+    for label, values in curves.items():
+        axes.plot(list(x), list(values), "o-", ms=3, label=label)
+    for label, value in reference.items():          # horizontal lines: the dense model, a baseline
+        axes.axhline(value, color="black", ls=":", lw=0.8, label=label)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.legend(fontsize=7)
+
+
+def line_chart(x: Sequence[float], curves: Mapping[str, Sequence[float]], *,
+               reference: Mapping[str, float] | None = None, xlabel: str = "", ylabel: str = "",
+               title: str = "", path: PathLike | None = None) -> Any:
+    """One line per entry of ``curves`` over ``x``, ``reference`` values as dotted horizontal lines.
+
+    >>> line_chart([1, 2], {"a": [0.5, 0.6]}, reference={"dense": 0.7}).axes[0].get_title()
+    ''
+    """
+    figure = _figure(7, 4)
+    _lines_on(figure.add_subplot(), x, curves, reference=reference or {}, xlabel=xlabel, ylabel=ylabel,
+              title=title)
+    return _save(figure, path) and figure if path else figure
+
+
+def lines_and_bars(x: Sequence[float], curves: Mapping[str, Sequence[float]], bars: Mapping[str, float], *,
+                   reference: Mapping[str, float] | None = None, xlabel: str = "", ylabel: str = "",
+                   title: str = "", bar_label: str = "", bar_notes: Mapping[str, str] | None = None,
+                   path: PathLike | None = None) -> Any:
+    """Curves on the left (as ``line_chart``), one horizontal bar per entry of ``bars`` on the right.
+
+    ``bar_notes`` writes a short text at the end of a bar (for example the accuracy of a row whose bar
+    shows something else); the bars' axis starts at 0 unless every value lies above 0.5 (accuracies).
+
+    >>> figure = lines_and_bars([0, 1], {"a": [0.1, 0.9]}, {"x": 0.8, "y": 0.9})
+    >>> [axes.get_xlabel() for axes in figure.axes]
+    ['', '']
+    """
+    figure = _figure(13, 4.2)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
+    _lines_on(left, x, curves, reference=reference or {}, xlabel=xlabel, ylabel=ylabel, title=title)
+    names, values = list(bars), [float(bars[name]) for name in bars]
+    right.barh(names, values, color="tab:gray")
+    for row, name in enumerate(names):
+        if bar_notes and name in bar_notes:
+            right.text(values[row], row, f" {bar_notes[name]}", va="center", fontsize=7)
+    finite = [v for v in values if math.isfinite(v)]
+    low = min(finite) - 0.05 if finite and min(finite) > 0.5 else 0.0
+    right.set_xlim(low, max(finite, default=1.0) * (1.15 if bar_notes else 1.02))
+    for value in (reference or {}).values():
+        right.axvline(value, color="black", ls=":", lw=0.8)
+    right.set(xlabel=bar_label)
+    right.invert_yaxis()
+    right.tick_params(axis="y", labelsize=7)
+    return _save(figure, path) and figure if path else figure
+
+
+def image_grid(counts: Mapping[str, np.ndarray], signed: Mapping[str, np.ndarray] | None = None, *,
+               shape: tuple[int, int] = (28, 28), count_label: str = "count", signed_label: str = "value",
+               columns: int = 4, path: PathLike | None = None) -> Any:
+    """Vectors drawn as ``shape`` images: ``counts`` on one colour scale from 0 (one colour bar), then
+    ``signed`` on a red-blue scale centred on 0 (one colour bar; NaN = not drawn, e.g. pruned).
+
+    Titles are wrapped to the panel's width so that neighbours never overlap.
+
+    >>> figure = image_grid({"a": np.arange(4.0)}, {"b": np.array([-1.0, 1.0, np.nan, 0.0])}, shape=(2, 2))
+    >>> sum(axes.get_visible() for axes in figure.axes)      # two panels and two colour bars
+    4
+    """
+    import textwrap
+
+    signed = signed or {}
+    rows = math.ceil(len(counts) / columns) + math.ceil(len(signed) / columns)
+    figure = _figure(2.7 * columns + 1.2, 2.9 * rows)
+    grid = np.atleast_2d(figure.subplots(rows, columns))
+    panels = iter(grid.ravel())
+    high = max((float(np.nanmax(v)) for v in counts.values()), default=1.0)
+    bound = max((float(np.nanmax(np.abs(v))) for v in signed.values()), default=1.0)
+    drawn: dict[str, list[Any]] = {"counts": [], "signed": []}
+    for group, images, options in (("counts", counts, {"cmap": "viridis", "vmin": 0, "vmax": high}),
+                                   ("signed", signed, {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound})):
+        for title, image in images.items():
+            axes = next(panels)
+            shown = axes.imshow(np.asarray(image, dtype=float).reshape(shape), **options)
+            axes.set_title("\n".join(textwrap.wrap(title, 24)), fontsize=8)
+            drawn[group].append(axes)
+        if images:
+            figure.colorbar(shown, ax=drawn[group], shrink=0.8,
+                            label=count_label if group == "counts" else signed_label)
+            for _ in range((-len(images)) % columns):          # finish the row: blank panels
+                next(panels).set_visible(False)
+    for axes in grid.ravel():
+        axes.axis("off")
+    return _save(figure, path) and figure if path else figure
+
+
+def _summary(values: Any) -> str:
+    """A number for a box: the value itself if it is one number, else its norm ‖·‖."""
+    if values is None:
+        return "-"
+    values = np.asarray(values, dtype=float)
+    return (f"{float(values.ravel()[0]):.3g}" if values.size == 1
+            else f"‖·‖ {float(np.linalg.norm(values)):.3g}")
+
+
+def computation_graph(nodes: Sequence[Any], name: Any, *, title: str = "",
+                      path: PathLike | None = None) -> Any:
+    """An autograd graph as boxes and arrows, the way micrograd's ``draw_dot`` shows one.
+
+    ``nodes`` are ``Tensor`` s in topological order (``Tensor._topological_order()``: every node after its
+    parents), ``name(node)`` labels each. Every box shows the name, the shape, the value and the
+    gradient (a number, or the norm ‖·‖ of an array); an arrow runs from every parent to every child.
+    Columns are depths (the longest path from a leaf); operations sit on the upper row, each leaf on
+    the lower row just before its first child, so no arrow passes under a box.
+
+    >>> from tinyprune.autograd import Tensor
+    >>> x = Tensor(np.array([2.0]), requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> len(computation_graph(y._topological_order(), lambda n: "n").axes)
+    1
+    """
+    depth: dict[int, int] = {}
+    for node in nodes:
+        depth[id(node)] = 1 + max((depth[id(p)] for p in node._parents if id(p) in depth), default=-1)
+    position = {id(node): (1.9 * depth[id(node)], 0.0) for node in nodes if node._backward is not None}
+    for node in nodes:                     # a leaf: on the lower row, below-left of its first child
+        if node._backward is None:
+            children = [position[id(c)][0] for c in nodes if any(p is node for p in c._parents)]
+            position[id(node)] = (min(children, default=0.0) - 0.95, -1.0)
+    figure = _figure(2.1 * (max(depth.values()) + 1) + 0.5, 3.4)
+    axes = figure.add_subplot()
+    boxes = {}
+    for node in nodes:
+        x, y = position[id(node)]
+        label = (f"{name(node)}  {tuple(node.shape)}\nvalue {_summary(node.data)}\n"
+                 f"grad {_summary(getattr(node, 'grad', None))}")
+        boxes[id(node)] = axes.text(x, y, label, ha="center", va="center", fontsize=7,
+                                    bbox={"boxstyle": "round", "fc": "lightyellow" if node._backward
+                                          else "lightblue"})
+    for node in nodes:
+        for parent in node._parents:
+            if id(parent) in boxes:                  # from the parent's box to the child's box
+                axes.annotate("", xy=position[id(node)], xytext=position[id(parent)],
+                              arrowprops={"arrowstyle": "->", "color": "gray",
+                                          "patchA": boxes[id(parent)].get_bbox_patch(),
+                                          "patchB": boxes[id(node)].get_bbox_patch()})
+    left = min(x for x, _ in position.values())
+    axes.set(xlim=(left - 1.2, 1.9 * max(depth.values()) + 1.2), ylim=(-1.6, 0.6), title=title)
+    axes.axis("off")
+    return _save(figure, path) and figure if path else figure

@@ -1,7 +1,9 @@
 """``python -m tinyprune.exercises list | init FOLDER | check PATH``: the exercises' command line.
 
-``check`` exits 0 when every exercise passes, 1 otherwise; ``--only NAME`` grades some of them and
-``--max-examples N`` sets how many inputs each grader draws (30 by default).
+``check`` runs the student's code (in a separate process per exercise, stopped after ``--time-limit``
+seconds) and exits 0 when every exercise passes, 1 otherwise, 130 when interrupted (Ctrl-C);
+``--only NAME`` grades some of them and ``--max-examples N`` sets how many inputs each grader draws
+(30 by default). Errors (a bad path, a file that cannot be imported or written) are one line on stderr.
 """
 
 from __future__ import annotations
@@ -26,35 +28,55 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--only", action="append", choices=[e.name for e in EXERCISES], metavar="NAME",
                        help="grade only this exercise (repeatable)")
     grade.add_argument("--max-examples", type=int, default=30, help="inputs drawn per grader (default 30)")
+    grade.add_argument("--end-to-end", action="store_true",
+                       help="then train and prune the document's model on your functions (hooks.use)")
+    grade.add_argument("--time-limit", type=float, default=120.0,
+                       help="seconds each exercise may run before it fails (default 120)")
     args = parser.parse_args(argv)
 
     if args.command == "list":
         print(listing())
         return 0
     if args.command == "init":
-        target = args.folder / "student.py"
-        if target.exists():
-            print(f"{target} exists already; not replacing it", file=sys.stderr)
-            return 1
-        args.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, STUDENT_FILE.read_text(encoding="utf-8"))
-        print(f"wrote {target}: fill in the functions, then run\n"
-              f"python -m tinyprune.exercises check {args.folder}")
-        return 0
-    if args.max_examples < 1:
-        parser.error(f"--max-examples must be >= 1, got {args.max_examples}")
+        return _init(args.folder)
+    if args.max_examples < 1 or not args.time_limit > 0:
+        parser.error(f"--max-examples must be >= 1 and --time-limit > 0, got {args.max_examples} and "
+                     f"{args.time_limit}")
     try:
-        results = check(args.path, args.only, args.max_examples)
+        results = check(args.path, args.only, args.max_examples, time_limit=args.time_limit,
+                        end_to_end=args.end_to_end)
     except ValueError as error:
-        parser.error(str(error))
+        print(f"python -m tinyprune.exercises check: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:                       # Ctrl-C: the grading process is killed by check
+        print("\ninterrupted: no verdict", file=sys.stderr)
+        return 130
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         print(f"{mark}  {result.name:<28} {result.seconds:5.1f} s")
-        if not result.passed:
+        if not result.passed or result.name == "end_to_end":
             print(f"      {result.message}")
     passed = sum(r.passed for r in results)
-    print(f"{passed} of {len(results)} exercises pass")
+    print(f"{passed} of {len(results)} {'stages' if args.end_to_end else 'exercises'} pass")
     return 0 if passed == len(results) else 1
+
+
+def _init(folder: Path) -> int:
+    """Copy the stubs to ``folder/student.py``; never replace a file; one line on stderr if it fails."""
+    target = folder / "student.py"
+    if target.exists() or target.is_symlink():
+        print(f"{target} exists already; not replacing it", file=sys.stderr)
+        return 1
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, STUDENT_FILE.read_text(encoding="utf-8"), overwrite=False)
+    except OSError as error:                        # a file where the folder should be, no permission, ...
+        reason = error.strerror or type(error).__name__
+        print(f"cannot write {target}: {reason}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}: fill in the functions, then run\n"
+          f"python -m tinyprune.exercises check {folder}")
+    return 0
 
 
 if __name__ == "__main__":

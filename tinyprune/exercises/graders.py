@@ -34,22 +34,125 @@ class WrongAnswerError(AssertionError):
 
 
 # ------------------------------------------------------------------ comparisons
+def _show(name: str, value: Any) -> str:
+    if isinstance(value, np.ndarray) and value.size <= 12:        # small enough to show in full
+        text = np.array2string(value, precision=4, separator=", ", threshold=20).replace("\n", "")
+        plain = value.dtype in (np.float64, np.bool_)
+        return f"{name} = {text}" + ("" if plain else f" ({value.dtype})")
+    if isinstance(value, np.ndarray):
+        return f"{name}: shape {value.shape}, {value.dtype}"
+    if isinstance(value, list):
+        return f"{name} = [" + "; ".join(_show(f"{name}[{i}]", v) for i, v in enumerate(value)) + "]"
+    return f"{name}={value!r}"
+
+
 def _describe(**inputs: Any) -> str:
-    parts = []
+    """Every input, in full when small: the message must let the student rerun the failing case."""
+    return "inputs " + ", ".join(_show(name, value) for name, value in inputs.items())
+
+
+# The last call of the student's function (its inputs and answer), so that a failure can be compared
+# with the known slips (``name_the_slip``) on exactly the input that failed.
+LAST_CALL: dict[str, Any] = {}
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def call(function: Callable, **inputs: Any) -> Any:
+    """``function(*inputs)`` on copies, refusing an answer that changed an input in place.
+
+    The docstrings promise new arrays: a step that writes into the caller's ``w`` would corrupt an
+    optimizer's other copies, so the change is a wrong answer, named with the entry that moved.
+    """
+    given = {name: _copy(value) for name, value in inputs.items()}
+    LAST_CALL.clear()
+    LAST_CALL.update(inputs=inputs, answer=None)
+    answer = function(*given.values())
+    LAST_CALL["answer"] = answer
     for name, value in inputs.items():
-        if isinstance(value, np.ndarray) and value.size <= 8:        # small enough to show in full
-            parts.append(f"{name} = {np.array2string(value, precision=4, separator=', ')}".replace("\n", ""))
-        elif isinstance(value, np.ndarray):
-            parts.append(f"{name}: shape {value.shape}")
-        elif isinstance(value, list):
-            parts.append(f"{name}: shapes {[np.shape(v) for v in value]}")
-        else:
-            parts.append(f"{name}={value!r}")
-    return "inputs " + ", ".join(parts)
+        for index, (before, after) in enumerate(zip(*(v if isinstance(v, list) else [v]
+                                                       for v in (value, given[name])))):
+            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
+                where = tuple(int(i) for i in np.argwhere(~((before == after) | (before != before)))[0])
+                label = f"{name}[{index}]" if isinstance(value, list) else name
+                raise WrongAnswerError(
+                    f"changed its input {label} in place (entry {where} was {before[where]!r}, became "
+                    f"{after[where]!r}); return new arrays and leave the caller's untouched; "
+                    f"{_describe(**inputs)}")
+    return answer
 
 
-def close(what: str, got: Any, expected: Any, inputs: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
-    """Raise ``WrongAnswerError`` unless ``got`` has ``expected``'s shape and is allclose to it."""
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype.kind == b.dtype.kind and bool(
+            np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def name_the_slip(exercise: str) -> str:
+    """The known slips (``slips.SLIPS``) that give the student's very answer on the last input, or ''."""
+    from tinyprune.exercises.slips import SLIPS
+
+    if "inputs" not in LAST_CALL or LAST_CALL.get("answer") is None:
+        return ""
+    matches = []
+    for description, slip in SLIPS.get(exercise, []):
+        try:
+            with np.errstate(all="ignore"):
+                if _same(slip(*_copy(list(LAST_CALL["inputs"].values()))), LAST_CALL["answer"]):
+                    matches.append(description)
+        except Exception:                           # a slip that cannot run on this input is not it
+            continue
+    return "; or: ".join(matches)
+
+
+def expect_dtype(what: str, got: Any, dtype: Any, inputs: str) -> None:
+    """Raise unless the answer has the inputs' floating dtype (float32 in, float32 out)."""
+    got_dtype = getattr(got, "dtype", None)
+    if got_dtype is not None and got_dtype != np.dtype(dtype):
+        raise WrongAnswerError(f"{what}: dtype {got_dtype} for {np.dtype(dtype)} inputs; return the inputs' "
+                               f"dtype (compute in it, or in float64 and convert back); {inputs}")
+
+
+def _as(value: Any, dtype: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return value.astype(dtype)
+    return value
+
+
+def _floats(answer: Any) -> list[np.ndarray]:
+    answers = answer if isinstance(answer, (tuple, list)) else [answer]
+    return [a for a in answers if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+
+
+def dtype_probe(function: Callable, **inputs: Any) -> None:
+    """The answer keeps the inputs' dtype: float32 in, float32 out; float64 in, float64 out."""
+    for dtype in (np.float32, np.float64):
+        given = {name: _as(value, dtype) for name, value in inputs.items()}
+        answer = call(function, **given)
+        if not _floats(answer):
+            raise WrongAnswerError(f"expected float arrays, got {type(answer).__name__}; "
+                                   f"{_describe(**given)}")
+        for value in _floats(answer):
+            expect_dtype("the answer", value, dtype, _describe(**given))
+
+
+def close(what: str, got: Any, expected: Any, inputs: str, rtol: float = 1e-9, atol: float = 1e-11) -> None:
+    """Raise ``WrongAnswerError`` unless ``got`` has ``expected``'s shape and is allclose to it.
+
+    float64 answers must agree to about nine digits: a sum in another order, ``einsum`` or a loop
+    differs in the fifteenth, float32 arithmetic already in the eighth (the message then says so).
+    """
     if got is None:
         raise WrongAnswerError(f"{what}: got None (forgot to return it?); {inputs}")
     try:
@@ -66,9 +169,12 @@ def close(what: str, got: Any, expected: Any, inputs: str, rtol: float = 1e-6, a
     error = np.abs(got - expected) - (atol + rtol * np.abs(expected))
     if np.any(error > 0):
         where = tuple(int(i) for i in np.unravel_index(np.argmax(error), error.shape))
-        raise WrongAnswerError(f"{what}: worst entry {where} is {got[where]:.6g}, expected "
-                               f"{expected[where]:.6g} (off by {abs(got[where] - expected[where]):.3g}; "
-                               f"{int(np.sum(error > 0))} of {error.size} entries wrong); {inputs}")
+        float32_like = np.allclose(got, expected, rtol=1e-5, atol=1e-7)
+        hint = (" (it agrees only to about 7 digits, what float32 arithmetic gives: if you computed in "
+                "float32, keep the inputs' float64)" if float32_like else "")
+        raise WrongAnswerError(f"{what}: worst entry {where} is {got[where]:.10g}, expected "
+                               f"{expected[where]:.10g} (off by {abs(got[where] - expected[where]):.3g}; "
+                               f"{int(np.sum(error > 0))} of {error.size} entries wrong){hint}; {inputs}")
 
 
 def exactly_zero(what: str, values: Any, mask: np.ndarray, inputs: str) -> None:
@@ -114,9 +220,11 @@ def grade_linear_forward(function: Callable, config: settings) -> None:
         A, W, b = (data.draw(testing.arrays(shape)) for shape in ((n, d), (d, h), (h,)))
         model = MLP([d, h], seed=0, dtype=np.float64)
         model.layers[0].W.data[...], model.layers[0].b.data[...] = W, b
-        close("Z", function(A.copy(), W.copy(), b.copy()), backprop.forward(model, A).Z[0],
+        close("Z", call(function, A_prev=A, W=W, b=b), backprop.forward(model, A).Z[0],
               _describe(A_prev=A, W=W, b=b))
     prop()
+    rng = np.random.default_rng(0)
+    dtype_probe(function, A_prev=rng.normal(size=(3, 2)), W=rng.normal(size=(2, 4)), b=rng.normal(size=4))
 
 
 def grade_layer_backward(function: Callable, config: settings) -> None:
@@ -131,8 +239,8 @@ def grade_layer_backward(function: Callable, config: settings) -> None:
             W = model.layers[index].W.data
             Z_prev = cache.Z[index - 1] if index else np.ones_like(X)      # layer 1 has no ReLU below
             inputs = _describe(delta=delta, A_prev=cache.inputs[index], W=W, Z_prev=Z_prev)
-            dW, db, delta_prev = _pair(function(delta.copy(), cache.inputs[index].copy(), W.copy(),
-                                                Z_prev.copy()), 3, "layer_backward")
+            dW, db, delta_prev = _pair(call(function, delta=delta, A_prev=cache.inputs[index], W=W,
+                                            Z_prev=Z_prev), 3, "layer_backward")
             close(f"dW of layer {index + 1} (tinyprune.backprop)", dW, expected[f"layers.{index}.W"], inputs)
             close(f"db of layer {index + 1} (tinyprune.backprop)", db, expected[f"layers.{index}.b"], inputs)
             delta = np.asarray(delta_prev, dtype=np.float64)
@@ -141,6 +249,9 @@ def grade_layer_backward(function: Callable, config: settings) -> None:
         close("δ_prev of layer 1 = ∂L/∂X (finite differences)", delta, numeric, _describe(X=X),
               rtol=1e-4, atol=1e-6)
     prop()
+    rng = np.random.default_rng(0)
+    dtype_probe(function, delta=rng.normal(size=(3, 4)), A_prev=rng.normal(size=(3, 2)),
+                W=rng.normal(size=(2, 4)), Z_prev=rng.normal(size=(3, 2)))
 
 
 def grade_softmax_cross_entropy_grad(function: Callable, config: settings) -> None:
@@ -149,28 +260,41 @@ def grade_softmax_cross_entropy_grad(function: Callable, config: settings) -> No
     def prop(data: st.DataObject) -> None:
         n, k = _sizes(data.draw), data.draw(st.integers(2, 6))
         z, y = data.draw(testing.arrays((n, k), bound=20.0)), data.draw(testing.labels(n, k))
-        got = function(z.copy(), y.copy())
+        got = call(function, z=z, y=y)
         inputs = _describe(z=z, y=y)
         close("∂L/∂z (tinyprune.losses.cross_entropy_grad)", got, losses.cross_entropy_grad(z, y), inputs)
         numeric = numeric_gradient(lambda v: losses.cross_entropy(v, y), z.copy())
         close("∂L/∂z (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-7)
     prop()
+    large = {"z": np.array([[800.0, 0.0, -3.0], [0.0, -800.0, 1.0]]), "y": np.array([0, 2])}
+    close("∂L/∂z on large logits (the docstring asks for a stable softmax: subtract each row's maximum)",
+          call(function, **large), losses.cross_entropy_grad(large["z"], large["y"]), _describe(**large))
+    dtype_probe(function, z=np.random.default_rng(0).normal(size=(3, 4)), y=np.array([0, 3, 1]))
 
 
 def grade_squared_error_softmax_grad(function: Callable, config: settings) -> None:
+    # first a typical case (three classes, no symmetry), where the known slips all give different answers
+    typical = {"z": np.array([[1.0, -0.5, 2.0], [0.3, 0.1, -1.2]]), "Y": np.eye(3)[[1, 0]]}
+    close("∂L/∂z (tinyprune.losses.loss_and_grad('squared_error'))", call(function, **typical),
+          losses.loss_and_grad("squared_error", typical["z"], np.array([1, 0]))[1], _describe(**typical))
+
     @config
     @given(st.data())
     def prop(data: st.DataObject) -> None:
         n, k = _sizes(data.draw), data.draw(st.integers(2, 6))
         z, y = data.draw(testing.arrays((n, k), bound=5.0)), data.draw(testing.labels(n, k))
         Y = losses.one_hot(y, k)
-        got = function(z.copy(), Y.copy())
+        got = call(function, z=z, Y=Y)
         inputs = _describe(z=z, Y=Y)
         close("∂L/∂z (tinyprune.losses.loss_and_grad('squared_error'))", got,
               losses.loss_and_grad("squared_error", z, y)[1], inputs)
         numeric = numeric_gradient(lambda v: losses.squared_error(losses.softmax(v), Y, "mean"), z.copy())
         close("∂L/∂z (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-8)
     prop()
+    large = {"z": np.array([[800.0, 0.0, -3.0], [0.0, -800.0, 1.0]]), "Y": np.eye(3)[[0, 2]]}
+    close("∂L/∂z on large logits (the softmax must subtract each row's maximum)", call(function, **large),
+          losses.loss_and_grad("squared_error", large["z"], np.array([0, 2]))[1], _describe(**large))
+    dtype_probe(function, z=np.random.default_rng(0).normal(size=(3, 4)), Y=np.eye(4)[[0, 3, 1]])
 
 
 @st.composite
@@ -200,8 +324,8 @@ def grade_masked_sgd_step(function: Callable, config: settings) -> None:
     @given(_masked_state(slots=1), st.sampled_from([0.01, 0.1, 0.5]), st.sampled_from([0.0, 0.5, 0.9]))
     def prop(case: tuple, lr: float, momentum: float) -> None:
         w, grad, mask, (velocity,) = case
-        inputs = _describe(w=w, mask=mask, lr=lr, momentum=momentum)
-        answer = function(w.copy(), grad.copy(), velocity.copy(), mask.copy(), lr, momentum)
+        inputs = _describe(w=w, grad=grad, velocity=velocity, mask=mask, lr=lr, momentum=momentum)
+        answer = call(function, w=w, grad=grad, velocity=velocity, mask=mask, lr=lr, momentum=momentum)
         new_w, new_velocity = _pair(answer, 2, "masked_sgd_step")
         exactly_zero("w", new_w, mask, inputs)
         exactly_zero("velocity (the optimizer's state)", new_velocity, mask, inputs)
@@ -211,37 +335,116 @@ def grade_masked_sgd_step(function: Callable, config: settings) -> None:
             close("velocity (tinyprune.optim.SGD)", new_velocity, optimizer.state["velocity"][0], inputs)
         close("w (tinyprune.optim.SGD)", new_w, parameter.data, inputs)
     prop()
+    rng = np.random.default_rng(0)
+    mask = np.array([[True, False], [True, True]])
+    dtype_probe(function, w=rng.normal(size=(2, 2)) * mask, grad=rng.normal(size=(2, 2)),
+                velocity=rng.normal(size=(2, 2)), mask=mask, lr=0.1, momentum=0.9)
+
+
+@st.composite
+def _adam_state(draw: st.DrawFn) -> tuple:
+    """A pruned weight, a gradient, and moments Adam really reaches: from zeros, over the recent
+    gradients (before the mask existed, so the moments live under it), older gradients 0."""
+    w, grad, mask, _ = draw(_masked_state(slots=0))
+    t = draw(st.integers(1, 50))
+    beta1, beta2 = draw(st.sampled_from([(0.9, 0.999), (0.5, 0.9)]))
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for _ in range(min(t - 1, 3)):
+        past = draw(testing.arrays(w.shape))
+        m, v = beta1 * m + (1 - beta1) * past, beta2 * v + (1 - beta2) * past**2
+    return w, grad, mask, m, v, t, beta1, beta2
 
 
 def grade_masked_adam_step(function: Callable, config: settings) -> None:
     @config
-    @given(_masked_state(slots=2), st.integers(1, 50), st.sampled_from([1e-3, 1e-2, 0.1]),
-           st.sampled_from([(0.9, 0.999), (0.5, 0.9)]))
-    def prop(case: tuple, t: int, lr: float, betas: tuple[float, float]) -> None:
-        w, grad, mask, (m, v) = case
-        v = np.abs(v)                                          # a second moment is >= 0
-        beta1, beta2, eps = *betas, 1e-7
-        inputs = _describe(w=w, mask=mask, t=t, lr=lr, beta1=beta1, beta2=beta2)
-        result = _pair(function(w.copy(), grad.copy(), m.copy(), v.copy(), t, mask.copy(), lr, beta1, beta2,
-                                eps), 3, "masked_adam_step")
+    @given(_adam_state(), st.sampled_from([1e-3, 1e-2, 0.1]))
+    def prop(case: tuple, lr: float) -> None:
+        w, grad, mask, m, v, t, beta1, beta2 = case
+        eps = 1e-7
+        given = {"w": w, "grad": grad, "m": m, "v": v, "t": t, "mask": mask, "lr": lr, "beta1": beta1,
+                 "beta2": beta2, "eps": eps}
+        inputs = _describe(**given)
+        result = _pair(call(function, **given), 3, "masked_adam_step")
         for name, value in zip(("w", "m (the optimizer's state)", "v (the optimizer's state)"), result):
             exactly_zero(name, value, mask, inputs)
         parameter, optimizer = _tinyprune_step(Adam, w, grad, mask, {"m.0": m, "v.0": v}, t - 1,
                                                lr=lr, beta1=beta1, beta2=beta2, eps=eps)
         close("m (tinyprune.optim.Adam)", result[1], optimizer.state["m"][0], inputs)
         close("v (tinyprune.optim.Adam)", result[2], optimizer.state["v"][0], inputs)
-        close("w (tinyprune.optim.Adam)", result[0], parameter.data, inputs, rtol=1e-5, atol=1e-7)
+        close("w (tinyprune.optim.Adam)", result[0], parameter.data, inputs)
     prop()
+    # a tiny gradient from zero moments: v̂ = g² is far below ε, where ε's place in the formula shows
+    tiny = {"w": np.array([1.0, -2.0]), "grad": np.array([1e-5, -3e-6]), "m": np.zeros(2), "v": np.zeros(2),
+            "t": 1, "mask": np.array([True, True]), "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+    parameter, _ = _tinyprune_step(Adam, tiny["w"], tiny["grad"], tiny["mask"], {"m.0": tiny["m"],
+                                   "v.0": tiny["v"]}, 0, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-7)
+    close("w after a tiny gradient (ε is added to √v̂, outside the root)",
+          _pair(call(function, **tiny), 3, "masked_adam_step")[0], parameter.data, _describe(**tiny))
+    rng = np.random.default_rng(0)
+    mask = np.array([[True, False], [True, True]])
+    dtype_probe(function, w=rng.normal(size=(2, 2)) * mask, grad=rng.normal(size=(2, 2)),
+                m=rng.normal(size=(2, 2)) * 0.1, v=rng.uniform(size=(2, 2)) * 0.01, t=3, mask=mask, lr=1e-3,
+                beta1=0.9, beta2=0.999, eps=1e-7)
+
+
+def _leaky_weights(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * velocity * mask + grad                # the gradient is not masked ...
+    return w - lr * velocity, velocity * mask                   # ... so the pruned weights move
+
+
+def _leaky_velocity(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * velocity + grad * mask                 # the old velocity lives on under the mask
+    return (w - lr * velocity) * mask, velocity
+
+
+def _correct_step(w, grad, velocity, mask, lr, momentum):
+    velocity = momentum * (velocity * mask) + grad * mask
+    return (w - lr * velocity) * mask, velocity
+
+
+def grade_masked_step_property(function: Callable, config: settings) -> None:
+    """The student's property must pass a correct step and catch every step that breaks the law.
+
+    Their ``@given`` runs under a profile without the shrink phase (unless they set ``phases``
+    themselves): a caught wrong step needs no smallest example, and shrinking takes seconds.
+    """
+    settings.register_profile("tinyprune-grading", phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                              deadline=None, database=None)
+    previous = settings._current_profile                    # noqa: SLF001 - put the student's back after
+    settings.load_profile("tinyprune-grading")
+    try:
+        _grade_property(function)
+    finally:
+        settings.load_profile(previous or "default")
+
+
+def _grade_property(function: Callable) -> None:
+    try:
+        function(_correct_step)
+    except AssertionError as error:
+        raise WrongAnswerError(f"your property fails for a correct masked SGD step ({error!s:.200}); it must "
+                               f"pass when the pruned weights and velocity stay exactly 0") from None
+    for wrong, what in ((_leaky_weights, "a step that does not mask the new weights"),
+                        (_leaky_velocity, "a step whose velocity lives on under the mask")):
+        try:
+            function(wrong)
+        except AssertionError:
+            continue
+        raise WrongAnswerError(f"your property passes {what}; it must raise AssertionError for it (draw "
+                               f"nonzero velocities and masks with False entries, and check both outputs)")
 
 
 def grade_global_magnitude_masks(function: Callable, config: settings) -> None:
     @config
     @given(st.lists(testing.shapes(min_dims=1, max_dims=2, max_side=5), min_size=1, max_size=3), st.data(),
-           st.floats(0.0, 1.0))
-    def prop(shapes: list, data: st.DataObject, sparsity: float) -> None:
-        weights = [data.draw(testing.arrays(shape)) for shape in shapes]
+           st.floats(0.0, 1.0), st.booleans())
+    def prop(shapes: list, data: st.DataObject, sparsity: float, tied: bool) -> None:
+        # with ``tied`` the weights are small integers, so many magnitudes are equal (ties at the threshold)
+        draw = (lambda shape: data.draw(testing.arrays(shape, bound=2.0)).round()) if tied else \
+            (lambda shape: data.draw(testing.arrays(shape)))
+        weights = [draw(shape) for shape in shapes]
         inputs = _describe(weights=weights, sparsity=sparsity)
-        masks = function([w.copy() for w in weights], sparsity)
+        masks = call(function, weights=weights, sparsity=sparsity)
         if not isinstance(masks, (list, tuple)) or len(masks) != len(weights):
             raise WrongAnswerError(f"expected a list of {len(weights)} masks, got {type(masks).__name__}; "
                                    f"{inputs}")
@@ -277,7 +480,7 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
         for name, parameter in case.model.named_parameters():
             w, h = parameter.data.copy(), diagonal[name]
             inputs = _describe(W=w, H_diag=h)
-            got = function(w.copy(), h.copy())
+            got = call(function, W=w, H_diag=h)
             close(f"saliency of {name} (tinyprune.prune.criteria.obd)", got, expected[name], inputs)
             # the loss rise it estimates, measured: E(w') = ½ Σ H_qq (w'_q - w_q)², set w_q to 0 alone
             rise = np.array([0.5 * np.sum(h * (np.where(np.arange(w.size) == q, 0.0, w.ravel())
@@ -285,6 +488,8 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
             close(f"saliency of {name} (the measured rise of ½ Σ H_qq (w'_q - w_q)²)", got,
                   rise.reshape(w.shape), inputs)
     prop()
+    rng = np.random.default_rng(0)
+    dtype_probe(function, W=rng.normal(size=(3, 2)), H_diag=rng.uniform(size=(3, 2)))
 
 
 @st.composite
@@ -303,7 +508,7 @@ def grade_obs_prune_one(function: Callable, config: settings) -> None:
     def prop(case: tuple[np.ndarray, np.ndarray]) -> None:
         w, H_inv = case
         inputs = _describe(w=w, H_inv=H_inv)
-        new_w, q = _pair(function(w.copy(), H_inv.copy()), 2, "obs_prune_one")
+        new_w, q = _pair(call(function, w=w, H_inv=H_inv), 2, "obs_prune_one")
         costs = w**2 / (2 * np.diag(H_inv))
         if not isinstance(q, (int, np.integer)) or not 0 <= q < w.size:
             raise WrongAnswerError(f"q must be an int index into w (0..{w.size - 1}), got {q!r}; {inputs}")
@@ -344,7 +549,7 @@ def grade_reconstruct_layer(function: Callable, config: settings) -> None:
     def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         A, Z, mask = case
         inputs = _describe(A=A, Z=Z, mask=mask)
-        W, b = _pair(function(A.copy(), Z.copy(), mask.copy()), 2, "reconstruct_layer")
+        W, b = _pair(call(function, A=A, Z=Z, mask=mask), 2, "reconstruct_layer")
         exactly_zero("W", W, mask, inputs)
         expected_W, expected_b = tinyprune_reconstruct_layer(A, Z, mask, damping=0.0)
         for name, got, expected in (("W", W, expected_W), ("b", b, expected_b)):
@@ -367,7 +572,7 @@ def grade_distillation_kl_grad(function: Callable, config: settings) -> None:
         n, k = _sizes(data.draw), data.draw(st.integers(2, 6))
         z_s, z_t = (data.draw(testing.arrays((n, k), bound=8.0)) for _ in range(2))
         inputs = _describe(z_student=z_s, z_teacher=z_t, T=T)
-        got = function(z_s.copy(), z_t.copy(), T)
+        got = call(function, z_student=z_s, z_teacher=z_t, T=T)
         close("∂L/∂z_S (tinyprune.recover.distillation_loss, output='kl')", got,
               distillation_loss(z_s, z_t, output="kl", temperature=T)[1], inputs)
         def loss(v: np.ndarray) -> float:
@@ -375,6 +580,13 @@ def grade_distillation_kl_grad(function: Callable, config: settings) -> None:
         numeric = numeric_gradient(loss, z_s.copy())
         close("∂L/∂z_S (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-7)
     prop()
+    large = {"z_student": np.array([[2000.0, 0.0], [0.0, -2000.0]]),
+             "z_teacher": np.array([[0.0, 1500.0], [1.0, 0.0]]), "T": 2.0}
+    close("∂L/∂z_S on large logits (the softmax must subtract each row's maximum)", call(function, **large),
+          distillation_loss(large["z_student"], large["z_teacher"], output="kl", temperature=2.0)[1],
+          _describe(**large))
+    rng = np.random.default_rng(0)
+    dtype_probe(function, z_student=rng.normal(size=(3, 4)), z_teacher=rng.normal(size=(3, 4)), T=2.0)
 
 
 def grade_remove_neuron(function: Callable, config: settings) -> None:
@@ -393,7 +605,7 @@ def grade_remove_neuron(function: Callable, config: settings) -> None:
             model.layers[1].W.data[j] = 0
         W1, b1, W2, b2 = (p.data.copy() for p in model.parameters())
         inputs = _describe(W1=W1, b1=b1, W2=W2, b2=b2, j=j, neuron=death)
-        result = _pair(function(W1.copy(), b1.copy(), W2.copy(), b2.copy(), j), 4, "remove_neuron")
+        result = _pair(call(function, W1=W1, b1=b1, W2=W2, b2=b2, j=j), 4, "remove_neuron")
         small = compact(model)
         for name, got, expected in zip(("W1", "b1", "W2", "b2"), result, small.parameters()):
             close(f"{name} (tinyprune.prune.compact)", got, expected.data, inputs)

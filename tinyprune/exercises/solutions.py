@@ -58,6 +58,26 @@ def masked_adam_step(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarr
     return (w - lr * m_hat / (np.sqrt(v_hat) + eps)) * mask, m, v
 
 
+def masked_step_property(step) -> None:
+    """For any inputs, the pruned entries of the new w and velocity are exactly 0."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    values = st.floats(-10, 10, allow_nan=False, width=64)
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @given(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4).flatmap(lambda shape: st.tuples(
+        *(hnp.arrays(np.float64, shape, elements=values) for _ in range(3)), hnp.arrays(bool, shape))),
+        st.floats(1e-3, 1.0), st.floats(0.0, 0.99))
+    def law(arrays: tuple, lr: float, momentum: float) -> None:
+        w, grad, velocity, mask = arrays
+        new_w, new_velocity = step((w * mask).copy(), grad.copy(), velocity.copy(), mask.copy(), lr, momentum)
+        assert np.all(np.asarray(new_w)[~mask] == 0), "a pruned weight moved"
+        assert np.all(np.asarray(new_velocity)[~mask] == 0), "a pruned weight's velocity lives on"
+    law()
+
+
 def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
     """Rank all magnitudes together (a stable sort breaks ties by position); prune the first k."""
     magnitudes = np.concatenate([np.abs(w).ravel() for w in weights])

@@ -3,7 +3,9 @@
 Copy this file into a folder of your own first (``python -m tinyprune.exercises init my_answers``).
 Every function below is a step of the source document that notebooks 01-09 derive; its docstring gives
 the equation and the shapes, in the notation of ``notebooks/README.md`` (rows are samples: ``Z = A W + b``).
-Use NumPy only, and no loops over samples or weights. The grader compares each function with tinyprune's
+Every function returns new arrays (it never changes its inputs) in the inputs' floating dtype
+(float32 in, float32 out; float64 in, float64 out). Use NumPy only, and no loops over samples or
+weights (the grader accepts them, but they are slow). The grader compares each function with tinyprune's
 own and with finite differences on many small random inputs, and prints the first input that fails.
 ``python -m tinyprune.exercises list`` says which notebook teaches each one.
 """
@@ -77,6 +79,20 @@ def masked_adam_step(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarr
     raise NotImplementedError("masked_adam_step")
 
 
+def masked_step_property(step) -> None:
+    """Write a property test (with hypothesis) of the law every masked optimizer step must obey.
+
+    ``step(w, grad, velocity, mask, lr, momentum) -> (w, velocity)`` is somebody's ``masked_sgd_step``.
+    For any weights, gradient, velocity (left over from before pruning: nonzero anywhere), bool mask,
+    ``lr`` and ``momentum``, the returned weights and velocity must be exactly 0 wherever the mask is
+    False. Draw the inputs with ``hypothesis`` (``@given`` on an inner function, strategies from
+    ``hypothesis.strategies``, ``hypothesis.extra.numpy`` or ``tinyprune.testing``), call ``step``, and
+    ``assert`` the law; then call the inner function. It must pass for a correct step and raise
+    ``AssertionError`` for one that breaks the law (the grader tries both kinds). Notebook 04.
+    """
+    raise NotImplementedError("masked_step_property")
+
+
 def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
     """Prune exactly ``N_p = round(s · N_w)`` weights of all arrays together, the smallest ``|w|`` first.
 
@@ -89,7 +105,7 @@ def global_magnitude_masks(weights: list[np.ndarray], sparsity: float) -> list[n
 
 
 def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
-    """Optimal Brain Damage's saliency ``s_q = ½ H_qq w_q²``: the loss rise when ``w_q`` alone is set to 0.
+    """Optimal Brain Damage's saliency ``κ_q = ½ H_qq w_q²``: the loss rise when ``w_q`` alone is set to 0.
 
     At a minimum the gradient vanishes, so the Taylor series of the loss starts at the second order;
     keeping only the Hessian's diagonal leaves ``½ H_qq w_q²``.

@@ -1,0 +1,192 @@
+"""The student's code runs the library: ``use(FOLDER)`` swaps tinyprune's functions for the student's.
+
+MiniTorch's way: once a student has written an operator, every later module runs on it. Inside
+``with use("my_answers") as usage:``, ``fit`` back-propagates with the student's ``layer_backward``,
+takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, global
+magnitude pruning chooses with their ``global_magnitude_masks``, distillation with ``output="kl"``
+steps along their ``distillation_kl_grad``, and ``recover.reconstruct(..., damping=0)`` refits each
+layer with their ``reconstruct_layer``. (The optimizers' steps, OBS and compaction are not hooked yet:
+their library functions are not one-to-one with the exercises.) Each hook point is one module attribute
+(``HOOKS``), swapped for an adapter and put back on exit, whatever happens inside. An adapter hands a
+call it cannot express with the student's function (a hidden-layer loss, unmasked gradients, a prior
+mask, float targets) to the library's own, and ``usage`` counts both, so nothing is claimed that did
+not run. ``end_to_end`` trains and prunes the document's model on the student's code.
+
+Needs the student's functions to be correct to give sensible numbers; ``check`` grades them first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Usage:
+    """How often each hook ran the student's function (``student``) or the library's (``library``)."""
+
+    student: Counter = field(default_factory=Counter)
+    library: Counter = field(default_factory=Counter)
+
+
+def _backward(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def backward(model: Any, cache: Any, dlogits: np.ndarray, dhidden: Any = None,
+                 masked: bool = True) -> dict[str, np.ndarray]:
+        if not masked or (dhidden is not None and any(d is not None for d in dhidden)):
+            usage.library["layer_backward"] += 1
+            return original(model, cache, dlogits, dhidden, masked)
+        grads, delta = {}, dlogits
+        for index in reversed(range(len(model.layers))):
+            layer = model.layers[index]
+            Z_prev = cache.Z[index - 1] if index else np.ones_like(cache.inputs[0])   # no ReLU below layer 1
+            dW, db, delta = student(delta, cache.inputs[index], layer.W.data, Z_prev)
+            usage.student["layer_backward"] += 1
+            for name, grad, parameter in ((f"layers.{index}.W", dW, layer.W),
+                                          (f"layers.{index}.b", db, layer.b)):
+                grad = np.asarray(grad, dtype=parameter.data.dtype)
+                grads[name] = grad * parameter.mask if parameter.mask is not None else grad   # the mask law
+        return dict(reversed(grads.items()))
+    return backward
+
+
+def _loss_and_grad(functions: dict[str, Callable], original: Callable, usage: Usage) -> Callable:
+    def loss_and_grad(name: str, logits: np.ndarray, y: Any) -> tuple[float, np.ndarray]:
+        value, grad = original(name, logits, y)
+        labels = np.asarray(y)
+        exercise = {"cross_entropy": "softmax_cross_entropy_grad",
+                    "squared_error": "squared_error_softmax_grad"}.get(name)
+        if exercise not in functions or labels.ndim != 1 or labels.dtype.kind not in "iu":
+            usage.library["loss gradient"] += 1
+            return value, grad
+        usage.student[exercise] += 1
+        if exercise == "softmax_cross_entropy_grad":
+            return value, np.asarray(functions[exercise](logits, labels), dtype=grad.dtype)
+        targets = np.eye(logits.shape[1], dtype=logits.dtype)[labels]
+        return value, np.asarray(functions[exercise](logits, targets), dtype=grad.dtype)
+    return loss_and_grad
+
+
+def _global(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def global_(scores: Any, sparsity: float, alive: Any = None) -> list[np.ndarray]:
+        if alive is not None and not all(a is None or np.all(a) for a in alive):
+            usage.library["global_magnitude_masks"] += 1      # a prior mask: the library's own rule
+            return original(scores, sparsity, alive)
+        usage.student["global_magnitude_masks"] += 1
+        return [np.asarray(mask, dtype=bool) for mask in student([np.asarray(s) for s in scores], sparsity)]
+    return global_
+
+
+def _distillation(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, labels: Any = None, *,
+                          output: str = "logits", temperature: float = 1.0,
+                          alpha: float = 0.0) -> tuple[float, np.ndarray]:
+        value, grad = original(student_logits, teacher_logits, labels, output=output, temperature=temperature,
+                               alpha=alpha)
+        if output != "kl" or alpha != 0:                    # only the pure KL gradient is the exercise
+            usage.library["distillation_kl_grad"] += 1
+            return value, grad
+        usage.student["distillation_kl_grad"] += 1
+        return value, np.asarray(student(student_logits, teacher_logits, temperature), dtype=grad.dtype)
+    return distillation_loss
+
+
+def _reconstruct(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def reconstruct_layer(A: np.ndarray, Z: np.ndarray, weight_mask: np.ndarray, bias_mask: Any = None, *,
+                          damping: float = 1e-4, bias: Any = None, fit_bias: bool = True) -> tuple:
+        # the exercise fits every bias freely with no damping (the given ``bias`` then plays no part)
+        plain = damping == 0 and fit_bias and (bias_mask is None or np.all(bias_mask))
+        if not plain:                                       # ridge damping, a fixed bias: the library's
+            usage.library["reconstruct_layer"] += 1
+            return original(A, Z, weight_mask, bias_mask, damping=damping, bias=bias, fit_bias=fit_bias)
+        usage.student["reconstruct_layer"] += 1
+        W, b = student(np.asarray(A, dtype=np.float64), np.asarray(Z, dtype=np.float64), weight_mask)
+        return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return reconstruct_layer
+
+
+# exercise(s) -> (module, attribute, adapter factory): the hook points, one module attribute each
+HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
+    (("layer_backward",), "tinyprune.backprop", "backward",
+     lambda f, original, usage: _backward(f["layer_backward"], original, usage)),
+    (("softmax_cross_entropy_grad", "squared_error_softmax_grad"), "tinyprune.losses", "loss_and_grad",
+     _loss_and_grad),
+    (("global_magnitude_masks",), "tinyprune.prune.select", "global_",
+     lambda f, original, usage: _global(f["global_magnitude_masks"], original, usage)),
+    (("distillation_kl_grad",), "tinyprune.recover.distill", "distillation_loss",
+     lambda f, original, usage: _distillation(f["distillation_kl_grad"], original, usage)),
+    (("reconstruct_layer",), "tinyprune.recover.reconstruct", "reconstruct_layer",
+     lambda f, original, usage: _reconstruct(f["reconstruct_layer"], original, usage)),
+)
+
+
+@contextlib.contextmanager
+def use(folder: str | Path | dict[str, Callable]) -> Iterator[Usage]:
+    """Run tinyprune on the student's functions (a folder of answers, or a dict name -> function).
+
+    Only the hooks whose functions the folder defines are swapped; everything is restored on exit.
+    This imports and runs the student's code in this process (``check`` grades it in another first).
+    """
+    from tinyprune.exercises import load_functions
+
+    functions = folder if isinstance(folder, dict) else load_functions(folder)
+    usage, swapped = Usage(), []
+    try:
+        for exercises, module_name, attribute, adapter in HOOKS:
+            if any(name in functions for name in exercises):
+                module = importlib.import_module(module_name)
+                original = getattr(module, attribute)
+                swapped.append((module, attribute, original))
+                setattr(module, attribute, adapter(functions, original, usage))
+        yield usage
+    finally:
+        for module, attribute, original in reversed(swapped):
+            setattr(module, attribute, original)
+
+
+def end_to_end(folder: str | Path | dict[str, Callable], epochs: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Train the document's 784-64-64-10 network on mnist-5k, prune 90 % of its weights by global
+    magnitude and fine-tune one epoch, once on the student's code and once on tinyprune's; the test
+    accuracies of both, and how often the student's functions ran.
+    """
+    from tinyprune.data import load
+    from tinyprune.nn import MLP
+    from tinyprune.prune import magnitude
+    from tinyprune.train import evaluate, fit
+
+    data = load("mnist-5k")
+
+    def run() -> list[float]:
+        model = MLP([784, 64, 64, 10], seed=seed)
+        fit(model, data.train, epochs=epochs, batch_size=128, seed=seed, progress=False)
+        accuracies = [evaluate(model, data.test)["accuracy"]]
+        magnitude(model, 0.9, scope="global")
+        accuracies.append(evaluate(model, data.test)["accuracy"])
+        fit(model, data.train, epochs=1, batch_size=128, seed=seed, progress=False)
+        return accuracies + [evaluate(model, data.test)["accuracy"]]
+
+    with use(folder) as usage:
+        yours = run()
+    return {"yours": yours, "tinyprune": run(), "student_calls": dict(usage.student),
+            "library_calls": dict(usage.library)}
+
+
+def end_to_end_verdict(folder: str | Path, tolerance: float = 0.01) -> tuple[bool, str]:
+    """``check``'s last stage: the document's model trained and pruned on the student's code reaches
+    tinyprune's accuracies (within ``tolerance``) at every stage, and their functions really ran."""
+    result = end_to_end(folder)
+    stages = ("dense", "pruned 90 %", "fine-tuned 1 epoch")
+    table = ", ".join(f"{stage} {yours:.3f} (tinyprune {ours:.3f})"
+                      for stage, yours, ours in zip(stages, result["yours"], result["tinyprune"]))
+    calls = ", ".join(f"{name} x{count}" for name, count in sorted(result["student_calls"].items()))
+    if not result["student_calls"]:
+        return False, "none of your functions ran: write layer_backward, softmax_cross_entropy_grad or " \
+                      "global_magnitude_masks first"
+    passed = all(abs(a - b) <= tolerance for a, b in zip(result["yours"], result["tinyprune"]))
+    return passed, f"test accuracy on your code: {table}; your functions ran: {calls}"
