@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune import interop, prune
+from tinyprune import prune
 from tinyprune.errors import CheckpointError
 from tinyprune.interop import export_model, format_of, import_model
 from tinyprune.nn import MLP
