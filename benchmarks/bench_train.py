@@ -31,9 +31,9 @@ from collections.abc import Callable
 import numpy as np
 from common import blas_threads, machine_line, median, table, write_json
 
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset, load
-from tinyprune.nn import MLP
-from tinyprune.optim import Adam
+from tinyprune.fast.optim import Adam
 
 SIZES = [784, 64, 64, 10]
 BATCH = 128
@@ -90,7 +90,7 @@ def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callabl
     optimizer = Adam(model.parameters(), lr=1e-3)
     epochs_done = [0]
     if loop == "fit":
-        from tinyprune.train import fit
+        from tinyprune.training import fit
 
         def epoch() -> None:
             fit(model, data, epochs=1, batch_size=batch_size, optimizer=optimizer, engine=engine,
@@ -99,8 +99,8 @@ def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callabl
 
         return epoch
 
-    from tinyprune import backprop, losses
-    from tinyprune.autograd import Tensor
+    from tinyprune.core import backprop, losses
+    from tinyprune.core.autograd import Tensor
 
     def plain_epoch() -> None:
         for Xb, yb in data.minibatches(batch_size, shuffle=True, rng=epochs_done[0]):

@@ -18,13 +18,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune import backprop, losses, optim
-from tinyprune.autograd import Tensor
+from tinyprune.core import backprop, losses
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.nn import MLP, Parameter
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Adam
+from tinyprune.fast import optim
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.testing import arrays
-from tinyprune.train import _shuffled_batches, epoch_rng, fit
+from tinyprune.training import _shuffled_batches, epoch_rng, fit
 
 SHAPES = [(7, 5), (5,), (5, 3), (3,)]
 

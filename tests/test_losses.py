@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune import losses
-from tinyprune.autograd import Tensor
+from tinyprune.core import losses
+from tinyprune.core.autograd import Tensor
 from tinyprune.errors import ShapeError
 from tinyprune.gradcheck import gradcheck
 from tinyprune.testing import arrays, finite_floats, labels

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from tinyprune import plot  # noqa: E402
+from tinyprune.core.nn import MLP  # noqa: E402
 from tinyprune.experiment import Report, aggregate  # noqa: E402
-from tinyprune.nn import MLP  # noqa: E402
 from tinyprune.prune import SensitivityTable, magnitude  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

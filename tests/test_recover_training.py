@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune import recover
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam, cosine
+from tinyprune.core.nn import MLP
+from tinyprune.fast.optim import SGD, Adam, cosine
 from tinyprune.recover import density_scaled_lr
-from tinyprune.train import evaluate
+from tinyprune.training import evaluate
 
 
 def _pruned(model: MLP, sparsity: float = 0.9) -> MLP:
@@ -135,7 +135,7 @@ def test_rewinding_and_resetting_keep_todays_masks_not_the_snapshots():
     import numpy as np
 
     from tinyprune import prune, recover
-    from tinyprune.nn import MLP
+    from tinyprune.core.nn import MLP
 
     model = MLP([6, 5, 3], seed=0)
     prune.magnitude(model, 0.3)

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune import losses
+from tinyprune.core import losses
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam
-from tinyprune.train import Callback, History, WeightSnapshot, epoch_rng, evaluate, fit, predict
+from tinyprune.fast.optim import SGD, Adam
+from tinyprune.training import Callback, History, WeightSnapshot, epoch_rng, evaluate, fit, predict
 
 
 def make_data(n=100, d=12, k=3, seed=0, dtype=np.float32):

@@ -22,33 +22,34 @@ The public face, one import away::
 """
 
 from tinyprune import (
-    autograd,
-    backprop,
     checkpoint,
+    core,
     data,
     errors,
     exercises,
     experiment,
+    fast,
     files,
     gradcheck,
     interop,
-    losses,
     metrics,
-    nn,
-    optim,
     prune,
     recover,
-    train,
+    training,
 )
-from tinyprune.autograd import Tensor, no_grad
+from tinyprune import training as train
+from tinyprune.core import autograd, backprop, losses, nn
+from tinyprune.core.autograd import Tensor, no_grad
+from tinyprune.core.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
+from tinyprune.core.train import plain
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
 from tinyprune.experiment import Report, Sweep, prune_and_recover, sweep
+from tinyprune.fast import optim
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import gradcheck as check_gradient
-from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
-from tinyprune.optim import SGD, Adam
 from tinyprune.recipe import DEFAULT as DEFAULT_RECIPE
 from tinyprune.recipe import RECIPES, Recipe, RecipeError
-from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
+from tinyprune.training import Callback, History, WeightSnapshot, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -61,3 +62,4 @@ __all__ = [
     "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses",
     "metrics", "nn", "no_grad", "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
 ]
+__all__ += ["core", "fast", "plain", "training"]   # the textbook, its fast twin, the switch, fit

@@ -13,7 +13,7 @@ module except the command line. Figures as in ``notebooks/07_finetuning.ipynb``:
 - ``layer_sparsity_bars``: the fraction pruned in every weight matrix.
 
 >>> import tempfile, pathlib
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "bars.png"
 >>> layer_sparsity_bars(MLP([784, 8, 10], seed=0), path).stat().st_size > 0
 True

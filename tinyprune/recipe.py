@@ -437,7 +437,7 @@ def _check_fields(recipe: Recipe) -> None:
     from tinyprune import prune
     from tinyprune.experiment.recoveries import recovery_names, split_recovery
     from tinyprune.experiment.schedules import PRUNE_SCHEDULES
-    from tinyprune.optim import OPTIMIZERS
+    from tinyprune.fast.optim import OPTIMIZERS
     from tinyprune.recover.average import AVERAGES
     from tinyprune.recover.distill import OUTPUTS
     from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES

@@ -17,10 +17,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tinyprune import backprop, losses, testing
+from tinyprune import testing
+from tinyprune.core import backprop, losses
+from tinyprune.core.nn import MLP, Parameter
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Adam
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
 from tinyprune.prune.obs import _obs_unit

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tinyprune import recover
-from tinyprune.train import WeightSnapshot
+from tinyprune.training import WeightSnapshot
 
 if TYPE_CHECKING:
     from tinyprune.experiment.run import Run

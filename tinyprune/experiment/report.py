@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.core.nn import MLP
 from tinyprune.files import atomic_write
-from tinyprune.nn import MLP
 
 
 @dataclass

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from tinyprune import metrics, prune, recover
-from tinyprune.data.batches import Dataset
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import rng
 from tinyprune.experiment.report import Report, Round, layer_sparsity, pct, weight_sparsity
-from tinyprune.nn import MLP
-from tinyprune.optim import Optimizer
-from tinyprune.random import rng
+from tinyprune.fast.optim import Optimizer
 from tinyprune.recipe import Recipe
-from tinyprune.train import evaluate, fit
+from tinyprune.training import evaluate, fit
 
 SPLITS_HELP = (
     "data must be tinyprune.data.load(...)'s Splits, a (train, test) pair or a (train, val, test) "

@@ -17,13 +17,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinyprune.core.nn import MLP
 from tinyprune.experiment.loop import prune_and_recover
 from tinyprune.experiment.report import jsonable
 from tinyprune.experiment.run import three_splits
 from tinyprune.files import atomic_write
-from tinyprune.nn import MLP
 from tinyprune.recipe import DEFAULT, Recipe
-from tinyprune.train import evaluate, progress_bar
+from tinyprune.training import evaluate, progress_bar
 
 
 @dataclass

@@ -13,7 +13,7 @@ are mask-aware) and train the survivors again, ``w <- w - α ∂L/∂w`` on the 
 Derived and compared in ``notebooks/07_finetuning.ipynb``.
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> from tinyprune.data import Dataset
 >>> X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
 >>> train = Dataset(X, (X[:, 0] + X[:, 1] > 0).astype(np.int64))
@@ -30,9 +30,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam, Optimizer, cosine
-from tinyprune.train import History, evaluate, fit
+from tinyprune.core.nn import MLP
+from tinyprune.fast.optim import SGD, Adam, Optimizer, cosine
+from tinyprune.training import History, evaluate, fit
 
 #: Learning-rate schedules by name (``experiment.PRUNE_SCHEDULES`` says when the mask changes).
 LR_SCHEDULES = ("constant", "cosine")

@@ -19,7 +19,7 @@ training rows (what any decision would read; IMP itself decides nothing from acc
 accuracy, reported only. Derived in ``notebooks/07_finetuning.ipynb`` (rewinding).
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([6, 4, 3], seed=0)
 >>> _ = prune(model, 0.5, "magnitude", scope="layer")
 >>> before = {name: int(mask.sum()) for name, mask in get_masks(model).items()}
@@ -39,14 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.data.batches import Dataset
-from tinyprune.nn import MLP
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed, rng
 from tinyprune.prune.core import prune
 from tinyprune.prune.masks import get_masks, set_masks
-from tinyprune.random import Seed, rng
 from tinyprune.recover.finetune import build_optimizer
 from tinyprune.recover.retrain import reinitialize, rewind_weights
-from tinyprune.train import WeightSnapshot, evaluate, fit
+from tinyprune.training import WeightSnapshot, evaluate, fit
 
 BRANCHES = ("imp", "shuffle", "reinit")
 Masks = dict[str, np.ndarray]

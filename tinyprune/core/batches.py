@@ -11,22 +11,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
-from tinyprune.errors import DataError
+from tinyprune.core.errors import DataError
+from tinyprune.core.random import Seed
+from tinyprune.core.random import rng as generator
 
-Seed = int | np.random.Generator | None
 #: The most classes a Dataset may have: labels are stored as int64, and a one-hot row of more columns
 #: than this would not fit in memory anyway.
 MAX_CLASSES = 2**31 - 1
-
-
-def _generator(seed: Seed) -> np.random.Generator:
-    # The same rule as tinyprune.random.rng, repeated here because floor 1 imports nothing of tinyprune
-    # but its errors: an int (or None) makes a new generator, a Generator is used as it is.
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _as_array(values: object, what: str) -> np.ndarray:
@@ -160,7 +154,7 @@ class Dataset:
         n_first = round(fraction * len(self))
         if n_first == 0 or n_first == len(self):
             raise DataError(f"split({fraction}) of {len(self)} rows would leave one part empty")
-        first = stratified_choice(self.y, n_first, _generator(seed))
+        first = stratified_choice(self.y, n_first, generator(seed))
         in_first = np.zeros(len(self), dtype=bool)
         in_first[first] = True
         return self.subset(in_first), self.subset(~in_first)
@@ -180,7 +174,7 @@ class Dataset:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(self)
-        order = _generator(rng).permutation(n) if shuffle else None
+        order = generator(rng).permutation(n) if shuffle else None
         for start in range(0, n, batch_size):
             if order is None:
                 yield self.X[start : start + batch_size], self.y[start : start + batch_size]
@@ -209,34 +203,3 @@ def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) ->
     quota[by_remainder[: n_chosen - quota.sum()]] += 1
     chosen = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, quota)]
     return np.sort(np.concatenate(chosen))
-
-
-@dataclass(frozen=True)
-class Splits:
-    """What ``load`` returns: a train and a test ``Dataset`` of one named dataset, and where it came from.
-
-    ``source`` is the folder (or embedded file) that was read; ``verified`` is True when every file
-    matched a known checksum, False when the caller trusted files that did not (``load(trust=True)``),
-    and None for Splits made by hand. Reports and checkpoints record both.
-    """
-
-    train: Dataset
-    test: Dataset
-    name: str
-    num_classes: int = 10
-    source: str | None = None
-    verified: bool | None = None
-
-    def __post_init__(self) -> None:
-        for part in ("train", "test"):
-            if not isinstance(getattr(self, part), Dataset):
-                raise DataError(f"Splits.{part} must be a Dataset, got {type(getattr(self, part)).__name__}")
-        if self.train.X.shape[1] != self.test.X.shape[1]:
-            raise DataError(f"train has {self.train.X.shape[1]} features but test has "
-                            f"{self.test.X.shape[1]}; they must match")
-        if self.verified not in (True, False, None):
-            raise DataError(f"Splits.verified must be True, False or None, got {self.verified!r}")
-
-    def __repr__(self) -> str:
-        state = {True: "verified", False: "UNVERIFIED", None: "made by hand"}[self.verified]
-        return f"Splits(name={self.name!r}, {state}, train={self.train!r}, test={self.test!r})"

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.autograd import Tensor
-from tinyprune.errors import ShapeError
-from tinyprune.random import Seed, rng
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.errors import ShapeError
+from tinyprune.core.random import Seed, rng
 
 ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")     # training runs in float32, gradient checks in float64

@@ -11,7 +11,7 @@ document's section 4 reads, in matrix form:
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
 
->>> from tinyprune.nn import MLP, Parameter
+>>> from tinyprune.core.nn import MLP, Parameter
 >>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
 >>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
 >>> sorted(grads), grads["layers.0.W"].shape
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune import losses
+from tinyprune.core import losses
+from tinyprune.core.nn import MLP, Parameter
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Parameter
 
 
 @dataclass
