@@ -41,11 +41,11 @@ from tinyprune import training as train
 from tinyprune.core import autograd, backprop, losses, nn
 from tinyprune.core.autograd import Tensor, no_grad
 from tinyprune.core.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
-from tinyprune.core.train import plain
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
 from tinyprune.experiment import Report, Sweep, prune_and_recover, sweep
 from tinyprune.fast import optim
 from tinyprune.fast.optim import SGD, Adam
+from tinyprune.fast.switch import plain
 from tinyprune.gradcheck import gradcheck as check_gradient
 from tinyprune.recipe import DEFAULT as DEFAULT_RECIPE
 from tinyprune.recipe import RECIPES, Recipe, RecipeError

@@ -1,7 +1,7 @@
 """Training as users call it: ``fit`` with a progress display, resuming, callbacks and the fast engines.
 
 ``fit`` here is ``tinyprune.core.train.fit`` (the plain loop, the textbook) run with the engines and the
-optimizer of ``tinyprune.fast`` (the same numbers, faster; inside ``tinyprune.core.plain()`` the core's
+optimizer of ``tinyprune.fast`` (the same numbers, faster; inside ``tinyprune.plain()`` the core's
 own), plus what a textbook loop leaves out: a progress bar or one line per epoch, ``initial_epoch`` to
 resume, the ``Callback`` base class and ``WeightSnapshot`` (weights kept for rewinding).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -30,9 +31,10 @@ import numpy as np
 from tinyprune.core import train as core
 from tinyprune.core.nn import Module
 from tinyprune.core.optim import Optimizer
-from tinyprune.core.train import DataLike, History, epoch_rng, evaluate, is_plain, plain, predict
+from tinyprune.core.train import DataLike, epoch_rng, evaluate, predict
 from tinyprune.fast import optim as fast_optim
 from tinyprune.fast import train as fast_train
+from tinyprune.fast.switch import is_plain, plain
 
 Progress = bool | Literal["bar", "lines"]
 ENGINES = tuple(core.ENGINES)
@@ -41,14 +43,76 @@ __all__ = ["ENGINES", "Callback", "History", "WeightSnapshot", "epoch_rng", "eva
            "predict", "progress_bar"]
 
 
+# --------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """What ``fit`` measured, one entry per epoch (``epoch`` numbers are 1-based and global).
+
+    ``loss`` and ``accuracy`` are the running means over the epoch's training batches (the model
+    changes during the epoch, as in Keras); ``val_loss``/``val_accuracy`` are measured on ``val`` at the
+    end of the epoch (``None`` without ``val``); ``seconds`` is the time of the epoch's training steps.
+
+    >>> h = History()
+    >>> h.append(epoch=1, loss=0.5, accuracy=0.9, val_loss=None, val_accuracy=None, seconds=0.1)
+    >>> h.last["accuracy"], len(h), h.to_dict()["loss"]
+    (0.9, 1, [0.5])
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    val_accuracy: list[float | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+
+    def append(self, **record: Any) -> None:
+        """Add one epoch's record (every key of ``KEYS``)."""
+        for key in self.KEYS:
+            getattr(self, key).append(record[key])
+
+    @property
+    def epochs(self) -> list[int]:
+        """The epoch numbers recorded, e.g. ``[1, 2, 3]`` (``[3, 4]`` after resuming at epoch 2)."""
+        return list(self.epoch)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One epoch's record as a dict: ``history[-1]["val_accuracy"]``."""
+        return {key: getattr(self, key)[index] for key in self.KEYS}
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last epoch's record (``{}`` if nothing was recorded)."""
+        return self[-1] if self.epoch else {}
+
+    def to_dict(self) -> dict[str, list]:
+        """``{key: [value per epoch]}``: plain lists of numbers (or ``None``), JSON-able."""
+        return {key: list(getattr(self, key)) for key in self.KEYS}
+
+    def __add__(self, other: History) -> History:
+        """The two histories one after the other (e.g. before and after resuming)."""
+        joined = History()
+        for key in self.KEYS:
+            setattr(joined, key, getattr(self, key) + getattr(other, key))
+        return joined
+
+
 # --------------------------------------------------------------------------- callbacks
 class Callback:
     """Base class of callbacks (optional: ``fit`` calls whichever of these methods an object has).
 
     - ``on_train_begin(model, optimizer)`` before the first step;
+    - ``on_epoch_begin(model, optimizer, epoch)`` before an epoch's first step;
     - ``on_step_end(model, optimizer, epoch, step)`` after each update; ``epoch`` is the current epoch
       (1-based), ``step`` the global step count (1-based, counted from the first epoch ever, so it
       continues across ``initial_epoch``);
+    - ``on_batch_end(epoch, batch, logs)`` after each update, with the epoch's running ``loss`` and
+      ``accuracy`` in ``logs`` (what the progress bar shows; not a method of this class, so that a
+      callback without it costs the loop nothing);
     - ``on_epoch_end(model, optimizer, epoch, logs)`` with ``logs`` the epoch's ``History`` record;
     - ``on_train_end(model, optimizer)`` after the last epoch.
 
@@ -234,7 +298,7 @@ def fit(model: Module, train: DataLike, *, epochs: int, initial_epoch: int = 0, 
     - ``options``: ``batch_size``, ``optimizer``, ``loss``, ``val``, ``seed``, as in ``core.train.fit``.
 
     Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels.
-    Inside ``tinyprune.core.plain()`` the engines and the default optimizer are the core's plain ones.
+    Inside ``tinyprune.plain()`` the engines and the default optimizer are the core's plain ones.
     Example: see the module docstring.
     """
     epochs = core.positive_int("epochs", epochs)
@@ -246,8 +310,12 @@ def fit(model: Module, train: DataLike, *, epochs: int, initial_epoch: int = 0, 
     if options.get("optimizer") is None and not is_plain():
         options["optimizer"] = fast_optim.Adam(model.parameters(), lr=1e-3)
     try:
-        return core.fit(model, train, epochs=range(initial_epoch + 1, initial_epoch + epochs + 1),
-                        batch_size=batch_size, engine=engine,
-                        callbacks=[bar, *callbacks] if bar.mode != "off" else callbacks, **options)
+        records = core.fit(model, train, epochs=range(initial_epoch + 1, initial_epoch + epochs + 1),
+                           batch_size=batch_size, engine=engine,
+                           callbacks=[bar, *callbacks] if bar.mode != "off" else callbacks, **options)
     finally:
         bar.close()
+    history = History()
+    for record in records:
+        history.append(**record)
+    return history

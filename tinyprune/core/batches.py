@@ -18,9 +18,7 @@ from tinyprune.core.errors import DataError
 from tinyprune.core.random import Seed
 from tinyprune.core.random import rng as generator
 
-#: The most classes a Dataset may have: labels are stored as int64, and a one-hot row of more columns
-#: than this would not fit in memory anyway.
-MAX_CLASSES = 2**31 - 1
+MAX_CLASSES = 2**31 - 1      # the most classes a Dataset may have (a one-hot row of more would not fit)
 
 
 def _as_array(values: object, what: str) -> np.ndarray:
@@ -35,8 +33,7 @@ def _as_array(values: object, what: str) -> np.ndarray:
 def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[np.ndarray, int]:
     """Check that ``y`` is a 1-D array of integer labels in 0..k-1; return it as int64 and k.
 
-    k is ``num_classes`` if given (a positive int), else ``y.max() + 1``. Float labels are refused, never
-    rounded: 3.7 is not a class.
+    k is ``num_classes`` if given, else ``y.max() + 1``. Float labels are refused: 3.7 is not a class.
 
     >>> check_labels([2, 0, 1])
     (array([2, 0, 1]), 3)
@@ -47,9 +44,8 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
         raise DataError(f"labels y must be 1-D (n,), got shape {y.shape}{hint}")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         # bool is not an np.integer, so True/False labels are refused too.
-        raise DataError(
-            f"labels y must be integers, got dtype {y.dtype}; for whole numbers use y.astype(np.int64)"
-        )
+        raise DataError(f"labels y must be integers, got dtype {y.dtype}; for whole numbers use "
+                        "y.astype(np.int64)")
     if num_classes is not None and (isinstance(num_classes, bool)
                                     or not isinstance(num_classes, (int, np.integer))):
         raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -68,17 +64,13 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
                         + (" (counted from the largest label)" if given_classes is None else ""))
     outside = np.flatnonzero(y >= num_classes)
     if outside.size:
-        raise DataError(
-            f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
-            f"found {outside.size} outside, the first {y[outside[0]]} at row {outside[0]}"
-        )
+        raise DataError(f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
+                        f"found {outside.size} outside, the first {y[outside[0]]} at row {outside[0]}")
     return y.astype(np.int64, copy=False), int(num_classes)
 
 
 def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
-    """One-hot encode integer labels: row i is all zeros but a 1 in column y[i].
-
-    Shapes: y (n,) -> (n, num_classes).
+    """One-hot encode integer labels: row i is all zeros but a 1 in column y[i]. Shapes: (n,) -> (n, k).
 
     >>> one_hot([1, 0], 3).tolist()
     [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
@@ -101,10 +93,8 @@ def _check_features(X: np.ndarray) -> np.ndarray:
     finite = np.isfinite(X)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        raise DataError(
-            f"features X must be finite: {np.count_nonzero(~finite)} NaN or inf values, "
-            f"the first at row {row}, column {col} ({X[row, col]})"
-        )
+        raise DataError(f"features X must be finite: {np.count_nonzero(~finite)} NaN or inf values, "
+                        f"the first at row {row}, column {col} ({X[row, col]})")
     return X
 
 
@@ -119,9 +109,7 @@ class Dataset:
         self.X = _check_features(X)
         self.y, self.num_classes = check_labels(y, num_classes)
         if self.y.shape[0] != self.X.shape[0]:
-            raise DataError(
-                f"X has {self.X.shape[0]} rows but y has {self.y.shape[0]} labels; they must match"
-            )
+            raise DataError(f"X has {len(self.X)} rows but y has {len(self.y)} labels; they must match")
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -159,17 +147,13 @@ class Dataset:
         in_first[first] = True
         return self.subset(in_first), self.subset(~in_first)
 
-    def minibatches(
-        self, batch_size: int, shuffle: bool = True, rng: Seed = None
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def minibatches(self, batch_size: int, shuffle: bool = True,
+                    rng: Seed = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(Xb, yb)`` batches covering every row once; the last batch may be smaller.
 
-        With ``shuffle`` the order is a fresh permutation drawn from ``rng`` (a seed or Generator; pass the
-        same Generator every epoch for a new but reproducible order each time). Only that index
-        permutation is made per epoch: each batch is gathered by ``X[indices]``, so the whole ``X`` is
-        never copied. Without ``shuffle`` the batches are slices, i.e. views of ``X`` and ``y``.
-
-        Shapes: Xb (b, d), yb (b,) with b = batch_size, except possibly the last.
+        With ``shuffle`` the order is a permutation drawn from ``rng`` (a seed or Generator; the same
+        Generator every epoch gives a new, reproducible order each time) and each batch is gathered by
+        ``X[rows]``; without, the batches are views of ``X`` and ``y``. Shapes: Xb (b, d), yb (b,).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -190,8 +174,8 @@ class Dataset:
 def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted positions of ``n_chosen`` rows drawn so that every class is represented in proportion.
 
-    Class c gets ``floor(share_c)`` rows, share_c = n_chosen * count_c / n; the rows still missing go to
-    the classes with the largest remainders (the largest remainder method), so the total is exact.
+    Class c gets ``floor(share_c)`` rows, ``share_c = n_chosen * count_c / n``; the rows still missing go
+    to the classes with the largest remainders, so the total is exact.
 
     >>> stratified_choice(np.array([0, 0, 1, 1]), 2, np.random.default_rng(0)).size
     2

@@ -25,7 +25,6 @@ LOSSES = ("cross_entropy", "squared_error")
 REDUCTIONS = ("sum", "mean")
 
 
-# ------------------------------------------------------------------ checks
 def check_finite(name: str, values: np.ndarray) -> None:
     """Raise ``ValueError`` if ``values`` holds NaN or inf (a loss of them would be meaningless)."""
     if not np.isfinite(values).all():
@@ -51,7 +50,6 @@ def check_logits(logits: np.ndarray) -> None:
     check_finite("logits", logits)
 
 
-# -------------------------------------------------------- softmax family
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``p_j = e^{z_j - z_max} / sum_k e^{z_k - z_max}``, ``z_max = max_k z_k`` (the shift keeps e^. finite).
 
@@ -98,7 +96,6 @@ def softmax_backward(probabilities: np.ndarray, grad_probabilities: np.ndarray) 
     return probabilities * (grad_probabilities - inner)
 
 
-# ----------------------------------------------------------- cross-entropy
 def cross_entropy(logits: Tensor | np.ndarray, labels: Any) -> Tensor | float:
     """Mean softmax cross-entropy ``L = -(1/n) sum_i log softmax(z_i)[y_i]``.
 
@@ -117,9 +114,7 @@ def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
     """Gradient of the mean softmax cross-entropy with respect to the logits.
 
     With P = softmax(z) and one-hot targets Y = onehot(y), dL/dz = (P - Y) / n for a batch of n rows
-    (derived in notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log").
-
-    Shapes: logits (n, k), labels (n,) integer labels -> (n, k).
+    (notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log"). Shapes: (n, k), (n,) -> (n, k).
     """
     check_logits(logits)
     labels = check_labels(labels, logits.shape[0], logits.shape[1])
@@ -129,7 +124,6 @@ def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
     return grad
 
 
-# ------------------------------------------------------------ squared error
 def _check_pair(y_hat: np.ndarray, target: np.ndarray, reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
@@ -146,9 +140,8 @@ def _rows(values: np.ndarray) -> int:
 def squared_error(y_hat: Tensor | np.ndarray, target: Any, reduction: str = "sum") -> Tensor | float:
     """The document's loss ``L = 1/2 sum_i (y_hat_i - y_i)^2`` (its section 4.1).
 
-    ``reduction="sum"`` sums over every entry, exactly as written; ``"mean"`` divides that sum by
-    the number of rows n (the batch size), so the scale does not grow with the batch.
-    The 1/2 makes the gradient simply ``y_hat - y``. Tensor in -> Tensor out; array in -> float.
+    ``reduction="sum"`` as written; ``"mean"`` divides by the rows n, so the scale does not grow with the
+    batch. The 1/2 makes the gradient ``y_hat - y``. Tensor in -> Tensor out; array in -> float.
     """
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
     data = y_hat.data if isinstance(y_hat, Tensor) else np.asarray(y_hat)
@@ -167,7 +160,6 @@ def squared_error_grad(y_hat: np.ndarray, target: Any, reduction: str = "sum") -
     return grad / _rows(y_hat) if reduction == "mean" else grad
 
 
-# ---------------------------------------------------- losses of a classifier
 def _class_targets(labels: Any, logits: np.ndarray) -> np.ndarray:
     """Integer labels become one-hot rows; a float array of the logits' shape is used as given."""
     labels = np.asarray(labels)
@@ -211,16 +203,13 @@ def loss_tensor(name: str, logits: Tensor, y: Any) -> Tensor:
     return squared_error(logits.log_softmax().exp(), _class_targets(y, logits.data), reduction="mean")
 
 
-# --------------------------------------------------------------------------- the loss as a part of fit
 class Loss:
-    """A training loss as a part of ``train.fit``: the value and ``dL/dz`` of one batch.
+    """A training loss as a part of ``train.fit`` (subclass it: ``recover.Distillation`` is one).
 
-    ``fit`` calls ``bind(X)`` once with the whole training input (a loss whose targets depend on the row,
-    such as distillation from a teacher's outputs, computes them there), then, for every batch,
-    ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or ``tensor(logits, y, rows)`` (engine
-    ``"autograd"``), where ``rows`` are the batch's row numbers in ``X`` (``None`` when unknown).
+    ``fit`` calls ``bind(X)`` once with the training input (a loss whose targets depend on the row computes
+    them there), then per batch ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or
+    ``tensor(logits, y, rows)`` (``"autograd"``); ``rows`` are the batch's rows of ``X`` (or ``None``).
     ``evaluate_as`` names the label loss that ``fit`` reports on the validation rows.
-    Subclass it to train with a loss of your own (``recover.Distillation`` is one).
     """
 
     evaluate_as = "cross_entropy"
@@ -237,11 +226,8 @@ class Loss:
 
     def hidden_value_and_grads(self, hidden: list[np.ndarray],
                                rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
-        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` of the batch, and ``∂L/∂A_l``.
-
-        ``fit`` (engine ``"backprop"``) adds the value to the batch's loss and passes the gradients to
-        ``backprop.backward(..., dhidden=)``. Most losses read only the logits: ``(0.0, None)``.
-        """
+        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` and ``∂L/∂A_l`` (for
+        ``backprop.backward(..., dhidden=)``); most losses read only the logits: ``(0.0, None)``."""
         return 0.0, None
 
 

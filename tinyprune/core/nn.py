@@ -98,10 +98,7 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{name: copy of the values}`` for every parameter, and ``{name + ".mask": copy of the mask}``
-        for every parameter that has a mask (e.g. ``"layers.0.W"`` and ``"layers.0.W.mask"``).
-
-        An unpruned model's state dict therefore holds the values only.
-        """
+        for every parameter that has a mask (``"layers.0.W"``, ``"layers.0.W.mask"``)."""
         state = {}
         for name, parameter in self.named_parameters():
             state[name] = parameter.data.copy()
@@ -112,11 +109,9 @@ class Module:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
 
-        Every parameter's values are required. A ``"<name>.mask"`` entry (bool, the parameter's shape, and
-        ``False`` only where the value is 0) replaces that parameter's mask; a parameter without one keeps
-        its current mask, which is applied to the new values (``W <- W_new ⊙ M``), so that a pruned weight
-        stays an exact 0 (rewinding a pruned model to dense weights relies on that). Everything is checked
-        before anything is copied, so a state dict that does not fit leaves the module unchanged.
+        A ``"<name>.mask"`` entry (bool, ``False`` only where the value is 0) replaces that parameter's
+        mask; a parameter without one keeps its mask, applied to the new values (``W <- W_new ⊙ M``: rewinding
+        a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
         """
         own = dict(self.named_parameters())
         masks = {key[:-len(MASK_SUFFIX)]: value for key, value in state.items()
@@ -155,11 +150,9 @@ def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
 class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
 
-    Glorot (Xavier) uniform draws ``W`` from ``U(-a, a)`` with ``a = sqrt(6 / (d_in + d_out))``, so
-    ``Var(W) = 2 / (d_in + d_out)``: for *linear* (or tanh-like) layers this keeps the variance of the
-    signal roughly equal from layer to layer (Glorot & Bengio 2010). Under ReLU it does not: ReLU zeroes
-    about half of its inputs, halving the second moment, so the variance shrinks layer after layer
-    (He et al. 2015 double the variance to compensate); the document's Keras model uses Glorot anyway.
+    Glorot uniform: ``W ~ U(-a, a)``, ``a = sqrt(6 / (d_in + d_out))``, so ``Var(W) = 2 / (d_in + d_out)``
+    keeps the signal's variance from layer to layer for linear layers (Glorot & Bengio 2010); ReLU halves it
+    (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway.
     """
 
     def __init__(self, d_in: int, d_out: int, seed: Seed = None, dtype: Any = np.float32) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -31,7 +30,6 @@ from tinyprune.core.nn import Parameter
 Schedule = Callable[[int], float]
 
 
-# ------------------------------------------------------------------ schedules
 @dataclass(frozen=True)
 class constant:  # noqa: N801 (a schedule reads like a function)
     """``lr(t) = lr`` for every step t."""
@@ -71,7 +69,6 @@ class cosine:  # noqa: N801
         return self.final_lr + (self.lr - self.final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-# ------------------------------------------------------------------ base class
 def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     """``value`` as a float if it is finite and ``> 0`` (or ``>= 0``), else a ``ValueError`` naming it."""
     value = float(value)
@@ -82,11 +79,10 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
 
 
 class Optimizer:
-    """Holds the parameters, the learning rate (or a schedule of it), the step count and the state.
+    """The parameters, the learning rate (or its schedule), the step count ``t`` and the state.
 
-    ``state[slot][i]`` is parameter i's buffer for each of the subclass's ``slots`` (``"velocity"``,
-    ``"m"``, ``"v"``), updated in place. A subclass implements ``direction(i, g)``: from the gradient
-    ``g`` and its state it returns ``d``, and ``step()`` makes ``w <- w - d``.
+    ``state[slot][i]`` is parameter i's buffer of each of the ``slots`` (``"m"``, ...), updated in place;
+    a subclass's ``direction(i, g)`` returns the step ``d`` (``w <- w - d``) from the gradient and the state.
     """
 
     slots: tuple[str, ...] = ()
@@ -115,7 +111,7 @@ class Optimizer:
                 self.update(i, parameter)
 
     def advance(self) -> None:
-        """Count the step; read the learning rate of this step from the schedule, if any."""
+        """Count the step ``t``; read this step's learning rate from the schedule, if any."""
         if self.schedule is not None:
             self.lr = float(self.schedule(self.steps))
         self.steps += 1
@@ -165,7 +161,6 @@ class Optimizer:
         self.lr = float(state["lr"])
 
 
-# ------------------------------------------------------------------ SGD
 class SGD(Optimizer):
     """Stochastic gradient descent: ``w <- w - α d`` (the document's update when ``momentum=0``).
 
@@ -192,7 +187,6 @@ class SGD(Optimizer):
         return g * self.lr                                 # α d
 
 
-# ------------------------------------------------------------------ Adam
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction; defaults are Keras' (``eps = 1e-7``).
 
@@ -222,18 +216,3 @@ class Adam(Optimizer):
         v_hat = v / (1 - self.beta2**t)                                # v̂ = v / (1-β2^t)
         return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)           # α m̂ / (sqrt(v̂) + ε)
 
-
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
-
-
-def make_optimizer(name: str, params: Iterable[Parameter], table: dict[str, type[Optimizer]] = OPTIMIZERS,
-                   **options: Any) -> Optimizer:
-    """Build an optimizer by name (``"sgd"`` or ``"adam"``, the keys of ``table``) with keyword options.
-
-    >>> from tinyprune.core.nn import MLP
-    >>> type(make_optimizer("adam", MLP([2, 2]).parameters(), lr=1e-3)).__name__
-    'Adam'
-    """
-    if name not in table:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(table)}")
-    return table[name](params, **options)

@@ -1,4 +1,4 @@
-"""The training loop: ``fit``, ``evaluate``, ``predict`` and the ``History`` of a run.
+"""The training loop: ``fit``, ``evaluate``, ``predict``.
 
 One step of minibatch gradient descent (``notebooks/04_training.ipynb``):
 
@@ -12,8 +12,7 @@ An epoch is one pass over the training set; its order is a permutation drawn fro
 with ``(seed, epoch)``, so epoch ``e`` is shuffled the same way whether training runs in one call or is
 resumed later (``epochs=range(4, 7)`` runs epochs 4, 5 and 6).
 
-This is the plain loop. ``tinyprune.fit`` runs the same loop with the engines of ``tinyprune.fast``
-(the same numbers, faster), a progress display and ``initial_epoch``; inside ``plain()`` it runs this one.
+``tinyprune.fit`` runs this plain loop with the engines of ``tinyprune.fast`` (same numbers, faster).
 
 >>> from tinyprune.core.nn import MLP
 >>> from tinyprune.core.batches import Dataset
@@ -22,7 +21,7 @@ This is the plain loop. ``tinyprune.fit`` runs the same loop with the engines of
 >>> model = MLP([4, 8, 2], seed=0)
 >>> from tinyprune.core.optim import Adam
 >>> history = fit(model, train, epochs=10, batch_size=16, optimizer=Adam(model.parameters(), lr=0.05))
->>> history.epochs[-1], history.last["accuracy"] > 0.95
+>>> history[-1]["epoch"], history[-1]["accuracy"] > 0.95
 (10, True)
 >>> evaluate(model, train)["accuracy"] > 0.95
 True
@@ -30,11 +29,9 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,87 +45,7 @@ from tinyprune.core.optim import Adam, Optimizer
 DataLike = Dataset | tuple[np.ndarray, np.ndarray]
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
-_plain = False
 
-
-@contextlib.contextmanager
-def plain() -> Iterator[None]:
-    """Within this block ``tinyprune.fit`` and the optimizers of ``tinyprune.fast`` run this core's code.
-
-    The fast paths give the same numbers (bit for bit, or within the tolerance ``tests/test_fast_paths.py``
-    states); this switch is for reading, stepping through and checking the textbook code.
-    """
-    global _plain
-    previous, _plain = _plain, True
-    try:
-        yield
-    finally:
-        _plain = previous
-
-
-def is_plain() -> bool:
-    """True inside a ``plain()`` block."""
-    return _plain
-
-
-@dataclass
-class History:
-    """What ``fit`` measured, one entry per epoch (``epoch`` numbers are 1-based and global).
-
-    ``loss`` and ``accuracy`` are the running means over the epoch's training batches (the model
-    changes during the epoch, as in Keras); ``val_loss``/``val_accuracy`` are measured on ``val`` at the
-    end of the epoch (``None`` without ``val``); ``seconds`` is the time of the epoch's training steps.
-
-    >>> h = History()
-    >>> h.append(epoch=1, loss=0.5, accuracy=0.9, val_loss=None, val_accuracy=None, seconds=0.1)
-    >>> h.last["accuracy"], len(h), h.to_dict()["loss"]
-    (0.9, 1, [0.5])
-    """
-
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float | None] = field(default_factory=list)
-    val_accuracy: list[float | None] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-
-    def append(self, **record: Any) -> None:
-        """Add one epoch's record (every key of ``KEYS``)."""
-        for key in self.KEYS:
-            getattr(self, key).append(record[key])
-
-    @property
-    def epochs(self) -> list[int]:
-        """The epoch numbers recorded, e.g. ``[1, 2, 3]`` (``[3, 4]`` after resuming at epoch 2)."""
-        return list(self.epoch)
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """One epoch's record as a dict: ``history[-1]["val_accuracy"]``."""
-        return {key: getattr(self, key)[index] for key in self.KEYS}
-
-    @property
-    def last(self) -> dict[str, Any]:
-        """The last epoch's record (``{}`` if nothing was recorded)."""
-        return self[-1] if self.epoch else {}
-
-    def to_dict(self) -> dict[str, list]:
-        """``{key: [value per epoch]}``: plain lists of numbers (or ``None``), JSON-able."""
-        return {key: list(getattr(self, key)) for key in self.KEYS}
-
-    def __add__(self, other: History) -> History:
-        """The two histories one after the other (e.g. before and after resuming)."""
-        joined = History()
-        for key in self.KEYS:
-            setattr(joined, key, getattr(self, key) + getattr(other, key))
-        return joined
-
-
-# --------------------------------------------------------------------------- checks
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int if it is one (not a bool) and ``>= minimum``, else a ``ValueError`` naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -183,8 +100,7 @@ def _epoch_numbers(epochs: int | range) -> range:
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     """The generator that shuffles epoch ``epoch`` (1-based): ``default_rng(SeedSequence([seed, epoch]))``.
 
-    Each epoch's order depends only on ``(seed, epoch)``, never on how many epochs ran before in
-    this process: that is what makes resuming from a checkpoint exact.
+    The order depends only on ``(seed, epoch)``, not on the epochs run before: resuming is exact.
 
     >>> a = epoch_rng(0, 3).permutation(5); b = epoch_rng(0, 3).permutation(5)
     >>> bool((a == b).all())
@@ -193,13 +109,9 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
 
 
-# --------------------------------------------------------------------------- the engines
 class Backprop:
-    """How ``fit`` computes one epoch: its shuffled batches, and ``dL/dθ`` by the hand-derived chain rule.
-
-    ``tinyprune.fast`` subclasses it with the same numbers computed faster (MiniTorch keeps its
-    ``SimpleOps`` and ``FastOps`` behind one interface the same way).
-    """
+    """An engine of ``fit``: the shuffled batches, and ``dL/dθ`` by the hand-derived chain rule.
+    ``tinyprune.fast`` subclasses it: the same numbers, faster (as MiniTorch's ``SimpleOps``/``FastOps``)."""
 
     name = "backprop"
 
@@ -267,29 +179,9 @@ def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable[..., Any]]:
     return [getattr(cb, name) for cb in callbacks if callable(getattr(cb, name, None))]
 
 
-# --------------------------------------------------------------------------- fit
-def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int = 128,
-        optimizer: Optimizer | None = None, loss: str | losses.Loss = "cross_entropy",
-        val: DataLike | None = None, engine: str | Backprop = "backprop",
-        seed: int | np.random.Generator | None = 0, callbacks: Sequence[Any] = ()) -> History:
-    """Train ``model`` on ``train`` with minibatch steps; return the ``History``.
-
-    Each step: ``g = dL/dθ`` on a batch (``engine``: ``"backprop"`` by hand, ``"autograd"`` by the graph;
-    same trajectory), then ``optimizer.step()`` (default ``Adam(model.parameters(), lr=1e-3)``).
-
-    - ``epochs``: how many (epochs 1..epochs) or which (a range of epoch numbers, to resume).
-    - ``loss``: ``"cross_entropy"``, ``"squared_error"`` or a ``losses.Loss`` part (``recover.Distillation``).
-    - ``val``: a Dataset (or ``(X, y)``) evaluated once per epoch, after its steps.
-    - ``seed``: epoch ``e`` is shuffled by ``epoch_rng(seed, e)``; the same seed gives bit-identical weights.
-    - ``callbacks``: objects with any of ``on_train_begin(model, optimizer)``, ``on_epoch_begin(model,
-      optimizer, epoch)``, ``on_step_end(model, optimizer, epoch, step)`` (``step`` counts from the first
-      epoch ever), ``on_batch_end(epoch, batch, logs)`` (running loss and accuracy), ``on_epoch_end(model,
-      optimizer, epoch, logs)``, ``on_train_end(model, optimizer)`` (``tinyprune.training.Callback``).
-
-    Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels.
-    """
-    epoch_numbers, batch_size = _epoch_numbers(epochs), positive_int("batch_size", batch_size)
-    engine, loss = as_engine(engine), losses.as_loss(loss)
+def _checked(model: Module, train: DataLike, val: DataLike | None, optimizer: Optimizer | None,
+             engine: Backprop) -> tuple[Dataset, Dataset | None, Optimizer]:
+    """``fit``'s inputs checked against the model: the datasets, and the optimizer (a new Adam if None)."""
     if engine.name == "backprop" and not isinstance(model, MLP):
         raise ValueError(f"engine='backprop' trains an MLP, got {type(model).__name__}; "
                          "use engine='autograd'")
@@ -303,62 +195,59 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
     elif not {id(p) for p in optimizer.params} <= {id(p) for p in model.parameters()}:
         raise ValueError("the optimizer holds parameters that are not this model's (was it built on "
                          "another model, e.g. before copy.deepcopy?); build it on model.parameters()")
+    return train, val, optimizer
+
+
+def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int = 128,
+        optimizer: Optimizer | None = None, loss: str | losses.Loss = "cross_entropy",
+        val: DataLike | None = None, engine: str | Backprop = "backprop",
+        seed: int | np.random.Generator | None = 0, callbacks: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Train ``model`` on ``train`` with minibatch steps; return one record (a dict) per epoch.
+
+    Each step: ``g = dL/dθ`` on a batch (``engine``: ``"backprop"`` by hand, ``"autograd"`` by the graph;
+    same trajectory), then ``optimizer.step()`` (default ``Adam(model.parameters(), lr=1e-3)``).
+
+    - ``epochs``: how many (epochs 1..epochs) or which (a range of epoch numbers, to resume).
+    - ``loss``: ``"cross_entropy"``, ``"squared_error"`` or a ``losses.Loss`` part (``recover.Distillation``).
+    - ``val``: a Dataset (or ``(X, y)``) evaluated once per epoch, after its steps.
+    - ``seed``: epoch ``e`` is shuffled by ``epoch_rng(seed, e)``; the same seed gives bit-identical weights.
+    - ``callbacks``: objects with any of the methods of ``tinyprune.training.Callback``.
+
+    Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels.
+    """
+    epoch_numbers, batch_size = _epoch_numbers(epochs), positive_int("batch_size", batch_size)
+    engine, loss = as_engine(engine), losses.as_loss(loss)
+    train, val, optimizer = _checked(model, train, val, optimizer, engine)
     loss.bind(train.X)
-    loop = _Loop(model, optimizer, loss, engine, callbacks)
-    loop.step = (epoch_numbers.start - 1) * math.ceil(len(train) / batch_size)
-    base_seed, history = _base_seed(seed), History()
-    loop.call("on_train_begin", model, optimizer)
+    base_seed, history = _base_seed(seed), []
+    step = (epoch_numbers.start - 1) * math.ceil(len(train) / batch_size)   # the steps of earlier epochs
+    hooks = {name: _hooks(callbacks, name) for name in ("on_train_begin", "on_epoch_begin", "on_step_end",
+                                                        "on_batch_end", "on_epoch_end", "on_train_end")}
+    for hook in hooks["on_train_begin"]:
+        hook(model, optimizer)
     for epoch in epoch_numbers:
-        record = loop.epoch(epoch, engine.batches(train, batch_size, epoch_rng(base_seed, epoch)))
-        scores = evaluate(model, val, loss=loss.evaluate_as) if val is not None else {}
-        record.update(val_loss=scores.get("loss"), val_accuracy=scores.get("accuracy"))
-        history.append(**record)
-        loop.call("on_epoch_end", model, optimizer, epoch, dict(record))
-    loop.call("on_train_end", model, optimizer)
-    return history
-
-
-class _Loop:
-    """The inner loop of ``fit``: one epoch of steps, and the callbacks it calls."""
-
-    def __init__(self, model: Module, optimizer: Optimizer, loss: losses.Loss, engine: Backprop,
-                 callbacks: Sequence[Any]) -> None:
-        self.model, self.optimizer, self.loss, self.engine = model, optimizer, loss, engine
-        self.callbacks, self.step = list(callbacks), 0
-        self.on_step_end = _hooks(callbacks, "on_step_end")
-        self.on_batch_end = _hooks(callbacks, "on_batch_end")
-
-    def call(self, name: str, *arguments: Any) -> None:
-        for hook in _hooks(self.callbacks, name):
-            hook(*arguments)
-
-    def epoch(self, epoch: int, batches: Iterator[Batch]) -> dict[str, Any]:
-        """Run the steps of one epoch; return its record (running loss and accuracy, seconds)."""
-        self.call("on_epoch_begin", self.model, self.optimizer, epoch)
-        total_loss, correct, seen = 0.0, 0, 0
-        started = time.perf_counter()
-        for done, batch in enumerate(batches, 1):
-            value, logits = self.engine.step(self.model, batch, self.loss)      # g = dL/dθ
-            self.optimizer.step()                                                # θ <- θ - step(g)
-            self.step += 1
-            total_loss += value * batch[1].shape[0]
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == batch[1]))
-            seen += batch[1].shape[0]
-            for hook in self.on_step_end:
-                hook(self.model, self.optimizer, epoch, self.step)
-            for hook in self.on_batch_end:
+        for hook in hooks["on_epoch_begin"]:
+            hook(model, optimizer, epoch)
+        total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
+        for done, batch in enumerate(engine.batches(train, batch_size, epoch_rng(base_seed, epoch)), 1):
+            value, logits = engine.step(model, batch, loss)          # g = dL/dθ into every parameter.grad
+            optimizer.step()                                         # θ <- θ - (the optimizer's step)
+            step, yb = step + 1, batch[1]
+            total_loss, seen = total_loss + value * len(yb), seen + len(yb)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            for hook in hooks["on_step_end"]:
+                hook(model, optimizer, epoch, step)
+            for hook in hooks["on_batch_end"]:
                 hook(epoch, done, {"loss": total_loss / seen, "accuracy": correct / seen})
-        return {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen,
-                "seconds": time.perf_counter() - started}
-
-
-# --------------------------------------------------------------------------- evaluate / predict
-def _loss_value(name: str, logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean loss of a batch, without the gradient (``losses.loss_and_grad`` without its second half)."""
-    if name == "cross_entropy":
-        return losses.cross_entropy(logits, y)
-    target = losses.one_hot(y, logits.shape[1], dtype=logits.dtype)
-    return losses.squared_error(losses.softmax(logits), target, reduction="mean")
+        seconds = time.perf_counter() - started
+        scores = evaluate(model, val, loss=loss.evaluate_as) if val is not None else {}
+        history.append({"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen, "val_loss":
+                        scores.get("loss"), "val_accuracy": scores.get("accuracy"), "seconds": seconds})
+        for hook in hooks["on_epoch_end"]:
+            hook(model, optimizer, epoch, dict(history[-1]))
+    for hook in hooks["on_train_end"]:
+        hook(model, optimizer)
+    return history
 
 
 def evaluate(model: Module, dataset: DataLike, loss: str = "cross_entropy",
@@ -380,7 +269,7 @@ def evaluate(model: Module, dataset: DataLike, loss: str = "cross_entropy",
     total_loss, correct = 0.0, 0
     for Xb, yb in dataset.minibatches(batch_size, shuffle=False):
         logits = model(Xb)
-        total_loss += _loss_value(loss, logits, yb) * yb.shape[0]
+        total_loss += losses.loss_and_grad(loss, logits, yb)[0] * yb.shape[0]
         correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
     n = len(dataset)
     return {"loss": total_loss / n, "accuracy": correct / n}

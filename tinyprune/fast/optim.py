@@ -9,7 +9,7 @@ changes (from then on the masked gradient keeps it 0), and tiny state is flushed
 Same numbers (``tests/test_fast_paths.py``): SGD bit for bit; Adam to float rounding, because it computes
 ``α_t m / (sqrt(v) + ε_t)`` with ``α_t = α sqrt(1-β2^t) / (1-β1^t)``, ``ε_t = ε sqrt(1-β2^t)`` (Kingma & Ba,
 section 2: the same number as ``α m̂ / (sqrt(v̂) + ε)``, one pass over the weights fewer). Inside
-``tinyprune.core.plain()`` these optimizers take the core's plain step on the same buffers.
+``tinyprune.plain()`` these optimizers take the core's plain step on the same buffers.
 
 >>> from tinyprune.core.nn import Parameter
 >>> w = Parameter(np.array([1.0, 2.0]))
@@ -31,7 +31,7 @@ from tinyprune.core import optim
 from tinyprune.core.errors import ShapeError
 from tinyprune.core.nn import Parameter
 from tinyprune.core.optim import Optimizer, Schedule, constant, cosine, step_decay
-from tinyprune.core.train import is_plain
+from tinyprune.fast.switch import is_plain
 
 # The optimizers users build: these two, and the core's base class and learning-rate schedules.
 __all__ = ["FLUSH_EVERY", "OPTIMIZERS", "SGD", "Adam", "Optimizer", "Schedule", "constant", "cosine",
@@ -188,5 +188,12 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 def make_optimizer(name: str, params: Iterable[Parameter], **options: Any) -> Optimizer:
-    """``core.optim.make_optimizer`` building the fast ``SGD`` or ``Adam``."""
-    return optim.make_optimizer(name, params, table=OPTIMIZERS, **options)
+    """Build an optimizer by name (``"sgd"`` or ``"adam"``) with keyword options.
+
+    >>> from tinyprune.core.nn import MLP
+    >>> type(make_optimizer("adam", MLP([2, 2]).parameters(), lr=1e-3)).__name__
+    'Adam'
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, **options)
