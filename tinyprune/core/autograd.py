@@ -130,12 +130,10 @@ class Tensor:
             node, parents_done = stack.pop()
             if parents_done:
                 order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
+            elif id(node) not in visited:
+                visited.add(id(node))
+                stack.append((node, True))
+                stack += [(parent, False) for parent in node._parents if parent.requires_grad]
         return order
 
     def _upstream(self, grad: Any = None) -> np.ndarray:
@@ -164,10 +162,8 @@ class Tensor:
                 continue
             if node._parents:
                 node.grad = node_grad
-            elif node.grad is None:
-                node.grad = node_grad.copy()
-            else:
-                node.grad = node.grad + node_grad                        # dL/dx summed over calls
+            else:                                         # a leaf: its own copy, summed over calls
+                node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
             if node._backward is None:
                 continue
             for parent, parent_grad in zip(node._parents, node._backward(node_grad)):

@@ -119,11 +119,7 @@ class Dataset:
         return f"Dataset(n={n}, d={d}, num_classes={self.num_classes}, X dtype={self.X.dtype})"
 
     def subset(self, indices: np.ndarray | list) -> Dataset:
-        """The rows at ``indices`` (integer positions or a boolean mask), as a new Dataset (copied).
-
-        >>> Dataset(np.ones((3, 1)), [0, 1, 2]).subset([2, 0]).y.tolist()
-        [2, 0]
-        """
+        """The rows at ``indices`` (integer positions or a boolean mask), as a new Dataset (copied)."""
         indices = np.asarray(indices)
         return Dataset(self.X[indices], self.y[indices], num_classes=self.num_classes)
 

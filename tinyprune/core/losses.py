@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune.core.autograd import Tensor
+from tinyprune.core.batches import one_hot
 from tinyprune.core.errors import ShapeError
 
 LOSSES = ("cross_entropy", "squared_error")
@@ -69,22 +70,6 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     shifted = z - np.max(z, axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def one_hot(labels: Any, num_classes: int, dtype: Any = np.float64) -> np.ndarray:
-    """Rows of the identity: ``Y[i, labels[i]] = 1``. Shapes: (n,) -> (n, num_classes).
-
-    >>> one_hot(np.array([2, 0]), 3)
-    array([[0., 0., 1.],
-           [1., 0., 0.]])
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ShapeError(f"one_hot needs a 1-D vector of labels, got shape {labels.shape}")
-    labels = check_labels(labels, labels.shape[0], num_classes)
-    encoded = np.zeros((labels.shape[0], num_classes), dtype=dtype)
-    encoded[np.arange(labels.shape[0]), labels] = 1
-    return encoded
 
 
 def softmax_backward(probabilities: np.ndarray, grad_probabilities: np.ndarray) -> np.ndarray:

@@ -4,9 +4,8 @@ Conventions (``notebooks/01_mlp_and_losses.ipynb``): a batch ``X`` has shape ``(
 holds ``W`` of shape ``(d, h)`` and ``b`` of shape ``(h,)`` and computes ``Z = X @ W + b``; hidden
 layers apply ``A = relu(Z)``. The last layer returns logits; softmax lives in the loss.
 
-Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its
-mask entry is ``False``. ``state_dict()`` carries each mask under ``"<name>.mask"`` (for example
-``"layers.0.W.mask"``), so a pruned model saved and loaded through a state dict stays pruned.
+Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its mask
+entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a pruned model stays pruned.
 
 >>> model = MLP([784, 64, 64, 10], seed=0)      # the document's model
 >>> [name for name, _ in model.named_parameters()][:2]
@@ -114,13 +113,12 @@ class Module:
         a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
         """
         own = dict(self.named_parameters())
-        masks = {key[:-len(MASK_SUFFIX)]: value for key, value in state.items()
-                 if key.endswith(MASK_SUFFIX) and key[:-len(MASK_SUFFIX)] in own}
+        masks = {key.removesuffix(MASK_SUFFIX): value for key, value in state.items()
+                 if key.endswith(MASK_SUFFIX) and key.removesuffix(MASK_SUFFIX) in own}
         expected = set(own) | {name + MASK_SUFFIX for name in masks}
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
-            raise ShapeError(f"state dict does not fit this model: missing {missing}, "
-                             f"unexpected {unexpected}")
+            raise ShapeError(f"state dict does not fit the model: missing {missing}, unexpected {unexpected}")
         values = {name: np.asarray(state[name]) for name in own}
         for name, parameter in own.items():
             if values[name].shape != parameter.shape:

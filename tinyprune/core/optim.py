@@ -1,12 +1,9 @@
-"""Optimizers (SGD with momentum/Nesterov/weight decay, Adam) and learning-rate schedules.
+"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam; ``schedule`` is any ``lr(step)``.
 
-Plain SGD is the document's update ``w <- w - α Δw``. Every optimizer is *mask-aware*: where a
-parameter's ``mask`` is ``False`` the gradient and the optimizer's own state (momentum, Adam's
-moments) are zeroed and the weight is re-masked after the step, so ``W[~mask] == 0`` holds exactly
-after any number of steps. Derived in ``notebooks/04_training.ipynb``.
-
-This is the plain code, one formula per line; ``tinyprune.fast.optim`` computes the same updates
-in place on flat buffers (``tinyprune.SGD`` and ``tinyprune.Adam`` are those).
+Plain SGD is the document's update ``w <- w - α Δw``. Every optimizer is *mask-aware*: where a ``mask``
+is ``False`` the gradient and the optimizer's state are zeroed and the weight is re-masked after the step,
+so ``W[~mask] == 0`` after any number of steps (``notebooks/04_training.ipynb``). ``tinyprune.fast.optim``
+computes the same updates in place on flat buffers (``tinyprune.SGD``, ``tinyprune.Adam`` are those).
 
 >>> from tinyprune.core.nn import Parameter
 >>> w = Parameter(np.array([1.0, 2.0]))
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,45 +24,6 @@ from tinyprune.core.errors import ShapeError
 from tinyprune.core.nn import Parameter
 
 Schedule = Callable[[int], float]
-
-
-@dataclass(frozen=True)
-class constant:  # noqa: N801 (a schedule reads like a function)
-    """``lr(t) = lr`` for every step t."""
-
-    lr: float
-
-    def __call__(self, step: int) -> float:
-        return self.lr
-
-
-@dataclass(frozen=True)
-class step_decay:  # noqa: N801
-    """``lr(t) = lr · gamma^floor(t / every)``: multiply by ``gamma`` every ``every`` steps."""
-
-    lr: float
-    every: int
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.every, (int, np.integer)) or self.every < 1:
-            raise ValueError(f"step_decay needs every >= 1 (steps between decays), got {self.every!r}")
-
-    def __call__(self, step: int) -> float:
-        return self.lr * self.gamma ** (step // self.every)
-
-
-@dataclass(frozen=True)
-class cosine:  # noqa: N801
-    """``lr(t) = final + (lr - final) · (1 + cos(π t / T)) / 2`` for ``t < T``, then ``final``."""
-
-    lr: float
-    total_steps: int
-    final_lr: float = 0.0
-
-    def __call__(self, step: int) -> float:
-        progress = min(step, self.total_steps) / max(self.total_steps, 1)
-        return self.final_lr + (self.lr - self.final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
@@ -146,7 +103,7 @@ class Optimizer:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict()`` returned; shapes and slot names must match."""
-        expected = {"steps", "lr"} | {f"{slot}.{i}" for slot in self.slots for i in range(len(self.params))}
+        expected = set(self.state_dict())
         if set(state) != expected:
             raise ValueError(f"optimizer state does not fit {type(self).__name__}: expected keys "
                              f"{sorted(expected)}, got {sorted(state)}")

@@ -8,18 +8,14 @@ One step of minibatch gradient descent (``notebooks/04_training.ipynb``):
    (``engine="backprop"``, ``core.backprop``) or by the autograd graph (``engine="autograd"``);
 4. update: ``θ <- optimizer(θ, g)`` (Adam with ``lr = 1e-3`` by default); masked weights stay 0.
 
-An epoch is one pass over the training set; its order is a permutation drawn from a generator seeded
-with ``(seed, epoch)``, so epoch ``e`` is shuffled the same way whether training runs in one call or is
-resumed later (``epochs=range(4, 7)`` runs epochs 4, 5 and 6).
-
-``tinyprune.fit`` runs this plain loop with the engines of ``tinyprune.fast`` (same numbers, faster).
+An epoch is one pass over the training set in an order drawn from ``(seed, epoch)``, the same whether
+training runs in one call or resumes (``epochs=range(4, 7)``). ``tinyprune.fit`` runs this loop with the
+engines of ``tinyprune.fast`` (the same numbers, faster).
 
 >>> from tinyprune.core.nn import MLP
->>> from tinyprune.core.batches import Dataset
->>> X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
->>> train = Dataset(X, (X[:, 0] > 0).astype(np.int64))
->>> model = MLP([4, 8, 2], seed=0)
 >>> from tinyprune.core.optim import Adam
+>>> X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+>>> train, model = Dataset(X, (X[:, 0] > 0).astype(np.int64)), MLP([4, 8, 2], seed=0)
 >>> history = fit(model, train, epochs=10, batch_size=16, optimizer=Adam(model.parameters(), lr=0.05))
 >>> history[-1]["epoch"], history[-1]["accuracy"] > 0.95
 (10, True)
@@ -81,11 +77,7 @@ def _base_seed(seed: Any) -> int:
     """An int seed as it is; a Generator gives one draw; None gives fresh OS entropy."""
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
-    if seed is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, a numpy Generator or None, got {seed!r}")
-    return int(seed)
+    return int(np.random.SeedSequence().entropy) if seed is None else positive_int("seed", seed, minimum=0)
 
 
 def _epoch_numbers(epochs: int | range) -> range:
@@ -116,8 +108,8 @@ class Backprop:
     name = "backprop"
 
     def batches(self, data: Dataset, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """``(X_b, y_b, rows)`` in the order of ``data.minibatches(batch_size, shuffle=True, rng=rng)``;
-        ``rows`` are the batch's row numbers (``None`` for a Dataset-like object that batches itself)."""
+        """``(X_b, y_b, rows)`` as ``data.minibatches(batch_size, shuffle=True, rng=rng)`` gives them, with
+        the batch's row numbers (``None`` for a Dataset-like object that batches itself)."""
         if type(data).minibatches is not Dataset.minibatches:
             for Xb, yb in data.minibatches(batch_size, shuffle=True, rng=rng):
                 yield Xb, yb, None

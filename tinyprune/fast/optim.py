@@ -30,10 +30,11 @@ import numpy as np
 from tinyprune.core import optim
 from tinyprune.core.errors import ShapeError
 from tinyprune.core.nn import Parameter
-from tinyprune.core.optim import Optimizer, Schedule, constant, cosine, step_decay
+from tinyprune.core.optim import Optimizer, Schedule
 from tinyprune.fast.switch import is_plain
+from tinyprune.lr_schedules import constant, cosine, step_decay
 
-# The optimizers users build: these two, and the core's base class and learning-rate schedules.
+# The optimizers users build: these two, the core's base class, and the learning-rate schedules.
 __all__ = ["FLUSH_EVERY", "OPTIMIZERS", "SGD", "Adam", "Optimizer", "Schedule", "constant", "cosine",
            "make_optimizer", "step_decay"]
 
