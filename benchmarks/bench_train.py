@@ -173,10 +173,11 @@ data = tp.data.Dataset(np.ascontiguousarray(X, dtype=np.float32), y)
 model = tp.MLP([784, 64, 64, 10], seed=0)
 optimizer = tp.Adam(model.parameters(), lr=1e-3)
 tp.fit(model, data, epochs=1, batch_size=batch, optimizer=optimizer, engine=engine, progress=False)
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 tp.fit(model, data, epochs=1, batch_size=batch, optimizer=optimizer, engine=engine, progress=False,
        initial_epoch=1)
-print(json.dumps({"seconds": time.perf_counter() - started, "tinyprune": tp.__file__}))
+print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - started_cpu,
+                  "tinyprune": tp.__file__}))
 """
 
 
@@ -198,28 +199,35 @@ def compare(args: argparse.Namespace) -> int:
     sides = {"this": (sys.executable, None), "other": (args.compare, args.compare_path)}
     engines = ("backprop", "autograd")
     seconds: dict[str, list[float]] = {f"{engine} {side}": [] for engine in engines for side in sides}
+    cpu: dict[str, list[float]] = {key: [] for key in seconds}
     where = {}
     for run in range(args.runs):
         for engine in engines:
             for side in (("this", "other") if run % 2 == 0 else ("other", "this")):
                 result = child_epoch(*sides[side], args, engine)
                 seconds[f"{engine} {side}"].append(result["seconds"])
+                cpu[f"{engine} {side}"].append(result["cpu"])
                 where[side] = result["tinyprune"]
         print(f"round {run + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in seconds.items()),
               file=sys.stderr)
     medians = {key: median(values) for key, values in seconds.items()}
+    cpu_medians = {key: median(values) for key, values in cpu.items()}
     ratios = {engine: medians[f"{engine} this"] / medians[f"{engine} other"] for engine in engines}
+    cpu_ratios = {engine: cpu_medians[f"{engine} this"] / cpu_medians[f"{engine} other"]
+                  for engine in engines}
     print(f"mnist-5k repeated: {args.samples} samples, batch {args.batch_size}, {SIZES}, Adam, tp.fit, "
           f"BLAS threads {args.threads or 'default'}, median of {args.runs} alternating rounds")
     print(f"this:  {where['this']}\nother: {where['other']}\n")
-    print(table(["engine", "this s/epoch", "other s/epoch", "this / other"],
+    print(table(["engine", "this s/epoch (wall)", "other s/epoch (wall)", "this / other (wall)",
+                 "this / other (CPU)"],
                 [[engine, f"{medians[f'{engine} this']:.3f}", f"{medians[f'{engine} other']:.3f}",
-                  f"{ratios[engine]:.3f}"] for engine in engines]))
+                  f"{ratios[engine]:.3f}", f"{cpu_ratios[engine]:.3f}"] for engine in engines]))
     print(f"\nmachine: {machine_line()}")
     if not args.no_json:
         path = write_json(f"{args.name}_compare", {
             "samples": args.samples, "batch_size": args.batch_size, "runs": args.runs, "this": where["this"],
-            "other": where["other"], "seconds": seconds, "median": medians, "ratios": ratios})
+            "other": where["other"], "seconds": seconds, "cpu_seconds": cpu, "median": medians,
+            "cpu_median": cpu_medians, "ratios": ratios, "cpu_ratios": cpu_ratios})
         print(f"wrote {path}")
     return 0
 

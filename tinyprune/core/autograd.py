@@ -58,6 +58,8 @@ def is_grad_enabled() -> bool:
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` down to ``shape``, the gradient of broadcasting: over the leading axes broadcasting
     added, and (``keepdims``) over the axes where ``shape`` has size 1."""
+    if grad.shape == shape:                           # nothing was broadcast
+        return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
