@@ -74,7 +74,7 @@ def test_layer_sensitivity(tmp_path):
 
 
 def test_the_package_never_imports_matplotlib_or_plot():
-    code = ("import sys, tinyprune, tinyprune.experiment, tinyprune.recover, tinyprune.train; "
+    code = ("import sys, tinyprune, tinyprune.experiment, tinyprune.recover, tinyprune.training; "
             "print(any(m == 'matplotlib' or m.startswith('matplotlib.') for m in sys.modules), "
             "'tinyprune.plot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

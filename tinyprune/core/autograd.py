@@ -75,11 +75,8 @@ def _as_array(data: Any) -> np.ndarray:
 
 
 class Tensor:
-    """An array that can carry a gradient: ``.data`` (ndarray), ``.grad`` (ndarray or None).
-
-    After ``backward()``, every tensor in the graph that requires a gradient holds ``dL/d(itself)``
-    in ``.grad`` (the shape of ``.data``). Integer or boolean data becomes float64; float32 stays.
-    """
+    """An array that can carry a gradient: ``.data`` (ndarray) and, after ``backward()``, ``.grad`` =
+    ``dL/d(itself)`` (the shape of ``.data``). Integer or boolean data becomes float64; float32 stays."""
 
     # Makes ``ndarray + Tensor`` call ``Tensor.__radd__`` instead of NumPy's elementwise loop.
     __array_priority__ = 100.0

@@ -31,42 +31,32 @@ def _as_array(values: object, what: str) -> np.ndarray:
 
 
 def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[np.ndarray, int]:
-    """Check that ``y`` is a 1-D array of integer labels in 0..k-1; return it as int64 and k.
-
-    k is ``num_classes`` if given, else ``y.max() + 1``. Float labels are refused: 3.7 is not a class.
-
-    >>> check_labels([2, 0, 1])
-    (array([2, 0, 1]), 3)
-    """
+    """Check that ``y`` is a 1-D array of integer labels in 0..k-1; return it as int64 and k, which is
+    ``num_classes`` if given, else ``y.max() + 1``. Float labels are refused: 3.7 is not a class."""
     y = _as_array(y, "labels y")
     if y.ndim != 1:
         hint = " (one-hot rows? use y.argmax(axis=1))" if y.ndim == 2 and y.shape[1] > 1 else ""
         raise DataError(f"labels y must be 1-D (n,), got shape {y.shape}{hint}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        # bool is not an np.integer, so True/False labels are refused too.
+    if y.size and not np.issubdtype(y.dtype, np.integer):        # (bool is not an np.integer: refused)
         raise DataError(f"labels y must be integers, got dtype {y.dtype}; for whole numbers use "
                         "y.astype(np.int64)")
-    if num_classes is not None and (isinstance(num_classes, bool)
-                                    or not isinstance(num_classes, (int, np.integer))):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer, type(None))):
         raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
-    given_classes = num_classes
-    # Range checks on the labels as given: a uint64 label of 2**64 - 1 must not turn into -1 by the cast.
-    negative = np.flatnonzero(y < 0)
+    negative = np.flatnonzero(y < 0)          # checked as given: a uint64 2**64 - 1 must not become -1
     if negative.size:
         raise DataError(f"labels must be class indices 0, 1, 2, ..., never negative; found {negative.size} "
                         f"negative, the first {y[negative[0]]} at row {negative[0]}")
-    if num_classes is None:
-        if not y.size:
-            raise DataError("num_classes must be given when there are no labels to count the classes from")
-        num_classes = int(y.max()) + 1
-    if not 1 <= num_classes <= MAX_CLASSES:
-        raise DataError(f"num_classes must be at least 1 and at most {MAX_CLASSES}, got {num_classes}"
-                        + (" (counted from the largest label)" if given_classes is None else ""))
-    outside = np.flatnonzero(y >= num_classes)
+    if num_classes is None and not y.size:
+        raise DataError("num_classes must be given when there are no labels to count the classes from")
+    k = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if not 1 <= k <= MAX_CLASSES:
+        raise DataError(f"num_classes must be at least 1 and at most {MAX_CLASSES}, got {k}"
+                        + (" (counted from the largest label)" if num_classes is None else ""))
+    outside = np.flatnonzero(y >= k)
     if outside.size:
-        raise DataError(f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
+        raise DataError(f"labels must lie in 0..{k - 1} (num_classes={k}); "
                         f"found {outside.size} outside, the first {y[outside[0]]} at row {outside[0]}")
-    return y.astype(np.int64, copy=False), int(num_classes)
+    return y.astype(np.int64, copy=False), k
 
 
 def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -99,11 +89,8 @@ def _check_features(X: np.ndarray) -> np.ndarray:
 
 
 class Dataset:
-    """Features ``X`` (n, d), floating point and finite, with integer labels ``y`` (n,) in 0..k-1.
-
-    ``X`` keeps its dtype (float32 stays float32) and is not copied; ``y`` is stored as int64.
-    ``num_classes`` defaults to ``y.max() + 1``; give it when a subset may lack the last classes.
-    """
+    """Features ``X`` (n, d), floating point and finite (not copied), with integer labels ``y`` (n,) in
+    0..k-1 (stored as int64); ``num_classes`` defaults to ``y.max() + 1`` (give it for a subset)."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray | list, num_classes: int | None = None) -> None:
         self.X = _check_features(X)
@@ -172,9 +159,6 @@ def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) ->
 
     Class c gets ``floor(share_c)`` rows, ``share_c = n_chosen * count_c / n``; the rows still missing go
     to the classes with the largest remainders, so the total is exact.
-
-    >>> stratified_choice(np.array([0, 0, 1, 1]), 2, np.random.default_rng(0)).size
-    2
     """
     classes, counts = np.unique(y, return_counts=True)
     shares = n_chosen * counts / y.size

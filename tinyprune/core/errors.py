@@ -1,5 +1,4 @@
-"""The core's error types: each is a ``ValueError``, so callers may catch either (``tinyprune.errors``
-adds the errors of files and checkpoints)."""
+"""The core's error types, each a ``ValueError`` (``tinyprune.errors``, their public home, adds the rest)."""
 
 
 class TinypruneError(ValueError):
@@ -12,3 +11,7 @@ class DataError(TinypruneError):
 
 class ShapeError(TinypruneError):
     """Arrays whose shapes do not fit together (for example in ``@`` or a loss)."""
+
+
+for _error in (TinypruneError, DataError, ShapeError):
+    _error.__module__ = "tinyprune.errors"       # how tracebacks name them (as NumPy's set_module does)

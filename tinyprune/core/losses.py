@@ -73,20 +73,15 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def softmax_backward(probabilities: np.ndarray, grad_probabilities: np.ndarray) -> np.ndarray:
-    """Carry ``dL/dp`` back through ``p = softmax(z)``: ``dL/dz = p * (g - sum_j g_j p_j)``.
-
-    This is ``J^T g`` with the softmax Jacobian ``J = diag(p) - p p^T``, row by row. Shapes: (n, k).
-    """
+    """Carry ``dL/dp`` back through ``p = softmax(z)``: ``dL/dz = p * (g - sum_j g_j p_j)``, that is ``J^T g``
+    with the softmax Jacobian ``J = diag(p) - p p^T``, row by row. Shapes: (n, k)."""
     inner = np.sum(grad_probabilities * probabilities, axis=1, keepdims=True)
     return probabilities * (grad_probabilities - inner)
 
 
 def cross_entropy(logits: Tensor | np.ndarray, labels: Any) -> Tensor | float:
-    """Mean softmax cross-entropy ``L = -(1/n) sum_i log softmax(z_i)[y_i]``.
-
-    On a ``Tensor`` it returns a scalar ``Tensor`` (for autograd), on an array a ``float``.
-    Shapes: logits (n, k), labels (n,) integers in ``0..k-1``.
-    """
+    """Mean softmax cross-entropy ``L = -(1/n) sum_i log softmax(z_i)[y_i]``: a scalar ``Tensor`` from a
+    ``Tensor`` (for autograd), a ``float`` from an array. Shapes: logits (n, k), labels (n,) in ``0..k-1``."""
     data = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
     check_logits(data)
     labels = check_labels(labels, data.shape[0], data.shape[1])
@@ -189,44 +184,26 @@ def loss_tensor(name: str, logits: Tensor, y: Any) -> Tensor:
 
 
 class Loss:
-    """A training loss as a part of ``train.fit`` (subclass it: ``recover.Distillation`` is one).
+    """A training loss as a part of ``train.fit``: ``Loss("cross_entropy")`` or ``Loss("squared_error")`` on
+    the labels (``loss_and_grad``, ``loss_tensor``), or a subclass of yours (``recover.Distillation`` is one).
 
     ``fit`` calls ``bind(X)`` once with the training input (a loss whose targets depend on the row computes
     them there), then per batch ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or
     ``tensor(logits, y, rows)`` (``"autograd"``); ``rows`` are the batch's rows of ``X`` (or ``None``).
     ``evaluate_as`` names the label loss that ``fit`` reports on the validation rows.
-    """
 
-    evaluate_as = "cross_entropy"
-
-    def bind(self, X: np.ndarray) -> None:
-        """Prepare per-row targets for the training input ``X`` (n, d); nothing for a label loss."""
-
-    def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
-                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
-        raise NotImplementedError
-
-    def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
-        raise NotImplementedError
-
-    def hidden_value_and_grads(self, hidden: list[np.ndarray],
-                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
-        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` and ``∂L/∂A_l`` (for
-        ``backprop.backward(..., dhidden=)``); most losses read only the logits: ``(0.0, None)``."""
-        return 0.0, None
-
-
-class LabelLoss(Loss):
-    """One of ``LOSSES`` on the labels: ``loss_and_grad`` and ``loss_tensor`` as a ``Loss`` part.
-
-    >>> part = LabelLoss("cross_entropy")
-    >>> value, grad = part.value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
+    >>> value, grad = Loss("cross_entropy").value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
     >>> round(value, 4), grad.shape
     (0.6931, (2, 2))
     """
 
-    def __init__(self, name: str) -> None:
+    name = evaluate_as = "cross_entropy"
+
+    def __init__(self, name: str = "cross_entropy") -> None:
         self.name = self.evaluate_as = check_loss_name(name)
+
+    def bind(self, X: np.ndarray) -> None:
+        """Prepare per-row targets for the training input ``X`` (n, d); nothing for a label loss."""
 
     def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
                        rows: np.ndarray | None) -> tuple[float, np.ndarray]:
@@ -235,19 +212,25 @@ class LabelLoss(Loss):
     def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
         return loss_tensor(self.name, logits, y)
 
+    def hidden_value_and_grads(self, hidden: list[np.ndarray],
+                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
+        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` and ``∂L/∂A_l`` (for
+        ``backprop.backward(..., dhidden=)``); most losses read only the logits: ``(0.0, None)``."""
+        return 0.0, None
+
     def __repr__(self) -> str:
-        return f"LabelLoss({self.name!r})"
+        return f"Loss({self.name!r})"
 
 
 def as_loss(loss: str | Loss) -> Loss:
     """A ``Loss`` part from a name of ``LOSSES`` or a ``Loss`` as it is; anything else is refused.
 
     >>> as_loss("squared_error")
-    LabelLoss('squared_error')
+    Loss('squared_error')
     """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str):
-        return LabelLoss(loss)
+        return Loss(loss)
     raise ValueError(f"loss must be one of {LOSSES} or a tinyprune.core.losses.Loss, "
                      f"got {type(loss).__name__}")

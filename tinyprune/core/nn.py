@@ -44,21 +44,11 @@ class Parameter(Tensor):
 
     @mask.setter
     def mask(self, mask: np.ndarray | None) -> None:
-        if mask is not None:
-            mask = np.asarray(mask)
-            if mask.dtype != np.bool_ or mask.shape != self.shape:
-                raise ShapeError(f"a mask must be a bool array of the parameter's shape {self.shape}, "
-                                 f"got dtype {mask.dtype} and shape {mask.shape}")
-        self._mask = mask
+        self._mask = None if mask is None else _bool_array(mask, self.shape, "a mask")
 
     @property
     def is_pruned(self) -> bool:
-        """``True`` when a mask holds at least one ``False`` (a pruned entry).
-
-        >>> p = Parameter(np.ones(3))
-        >>> p.is_pruned, setattr(p, "mask", np.array([True, False, True])), p.is_pruned
-        (False, None, True)
-        """
+        """``True`` when a mask holds at least one ``False`` (a pruned entry)."""
         return self._mask is not None and not bool(self._mask.all())
 
 
@@ -133,12 +123,17 @@ class Module:
                 parameter.data[~parameter.mask] = 0
 
 
+def _bool_array(mask: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != shape:
+        raise ShapeError(f"{what} must be a bool array of shape {shape}, got dtype {mask.dtype} and shape "
+                         f"{mask.shape}")
+    return mask
+
+
 def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
     """A copy of ``mask`` if it is a bool array of ``values``' shape that is ``False`` only on zeros."""
-    mask = np.asarray(mask)
-    if mask.dtype != np.bool_ or mask.shape != values.shape:
-        raise ShapeError(f"state dict entry {name + MASK_SUFFIX!r} must be a bool array of shape "
-                         f"{values.shape}, got dtype {mask.dtype} and shape {mask.shape}")
+    mask = _bool_array(mask, values.shape, f"state dict entry {name + MASK_SUFFIX!r}")
     if np.any(values[~mask]):
         raise ValueError(f"state dict entry {name!r} has nonzero values where {name + MASK_SUFFIX!r} "
                          "is False (a pruned weight must be an exact 0)")
@@ -194,8 +189,7 @@ def _is_size(size: Any) -> bool:
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` as a NumPy dtype if it is float32 or float64; integers cannot learn and float16
-    overflows in the forward pass, so both are refused here rather than failing deep inside training."""
+    """``dtype`` if it is float32 or float64 (integers cannot learn; float16 overflows going forward)."""
     try:
         resolved = np.dtype(dtype)
     except TypeError:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,13 +91,7 @@ def _epoch_numbers(epochs: int | range) -> range:
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     """The generator that shuffles epoch ``epoch`` (1-based): ``default_rng(SeedSequence([seed, epoch]))``.
-
-    The order depends only on ``(seed, epoch)``, not on the epochs run before: resuming is exact.
-
-    >>> a = epoch_rng(0, 3).permutation(5); b = epoch_rng(0, 3).permutation(5)
-    >>> bool((a == b).all())
-    True
-    """
+    The order depends only on ``(seed, epoch)``, not on the epochs run before: resuming is exact."""
     return np.random.default_rng(np.random.SeedSequence([seed, epoch]))
 
 
@@ -167,8 +161,11 @@ def as_engine(engine: str | Backprop, engines: dict[str, Backprop] = ENGINES) ->
     return engines[engine]
 
 
-def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable[..., Any]]:
-    return [getattr(cb, name) for cb in callbacks if callable(getattr(cb, name, None))]
+def _call(callbacks: Sequence[Any], name: str, *arguments: Any) -> None:
+    """Call the method ``name`` of every callback that has one."""
+    for callback in callbacks:
+        if callable(getattr(callback, name, None)):
+            getattr(callback, name)(*arguments)
 
 
 def _checked(model: Module, train: DataLike, val: DataLike | None, optimizer: Optimizer | None,
@@ -213,13 +210,9 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
     loss.bind(train.X)
     base_seed, history = _base_seed(seed), []
     step = (epoch_numbers.start - 1) * math.ceil(len(train) / batch_size)   # the steps of earlier epochs
-    hooks = {name: _hooks(callbacks, name) for name in ("on_train_begin", "on_epoch_begin", "on_step_end",
-                                                        "on_batch_end", "on_epoch_end", "on_train_end")}
-    for hook in hooks["on_train_begin"]:
-        hook(model, optimizer)
+    _call(callbacks, "on_train_begin", model, optimizer)
     for epoch in epoch_numbers:
-        for hook in hooks["on_epoch_begin"]:
-            hook(model, optimizer, epoch)
+        _call(callbacks, "on_epoch_begin", model, optimizer, epoch)
         total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
         for done, batch in enumerate(engine.batches(train, batch_size, epoch_rng(base_seed, epoch)), 1):
             value, logits = engine.step(model, batch, loss)          # g = dL/dθ into every parameter.grad
@@ -227,18 +220,15 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
             step, yb = step + 1, batch[1]
             total_loss, seen = total_loss + value * len(yb), seen + len(yb)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            for hook in hooks["on_step_end"]:
-                hook(model, optimizer, epoch, step)
-            for hook in hooks["on_batch_end"]:
-                hook(epoch, done, {"loss": total_loss / seen, "accuracy": correct / seen})
+            _call(callbacks, "on_step_end", model, optimizer, epoch, step)
+            running = {"loss": total_loss / seen, "accuracy": correct / seen}    # the means so far
+            _call(callbacks, "on_batch_end", epoch, done, running)
         seconds = time.perf_counter() - started
         scores = evaluate(model, val, loss=loss.evaluate_as) if val is not None else {}
-        history.append({"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen, "val_loss":
-                        scores.get("loss"), "val_accuracy": scores.get("accuracy"), "seconds": seconds})
-        for hook in hooks["on_epoch_end"]:
-            hook(model, optimizer, epoch, dict(history[-1]))
-    for hook in hooks["on_train_end"]:
-        hook(model, optimizer)
+        history.append({"epoch": epoch, **running, "val_loss": scores.get("loss"),
+                        "val_accuracy": scores.get("accuracy"), "seconds": seconds})
+        _call(callbacks, "on_epoch_end", model, optimizer, epoch, dict(history[-1]))
+    _call(callbacks, "on_train_end", model, optimizer)
     return history
 
 

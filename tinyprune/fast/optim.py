@@ -5,6 +5,7 @@ the gradient and one for the step; ``state[slot][i]`` is parameter i's view into
 parameter has a gradient (every training step) an update is a dozen operations on whole vectors instead
 of a dozen per parameter, and nothing is allocated. The state is zeroed under a mask only when the mask
 changes (from then on the masked gradient keeps it 0), and tiny state is flushed to 0 (``_flush``).
+The buffers are made at the first fast step, holding the state as it is then.
 
 Same numbers (``tests/test_fast_paths.py``): SGD bit for bit; Adam to float rounding, because it computes
 ``α_t m / (sqrt(v) + ε_t)`` with ``α_t = α sqrt(1-β2^t) / (1-β1^t)``, ``ε_t = ε sqrt(1-β2^t)`` (Kingma & Ba,
@@ -52,12 +53,11 @@ class _Flat:
     steps: int
     weight_decay: float
 
-    def __init__(self, *args: Any, **options: Any) -> None:
-        super().__init__(*args, **options)  # type: ignore[call-arg]
-        self._allocate()
+    _blocks: list[tuple[list[int], Block]] | None = None      # made at the first fast step
 
     def _allocate(self) -> None:
-        """One flat vector per slot (and for the gradient and the step) per dtype; ``state`` = views."""
+        """One flat vector per slot (and for the gradient and the step) per dtype, holding the state's
+        values as they are; ``state`` becomes views into them."""
         self._blocks: list[tuple[list[int], Block]] = []   # (indices, flat vectors)
         names = (*self.slots, "grad", "step")
         views: dict[str, list[Any]] = {name: [None] * len(self.params) for name in names}
@@ -69,6 +69,8 @@ class _Flat:
             for i, start, stop in zip(indices, bounds[:-1], bounds[1:]):
                 for name, vector in flat.items():
                     views[name][i] = vector[start:stop].reshape(self.params[i].shape)
+                    if name in self.state:
+                        views[name][i][...] = self.state[name][i]
         self.state = {slot: views[slot] for slot in self.slots}
         self._views = views
         self._masks: list[np.ndarray | None] = [None] * len(self.params)   # the mask the state obeys
@@ -78,8 +80,10 @@ class _Flat:
         if is_plain():
             super().step()  # type: ignore[misc]
             return
+        if self._blocks is None:
+            self._allocate()
         self.advance()  # type: ignore[attr-defined]
-        for indices, flat in self._blocks:
+        for indices, flat in self._blocks:  # type: ignore[union-attr]
             ready = [i for i in indices if self.params[i].grad is not None]
             if len(ready) == len(indices):
                 self._step_block(indices, flat)                 # the whole flat vectors at once
@@ -98,7 +102,7 @@ class _Flat:
         (``benchmarks/README.md``). Flushed every ``FLUSH_EVERY`` steps, before a value gets there;
         such a value moves no weight by more than ``lr · 1e-24``.
         """
-        for _, flat in self._blocks:
+        for _, flat in self._blocks or []:
             for slot in self.slots:
                 vector = flat[slot]
                 vector[np.abs(vector) < np.finfo(vector.dtype).tiny * 2**20] = 0

@@ -63,7 +63,7 @@ class FastBackprop(train.Backprop):
 
     def loss_and_grad(self, loss: losses.Loss, logits: np.ndarray, y: np.ndarray,
                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
-        if type(loss) is losses.LabelLoss and loss.name == "cross_entropy":
+        if type(loss) is losses.Loss and loss.name == "cross_entropy":
             return cross_entropy_and_grad(logits, y)
         return loss.value_and_grad(logits, y, rows)
 
