@@ -140,9 +140,8 @@ class Dataset:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
-        n = len(self)
-        order = generator(rng).permutation(n) if shuffle else None
-        for start in range(0, n, batch_size):
+        order = generator(rng).permutation(len(self)) if shuffle else None
+        for start in range(0, len(self), batch_size):
             if order is None:
                 yield self.X[start : start + batch_size], self.y[start : start + batch_size]
             else:

@@ -30,17 +30,14 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     """``value`` as a float if it is finite and ``> 0`` (or ``>= 0``), else a ``ValueError`` naming it."""
     value = float(value)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {expected}, got {value}")
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value}")
     return value
 
 
 class Optimizer:
-    """The parameters, the learning rate (or its schedule), the step count ``t`` and the state.
-
-    ``state[slot][i]`` is parameter i's buffer of each of the ``slots`` (``"m"``, ...), updated in place;
-    a subclass's ``direction(i, g)`` returns the step ``d`` (``w <- w - d``) from the gradient and the state.
-    """
+    """The parameters, the learning rate (or its schedule), the step count ``t`` and the state:
+    ``state[slot][i]`` is parameter i's buffer of each of the ``slots`` (``"m"``, ...), updated in place.
+    A subclass's ``direction(i, g)`` returns the step ``d`` (``w <- w - d``) from the gradient and state."""
 
     slots: tuple[str, ...] = ()
     weight_decay = 0.0

@@ -13,11 +13,12 @@ section 2: the same number as ``α m̂ / (sqrt(v̂) + ε)``, one pass over the w
 ``tinyprune.plain()`` these optimizers take the core's plain step on the same buffers.
 
 >>> from tinyprune.core.nn import Parameter
->>> w = Parameter(np.array([1.0, 2.0]))
->>> w.grad = np.array([0.5, 0.5])
->>> SGD([w], lr=0.1).step()
->>> w.data
-array([0.95, 1.95])
+>>> a, b = Parameter(np.ones(2)), Parameter(np.ones(3))
+>>> optimizer = Adam([a, b], lr=0.1)
+>>> a.grad, b.grad = np.ones(2), np.ones(3)
+>>> optimizer.step()                                   # the first step of Adam moves w by about lr
+>>> a.data.round(6), optimizer.state["m"][0].base is optimizer.state["m"][1].base   # one flat m
+(array([0.9, 0.9]), True)
 """
 
 from __future__ import annotations
