@@ -120,8 +120,8 @@ class Backprop:
         value, dlogits = self.loss_and_grad(loss, cache.logits, yb, rows)
         hidden_value, dhidden = loss.hidden_value_and_grads(cache.inputs[1:], rows)  # (0, None): logits only
         grads = backprop.backward(model, cache, dlogits, dhidden)
-        for name, parameter in model.named_parameters():
-            parameter.grad = grads[name]
+        for index, layer in enumerate(model.layers):                # (no walk of the module tree per step)
+            layer.W.grad, layer.b.grad = grads[f"layers.{index}.W"], grads[f"layers.{index}.b"]
         return value + hidden_value, cache.logits
 
     def loss_and_grad(self, loss: losses.Loss, logits: np.ndarray, y: np.ndarray,
