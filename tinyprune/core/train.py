@@ -120,7 +120,7 @@ class Backprop:
         value, dlogits = self.loss_and_grad(loss, cache.logits, yb, rows)
         hidden_value, dhidden = loss.hidden_value_and_grads(cache.inputs[1:], rows)  # (0, None): logits only
         grads = backprop.backward(model, cache, dlogits, dhidden)
-        for index, layer in enumerate(model.layers):                # (no walk of the module tree per step)
+        for index, layer in enumerate(model.layers):                # the names backprop gives them
             layer.W.grad, layer.b.grad = grads[f"layers.{index}.W"], grads[f"layers.{index}.b"]
         return value + hidden_value, cache.logits
 
