@@ -10,6 +10,7 @@ Floor 1: imports only NumPy, the standard library and ``tinyprune.errors``.
 
 from tinyprune.core.batches import Dataset, one_hot
 from tinyprune.data.idx import read_idx, read_idx_bytes, write_idx
-from tinyprune.data.sources import DATASETS, Splits, load
+from tinyprune.data.sources import DATASETS, load
+from tinyprune.data.splits import Splits
 
 __all__ = ["DATASETS", "Dataset", "Splits", "load", "one_hot", "read_idx", "read_idx_bytes", "write_idx"]
