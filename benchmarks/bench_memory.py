@@ -7,7 +7,7 @@ Each case runs in a fresh Python subprocess, which reports its own peak resident
 - ``data``: the above plus the 60,000 training rows as float32 (fashion-mnist where installed, else the
   embedded mnist-5k repeated);
 - ``fit backprop`` / ``fit autograd``: the above plus one epoch of the document's recipe
-  (``MLP([784, 64, 64, 10])``, batch 128, Adam) through ``tinyprune.core.train.fit``.
+  (``MLP([784, 64, 64, 10])``, batch 128, Adam) through ``tinyprune.fit``.
 
 Target: the peak stays under ``2 x (bytes of X and y + bytes of the model's parameters)``. Besides the
 process's peak, the peak while training alone is read from ``/proc/self/status`` (``VmHWM``, reset by

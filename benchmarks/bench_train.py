@@ -6,8 +6,8 @@ Three contestants run interleaved, one epoch each per round, in a rotating order
 
 - ``floor``: the eight matrix products of a step (3 forward, 5 backward: ``dW_3, δ_2, dW_2, δ_1,
   dW_1``) on the same shapes and the same batches, into preallocated outputs, and nothing else;
-- ``backprop``: ``tinyprune.core.train.fit(engine="backprop")`` (the hand-derived chain rule);
-- ``autograd``: ``tinyprune.core.train.fit(engine="autograd")`` (the graph of Tensors).
+- ``backprop``: ``tinyprune.fit(engine="backprop")`` (the hand-derived chain rule);
+- ``autograd``: ``tinyprune.fit(engine="autograd")`` (the graph of Tensors).
 
 Prints the median of ``--runs`` rounds and the ratios ``backprop / floor`` and ``autograd / backprop``;
 writes ``benchmarks/results/train.json``. ``--profile ENGINE`` instead prints cProfile's top entries
@@ -95,7 +95,7 @@ def floor_epoch(data: Dataset, batch_size: int) -> Callable[[], None]:
 
 
 def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callable[[], None]:
-    """One epoch of the recipe with ``engine``: through ``tinyprune.core.train.fit`` or a plain loop."""
+    """One epoch of the recipe with ``engine``: through ``tinyprune.fit`` or a plain loop."""
     model = MLP(SIZES, seed=0)
     optimizer = Adam(model.parameters(), lr=1e-3)
     epochs_done = [0]
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="auto", help="auto, fashion-mnist, mnist or mnist-5k")
     parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--loop", choices=("fit", "plain"), default="fit",
-                        help="train through tinyprune.core.train.fit (default) or a plain loop")
+                        help="train through tinyprune.fit (default) or a plain loop")
     parser.add_argument("--profile", choices=("floor", "backprop", "autograd"),
                         help="print the cProfile top entries of one epoch instead")
     parser.add_argument("--threads", type=int, default=1,
