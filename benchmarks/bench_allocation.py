@@ -39,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import best_of, blas_threads, machine_line, table, write_json  # noqa: E402
 
+from tinyprune.core.nn import MLP  # noqa: E402
 from tinyprune.data import load  # noqa: E402
-from tinyprune.nn import MLP  # noqa: E402
-from tinyprune.optim import Adam  # noqa: E402
+from tinyprune.fast.optim import Adam  # noqa: E402
 from tinyprune.prune import allocate, compact, prune, select  # noqa: E402
 from tinyprune.recover import finetune  # noqa: E402
-from tinyprune.train import evaluate, fit  # noqa: E402
+from tinyprune.training import evaluate, fit  # noqa: E402
 
 SPARSITIES = (0.9, 0.95, 0.98)
 METHODS = ("uniform", "erk", "lamp", "sensitivity")

@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import tinyprune as tp
     from tinyprune.data import load
     from tinyprune.errors import DataError
-    from tinyprune.optim import Adam
-    from tinyprune.train import evaluate, fit
+    from tinyprune.fast.optim import Adam
+    from tinyprune.training import evaluate, fit
 
     report: dict[str, Any] = {
         "recipe": {"sizes": [784, 64, 64, 10], "optimizer": "adam", "lr": args.lr, "epochs": args.epochs,

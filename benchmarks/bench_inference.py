@@ -32,7 +32,7 @@ import numpy as np
 from common import best_of, blas_threads, machine_line, table, write_json
 
 from tinyprune import checkpoint
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import core
 from tinyprune.prune.compact import compact
 

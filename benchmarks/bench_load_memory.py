@@ -26,7 +26,7 @@ from common import machine_line, table, write_json
 MAKE = r"""
 import sys
 from tinyprune import checkpoint, interop, prune
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 sizes, folder = [int(s) for s in sys.argv[1].split(",")], sys.argv[2]
 model = MLP(sizes, seed=0)
 checkpoint.save(f"{folder}/dense.npz", model)

@@ -49,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tinyprune.core.nn import MLP
     from tinyprune.data import load
-    from tinyprune.nn import MLP
     from tinyprune.recover import iterative_magnitude_pruning
 
     splits = load("mnist-5k")

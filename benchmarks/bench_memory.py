@@ -7,7 +7,7 @@ Each case runs in a fresh Python subprocess, which reports its own peak resident
 - ``data``: the above plus the 60,000 training rows as float32 (fashion-mnist where installed, else the
   embedded mnist-5k repeated);
 - ``fit backprop`` / ``fit autograd``: the above plus one epoch of the document's recipe
-  (``MLP([784, 64, 64, 10])``, batch 128, Adam) through ``tinyprune.train.fit``.
+  (``MLP([784, 64, 64, 10])``, batch 128, Adam) through ``tinyprune.fit``.
 
 Target: the peak stays under ``2 x (bytes of X and y + bytes of the model's parameters)``. Besides the
 process's peak, the peak while training alone is read from ``/proc/self/status`` (``VmHWM``, reset by
@@ -32,7 +32,7 @@ import json, resource, sys
 import numpy as np
 sys.path.insert(0, {here!r})
 from bench_train import training_data
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 case, samples = sys.argv[1], int(sys.argv[2])
 report = {{}}
 if case != "import":
@@ -47,7 +47,7 @@ if case != "import":
     report["after_load_bytes"] = status("VmRSS")
     report["load_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if case.startswith("fit"):
-        from tinyprune.train import fit
+        from tinyprune.training import fit
         try:   # reset the kernel's peak (VmHWM), so that it measures the training alone
             open("/proc/self/clear_refs", "w").write("5")
             report["training_peak_bytes"] = None

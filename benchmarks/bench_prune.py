@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from common import blas_threads, machine_line, median, table, write_json
 
+from tinyprune.core.nn import MLP
 from tinyprune.data import load
-from tinyprune.nn import MLP
 from tinyprune.prune import core, criteria, parts, select
 from tinyprune.prune.masks import apply_mask
 

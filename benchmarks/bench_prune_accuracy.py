@@ -71,11 +71,11 @@ def best_seconds(functions: list[Any], repeats: int) -> list[float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
+    from tinyprune.core.nn import MLP
     from tinyprune.data import load
-    from tinyprune.nn import MLP
-    from tinyprune.optim import Adam
+    from tinyprune.fast.optim import Adam
     from tinyprune.prune import CRITERIA, NEURON_CRITERIA, compact, prune
-    from tinyprune.train import evaluate, fit
+    from tinyprune.training import evaluate, fit
 
     splits = load("mnist-5k")
     model = MLP([784, 64, 64, 10], seed=args.seed)

@@ -59,9 +59,9 @@ def recipes(budget: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tinyprune import data
+    from tinyprune.core.nn import MLP
     from tinyprune.experiment import prune_and_recover
-    from tinyprune.nn import MLP
-    from tinyprune.train import evaluate, fit
+    from tinyprune.training import evaluate, fit
 
     splits = data.load(args.dataset, download=False)
     candidates = recipes(args.budget)

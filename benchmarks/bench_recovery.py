@@ -132,8 +132,8 @@ def load(name: str) -> Held | None:
 def dense_model(held: Held, seed: int, cache: dict[tuple[str, int], Any]) -> tuple[Any, Any]:
     """The document's dense recipe (10 epochs, Adam 1e-3, batch 128) on the training rows only, with
     snapshots of epochs 0 and 1 for rewinding."""
-    from tinyprune.nn import MLP
-    from tinyprune.train import WeightSnapshot, fit
+    from tinyprune.core.nn import MLP
+    from tinyprune.training import WeightSnapshot, fit
 
     key = (held.name, seed)
     if key not in cache:
@@ -255,7 +255,7 @@ def _control(task: dict[str, Any]) -> dict[str, Any]:
     from tinyprune import recover
     from tinyprune.experiment.recipe import DEFAULT
     from tinyprune.experiment.sweep import _WORKER
-    from tinyprune.train import evaluate
+    from tinyprune.training import evaluate
 
     model = copy.deepcopy(_WORKER["models"][task["seed"]])
     train, val, test = _WORKER["data"]
@@ -277,7 +277,7 @@ def target(args: argparse.Namespace, cache: dict,
     from tinyprune import experiment
     from tinyprune.experiment.recipe import DEFAULT
     from tinyprune.experiment.sweep import _init_worker
-    from tinyprune.train import evaluate
+    from tinyprune.training import evaluate
 
     held = load("fashion-mnist")
     if held is None:
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     import common
 
     from tinyprune import prune
-    from tinyprune.train import evaluate
+    from tinyprune.training import evaluate
 
     started = time.perf_counter()
     out = args.out or common.RESULTS / "bench_recovery.json"

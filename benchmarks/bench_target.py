@@ -165,9 +165,9 @@ def dense_path(args: argparse.Namespace, key: int | str) -> Path:
 def train_dense(task: tuple[str, int | str, int, str]) -> str:
     """Train one dense model (the document's recipe, or SGD for ``SGD_MODEL``) and save its checkpoint."""
     from tinyprune import checkpoint
-    from tinyprune.nn import MLP
-    from tinyprune.optim import SGD, Adam
-    from tinyprune.train import evaluate, fit
+    from tinyprune.core.nn import MLP
+    from tinyprune.fast.optim import SGD, Adam
+    from tinyprune.training import evaluate, fit
 
     dataset, key, epochs, path = task
     train, val, _ = _DATA[dataset]
@@ -204,7 +204,7 @@ def run_recipe(task: dict[str, Any]) -> dict[str, Any]:
     """Prune and recover one dense model with one recipe; validation and test accuracies, times."""
     from tinyprune.experiment import prune_and_recover
     from tinyprune.experiment.recipe import Recipe
-    from tinyprune.train import evaluate
+    from tinyprune.training import evaluate
 
     train, val, test = _DATA[task["dataset"]]
     model = load_dense(task["dense"])
@@ -224,8 +224,8 @@ def run_recipe(task: dict[str, Any]) -> dict[str, Any]:
 
 def run_control(task: dict[str, Any]) -> dict[str, Any]:
     """The dense model trained ``epochs`` more epochs with Adam at ``lr``, cosine, the recipe's batch."""
-    from tinyprune.optim import Adam, cosine
-    from tinyprune.train import evaluate, fit
+    from tinyprune.fast.optim import Adam, cosine
+    from tinyprune.training import evaluate, fit
 
     train, val, test = _DATA[task["dataset"]]
     model = load_dense(task["dense"])

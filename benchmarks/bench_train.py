@@ -6,16 +6,23 @@ Three contestants run interleaved, one epoch each per round, in a rotating order
 
 - ``floor``: the eight matrix products of a step (3 forward, 5 backward: ``dW_3, δ_2, dW_2, δ_1,
   dW_1``) on the same shapes and the same batches, into preallocated outputs, and nothing else;
-- ``backprop``: ``tinyprune.train.fit(engine="backprop")`` (the hand-derived chain rule);
-- ``autograd``: ``tinyprune.train.fit(engine="autograd")`` (the graph of Tensors).
+- ``backprop``: ``tinyprune.fit(engine="backprop")`` (the hand-derived chain rule);
+- ``autograd``: ``tinyprune.fit(engine="autograd")`` (the graph of Tensors).
 
 Prints the median of ``--runs`` rounds and the ratios ``backprop / floor`` and ``autograd / backprop``;
 writes ``benchmarks/results/train.json``. ``--profile ENGINE`` instead prints cProfile's top entries
 of one epoch.
 
+``--compare PYTHON`` instead times ``tinyprune.fit`` (both engines, the document's recipe, public names
+only) in this checkout against another one, in rounds that alternate between the two: each epoch runs in
+a fresh process of this Python or of ``PYTHON`` (with ``--compare-path DIR`` put first on its
+``PYTHONPATH``, e.g. an unpacked older commit), after one warm-up epoch in that process. Prints the medians
+and the ratio this / other; writes ``benchmarks/results/train_compare.json``.
+
     python benchmarks/bench_train.py                     # 5 rounds, 60,000 samples
     python benchmarks/bench_train.py --runs 3 --samples 10000
     python benchmarks/bench_train.py --profile backprop
+    python benchmarks/bench_train.py --compare /tmp/base/.venv/bin/python
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
+import os
 import pstats
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,9 +41,9 @@ from collections.abc import Callable
 import numpy as np
 from common import blas_threads, machine_line, median, table, write_json
 
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset, load
-from tinyprune.nn import MLP
-from tinyprune.optim import Adam
+from tinyprune.fast.optim import Adam
 
 SIZES = [784, 64, 64, 10]
 BATCH = 128
@@ -85,12 +95,12 @@ def floor_epoch(data: Dataset, batch_size: int) -> Callable[[], None]:
 
 
 def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callable[[], None]:
-    """One epoch of the recipe with ``engine``: through ``tinyprune.train.fit`` or a plain loop."""
+    """One epoch of the recipe with ``engine``: through ``tinyprune.fit`` or a plain loop."""
     model = MLP(SIZES, seed=0)
     optimizer = Adam(model.parameters(), lr=1e-3)
     epochs_done = [0]
     if loop == "fit":
-        from tinyprune.train import fit
+        from tinyprune.training import fit
 
         def epoch() -> None:
             fit(model, data, epochs=1, batch_size=batch_size, optimizer=optimizer, engine=engine,
@@ -99,8 +109,8 @@ def fit_epoch(data: Dataset, batch_size: int, engine: str, loop: str) -> Callabl
 
         return epoch
 
-    from tinyprune import backprop, losses
-    from tinyprune.autograd import Tensor
+    from tinyprune.core import backprop, losses
+    from tinyprune.core.autograd import Tensor
 
     def plain_epoch() -> None:
         for Xb, yb in data.minibatches(batch_size, shuffle=True, rng=epochs_done[0]):
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="auto", help="auto, fashion-mnist, mnist or mnist-5k")
     parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--loop", choices=("fit", "plain"), default="fit",
-                        help="train through tinyprune.train.fit (default) or a plain loop")
+                        help="train through tinyprune.fit (default) or a plain loop")
     parser.add_argument("--profile", choices=("floor", "backprop", "autograd"),
                         help="print the cProfile top entries of one epoch instead")
     parser.add_argument("--threads", type=int, default=1,
@@ -141,9 +151,85 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--no-json", action="store_true", help="do not write results/train.json")
     parser.add_argument("--name", default="train", help="write results/<name>.json (default: train)")
+    parser.add_argument("--compare", metavar="PYTHON", help="time fit here against this Python's tinyprune")
+    parser.add_argument("--compare-path", metavar="DIR", help="put DIR first on the other side's PYTHONPATH")
     args = parser.parse_args(argv)
+    if args.compare:
+        return compare(args)
     with blas_threads(args.threads):
         return run(args)
+
+
+# One epoch of tp.fit in a fresh process after a warm-up epoch; public names only, so any version runs it.
+CHILD = """
+import json, sys, time
+import numpy as np
+import tinyprune as tp
+samples, batch, engine = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+train = tp.data.load("mnist-5k").train
+X = np.tile(train.X, (-(-samples // len(train.y)), 1))[:samples]
+y = np.tile(train.y, -(-samples // len(train.y)))[:samples]
+data = tp.data.Dataset(np.ascontiguousarray(X, dtype=np.float32), y)
+model = tp.MLP([784, 64, 64, 10], seed=0)
+optimizer = tp.Adam(model.parameters(), lr=1e-3)
+tp.fit(model, data, epochs=1, batch_size=batch, optimizer=optimizer, engine=engine, progress=False)
+started, started_cpu = time.perf_counter(), time.process_time()
+tp.fit(model, data, epochs=1, batch_size=batch, optimizer=optimizer, engine=engine, progress=False,
+       initial_epoch=1)
+print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - started_cpu,
+                  "tinyprune": tp.__file__}))
+"""
+
+
+def child_epoch(python: str, path: str | None, args: argparse.Namespace, engine: str) -> dict:
+    """Seconds of one ``tp.fit`` epoch in a fresh process of ``python`` (``path`` first on its PYTHONPATH)."""
+    threads = str(args.threads or "")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+    env = {key: value for key, value in env.items() if value}
+    env.pop("PYTHONPATH", None)
+    if path:
+        env["PYTHONPATH"] = path
+    out = subprocess.run([python, "-c", CHILD, str(args.samples), str(args.batch_size), engine], env=env,
+                         cwd=os.path.expanduser("~"), check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(args: argparse.Namespace) -> int:
+    """``tp.fit`` here against ``args.compare``'s, rounds alternating which side goes first."""
+    sides = {"this": (sys.executable, None), "other": (args.compare, args.compare_path)}
+    engines = ("backprop", "autograd")
+    seconds: dict[str, list[float]] = {f"{engine} {side}": [] for engine in engines for side in sides}
+    cpu: dict[str, list[float]] = {key: [] for key in seconds}
+    where = {}
+    for run in range(args.runs):
+        for engine in engines:
+            for side in (("this", "other") if run % 2 == 0 else ("other", "this")):
+                result = child_epoch(*sides[side], args, engine)
+                seconds[f"{engine} {side}"].append(result["seconds"])
+                cpu[f"{engine} {side}"].append(result["cpu"])
+                where[side] = result["tinyprune"]
+        print(f"round {run + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in seconds.items()),
+              file=sys.stderr)
+    medians = {key: median(values) for key, values in seconds.items()}
+    cpu_medians = {key: median(values) for key, values in cpu.items()}
+    ratios = {engine: medians[f"{engine} this"] / medians[f"{engine} other"] for engine in engines}
+    cpu_ratios = {engine: cpu_medians[f"{engine} this"] / cpu_medians[f"{engine} other"]
+                  for engine in engines}
+    print(f"mnist-5k repeated: {args.samples} samples, batch {args.batch_size}, {SIZES}, Adam, tp.fit, "
+          f"BLAS threads {args.threads or 'default'}, median of {args.runs} alternating rounds")
+    print(f"this:  {where['this']}\nother: {where['other']}\n")
+    print(table(["engine", "this s/epoch (wall)", "other s/epoch (wall)", "this / other (wall)",
+                 "this / other (CPU)"],
+                [[engine, f"{medians[f'{engine} this']:.3f}", f"{medians[f'{engine} other']:.3f}",
+                  f"{ratios[engine]:.3f}", f"{cpu_ratios[engine]:.3f}"] for engine in engines]))
+    print(f"\nmachine: {machine_line()}")
+    if not args.no_json:
+        path = write_json(f"{args.name}_compare", {
+            "samples": args.samples, "batch_size": args.batch_size, "runs": args.runs, "this": where["this"],
+            "other": where["other"], "seconds": seconds, "cpu_seconds": cpu, "median": medians,
+            "cpu_median": cpu_medians, "ratios": ratios, "cpu_ratios": cpu_ratios})
+        print(f"wrote {path}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing tinyprune
 
-from tinyprune.data.batches import stratified_choice  # noqa: E402
+from tinyprune.core.batches import stratified_choice  # noqa: E402
 
 SPLIT_SEED = 0
 N_TEST = 1000

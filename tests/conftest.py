@@ -7,9 +7,9 @@ import pytest
 from hypothesis import settings
 
 import tinyprune.testing  # noqa: F401  (registers the "ci" and "dev" profiles)
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP
-from tinyprune.train import WeightSnapshot, fit
+from tinyprune.training import WeightSnapshot, fit
 
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune.autograd import Tensor, is_grad_enabled, no_grad
+from tinyprune.core.autograd import Tensor, is_grad_enabled, no_grad
 from tinyprune.errors import ShapeError
 from tinyprune.gradcheck import gradcheck
 from tinyprune.testing import arrays, broadcast_pairs, labels, nonzero_arrays, positive_arrays, shapes

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune import backprop, losses
-from tinyprune.autograd import Tensor
+from tinyprune.core import backprop, losses
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.nn import MLP, Linear, Sequential
 from tinyprune.errors import ShapeError
 from tinyprune.gradcheck import compare, numeric_gradient
-from tinyprune.nn import MLP, Linear, Sequential
 from tinyprune.testing import MLPCase, mlp_cases
 
 RTOL, ATOL = 1e-5, 1e-8

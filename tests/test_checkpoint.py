@@ -10,12 +10,12 @@ import pytest
 
 from tinyprune import checkpoint
 from tinyprune.checkpoint import Checkpoint, load, restore_optimizer, save
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
 from tinyprune.data import load as load_data
 from tinyprune.errors import CheckpointError
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam
-from tinyprune.train import fit
+from tinyprune.fast.optim import SGD, Adam
+from tinyprune.training import fit
 
 
 def small_data(n=80, seed=0):

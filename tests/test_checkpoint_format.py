@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from tinyprune import checkpoint, prune
 from tinyprune.checkpoint import decode_masked, encode_masked, load, save, training_meta
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
 from tinyprune.errors import CheckpointError, OutputError
-from tinyprune.nn import MLP
-from tinyprune.optim import Adam
+from tinyprune.fast.optim import Adam
 from tinyprune.testing import mlp_sizes, seeds
-from tinyprune.train import History, fit
+from tinyprune.training import History, fit
 
 DOCUMENT_SIZES = [784, 64, 64, 10]
 

@@ -125,7 +125,7 @@ def test_missing_dataset_without_download_exits_2(tmp_path, capsys, monkeypatch)
 
 def test_evaluate_with_a_dataset_that_does_not_fit(tmp_path, capsys):
     out = tmp_path / "small.npz"
-    checkpoint.save(out, __import__("tinyprune.nn", fromlist=["MLP"]).MLP([5, 3], seed=0))
+    checkpoint.save(out, __import__("tinyprune.core.nn", fromlist=["MLP"]).MLP([5, 3], seed=0))
     assert main(["evaluate", str(out), "--dataset", "mnist-5k"]) == 2
     assert "features per row but the model expects 5" in one_error_line(capsys)
 

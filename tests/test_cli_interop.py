@@ -10,7 +10,7 @@ import pytest
 
 from tinyprune import checkpoint, interop, metrics, prune
 from tinyprune.cli import main
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 
 pytest.importorskip("h5py")
 pytest.importorskip("safetensors")

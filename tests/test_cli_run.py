@@ -246,7 +246,7 @@ def test_train_holds_out_the_validation_rows_run_decides_on_and_run_dense_never_
 
 
 def test_a_model_from_elsewhere_is_marked_as_such_in_the_log_and_the_report(tmp_path, capsys):
-    from tinyprune.nn import MLP
+    from tinyprune.core.nn import MLP
 
     outside = tmp_path / "outside.npz"
     checkpoint.save(outside, MLP([784, 64, 64, 10], seed=0), meta={"imported_from": "model.safetensors"})

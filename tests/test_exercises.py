@@ -239,12 +239,12 @@ def test_the_blank_stubs_fail_with_messages_through_the_cli(tmp_path, capsys) ->
 
 # ---------------------------------------------------------------- the student's code runs the library
 def test_use_runs_the_students_functions_and_puts_the_library_back(tmp_path) -> None:
-    from tinyprune import backprop, losses
+    from tinyprune.core import backprop, losses
+    from tinyprune.core.nn import MLP
     from tinyprune.data import Dataset
     from tinyprune.exercises.hooks import use
-    from tinyprune.nn import MLP
     from tinyprune.prune import select
-    from tinyprune.train import fit
+    from tinyprune.training import fit
 
     originals = (backprop.backward, losses.loss_and_grad, select.global_)
     rng = np.random.default_rng(0)
@@ -280,11 +280,11 @@ def test_use_hooks_distillation_and_reconstruction_only_where_they_are_the_exerc
     import copy
 
     from tinyprune import recover
+    from tinyprune.core.nn import MLP
     from tinyprune.data import Dataset
     from tinyprune.exercises.hooks import use
-    from tinyprune.nn import MLP
     from tinyprune.prune import magnitude
-    from tinyprune.train import fit
+    from tinyprune.training import fit
 
     rng = np.random.default_rng(0)
     data = Dataset(rng.normal(size=(60, 6)).astype(np.float32), rng.integers(0, 3, size=60))

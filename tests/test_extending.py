@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinyprune as tp
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import Criterion, register_criterion, unregister_criterion
 
 

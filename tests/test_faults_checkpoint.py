@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 from tinyprune.checkpoint import load, save
+from tinyprune.core.nn import MLP
 from tinyprune.files import TEMPORARY_SUFFIX
-from tinyprune.nn import MLP
 
 CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
     from tinyprune.checkpoint import save
-    from tinyprune.nn import MLP
+    from tinyprune.core.nn import MLP
 
     def stalled_savez_compressed(file, **arrays):    # writes part of an archive, then hangs mid-write
         file.write(b"PK\\x03\\x04" + b"\\x00" * 4096)

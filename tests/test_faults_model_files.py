@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from tinyprune import checkpoint, cli
+from tinyprune.core.nn import MLP
 from tinyprune.errors import CheckpointError
 from tinyprune.interop import export_model, import_model
-from tinyprune.nn import MLP
 
 h5py = pytest.importorskip("h5py")
 

@@ -96,8 +96,8 @@ def test_a_diverging_training_is_one_clean_line_without_a_numpy_warning(tmp_path
 def corrupt_optimizer_state(tmp_path):
     """A checkpoint whose Adam state holds ``steps = -5`` (Adam then takes the log of a negative number)."""
     from tinyprune import checkpoint
-    from tinyprune.nn import MLP
-    from tinyprune.optim import Adam
+    from tinyprune.core.nn import MLP
+    from tinyprune.fast.optim import Adam
 
     model = MLP([784, 8, 10], seed=0)
     optimizer = Adam(model.parameters())

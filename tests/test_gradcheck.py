@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from tinyprune.autograd import Tensor
+from tinyprune.core.autograd import Tensor
 from tinyprune.gradcheck import GradcheckResult, compare, gradcheck, numeric_gradient
 from tinyprune.testing import arrays, positive_arrays, shapes
 

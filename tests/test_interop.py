@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyprune import prune
+from tinyprune.core.nn import MLP
 from tinyprune.errors import CheckpointError
 from tinyprune.interop import export_model, format_of, import_model
-from tinyprune.nn import MLP
 from tinyprune.testing import mlp_sizes, seeds
 
 h5py = pytest.importorskip("h5py")

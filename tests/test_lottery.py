@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP
-from tinyprune.optim import Adam
+from tinyprune.fast.optim import Adam
 from tinyprune.prune import core, get_masks
 from tinyprune.recover import (
     iterative_magnitude_pruning,
@@ -21,7 +21,7 @@ from tinyprune.recover import (
     shuffle_control,
     shuffle_mask,
 )
-from tinyprune.train import WeightSnapshot, evaluate, fit
+from tinyprune.training import WeightSnapshot, evaluate, fit
 
 
 def blobs(n=240, d=8, k=3, seed=0):

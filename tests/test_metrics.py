@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyprune import metrics
-from tinyprune.nn import MLP, Linear, Module, ReLU, Sequential
+from tinyprune.core.nn import MLP, Linear, Module, ReLU, Sequential
 
 
 def set_param(parameter, values, mask=None):

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune.autograd import Tensor
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.nn import MLP, Linear, Parameter, ReLU, Sequential
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Linear, Parameter, ReLU, Sequential
 from tinyprune.testing import mlp_sizes, seeds
 
 DOCUMENT_SIZES = [784, 64, 64, 10]
@@ -165,7 +165,7 @@ def test_state_dict_round_trip_restores_values_and_masks_exactly(sizes, seed):
 
 def test_masks_survive_state_dict_load_and_fine_tuning():
     from tinyprune.data import Dataset
-    from tinyprune.train import fit
+    from tinyprune.training import fit
 
     generator = np.random.default_rng(0)
     X = generator.normal(size=(64, 6)).astype(np.float32)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Adam, constant, cosine, make_optimizer, step_decay
+from tinyprune.core.nn import MLP, Parameter
+from tinyprune.fast.optim import SGD, Adam, constant, cosine, make_optimizer, step_decay
 from tinyprune.testing import arrays
 
 W0 = np.array([[0.5, -1.0, 2.0], [0.0, 3.0, -0.25]])

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from tinyprune import plot  # noqa: E402
+from tinyprune.core.nn import MLP  # noqa: E402
 from tinyprune.experiment import aggregate  # noqa: E402
-from tinyprune.nn import MLP  # noqa: E402
 from tinyprune.prune import SensitivityTable, magnitude  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -76,7 +76,7 @@ def test_layer_sensitivity(tmp_path):
 
 
 def test_the_package_never_imports_matplotlib_or_plot():
-    code = ("import sys, tinyprune, tinyprune.experiment, tinyprune.recover, tinyprune.train; "
+    code = ("import sys, tinyprune, tinyprune.experiment, tinyprune.recover, tinyprune.training; "
             "print(any(m == 'matplotlib' or m.startswith('matplotlib.') for m in sys.modules), "
             "'tinyprune.plot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

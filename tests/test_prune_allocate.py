@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyprune import prune as tpp
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import allocate, implied_sparsity, mask_stats
 from tinyprune.prune.allocate import SENSITIVITY_GRID, round_counts, tolerated_sparsity
 from tinyprune.testing import mlp_sizes, seeds
-from tinyprune.train import evaluate
+from tinyprune.training import evaluate
 
 
 def sizes_of(model):

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune import backprop
+from tinyprune.core import backprop
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.prune import CRITERIA, NEEDS_DATA, core, mask_stats
 from tinyprune.prune import prune as prune_verb
 from tinyprune.testing import mlp_sizes, seeds
-from tinyprune.train import fit
+from tinyprune.training import fit
 
 sparsities = st.floats(0.0, 0.95)
 COUNTED = tuple(c for c in CRITERIA if not CRITERIA[c].moves_survivors)   # OBS: per unit, test_prune_obs.py

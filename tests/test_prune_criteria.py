@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinyprune import backprop, losses
+from tinyprune.core import backprop, losses
 from tinyprune.prune import criteria as crit
 from tinyprune.testing import small_problem
 

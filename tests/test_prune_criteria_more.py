@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune import backprop, losses
+from tinyprune.core import backprop, losses
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD
+from tinyprune.fast.optim import SGD
 from tinyprune.prune import NEEDS_DATA, core, movement
 from tinyprune.prune import criteria as crit
 from tinyprune.testing import small_problem
-from tinyprune.train import fit
+from tinyprune.training import fit
 
 tiny = small_problem
 
@@ -147,7 +147,7 @@ def test_movement_criterion_runs_a_short_accumulation_on_a_copy():
     scores = crit.movement(model, X, y, epochs=2, lr=0.01, batch_size=3, seed=5)
     assert all(np.array_equal(before[name], p.data) for name, p in model.named_parameters())
     trainee, callback = copy.deepcopy(model), movement.MovementScore()
-    from tinyprune.optim import Adam
+    from tinyprune.fast.optim import Adam
     fit(trainee, Dataset(X, y, num_classes=2), epochs=2, batch_size=3, seed=5, progress=False,
         optimizer=Adam(trainee.parameters(), lr=0.01), callbacks=[callback])
     for name in scores:

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinyprune.core.nn import MLP, Parameter
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Parameter
 from tinyprune.prune import masks as mk
 from tinyprune.testing import mlp_sizes, seeds
 

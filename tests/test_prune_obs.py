@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tinyprune import prune as tpp
 from tinyprune import recover
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune.obs import obs_prune
 from tinyprune.testing import mlp_sizes, seeds
 

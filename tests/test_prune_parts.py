@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinyprune import prune as tpp
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import parts
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyprune import prune as tpp
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import mask_stats
 from tinyprune.prune.core import hidden_alive
 from tinyprune.testing import mlp_sizes, seeds

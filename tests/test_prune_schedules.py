@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tinyprune.core.nn import MLP, Parameter
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Adam
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.prune import (
     IterativePruning,
     L1Regularized,
@@ -26,7 +26,7 @@ from tinyprune.prune import (
     sensitivity,
     sparsify,
 )
-from tinyprune.train import evaluate, fit
+from tinyprune.training import evaluate, fit
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import NEURON_CRITERIA, compact, compaction_report, core, prune
 from tinyprune.prune.core import hidden_alive
 from tinyprune.testing import mlp_sizes, seeds

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tinyprune import backprop
-from tinyprune.autograd import Tensor
+from tinyprune.core import backprop
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.nn import MLP
 from tinyprune.gradcheck import compare, gradcheck, numeric_gradient
-from tinyprune.nn import MLP
 from tinyprune.recover import OUTPUTS, distillation_gradients, distillation_loss, distillation_loss_tensor
 
 OPTIONS = [

@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.recover import obs_prune, reconstruct, reconstruct_layer
-from tinyprune.train import evaluate
+from tinyprune.training import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.recover import obs_prune, reconstruct
 
 

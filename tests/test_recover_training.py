@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune import recover
+from tinyprune.core.nn import MLP
 from tinyprune.experiment import prune_and_recover
 from tinyprune.experiment.recipe import Recipe
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam, cosine
+from tinyprune.fast.optim import SGD, Adam, cosine
 from tinyprune.recover import density_scaled_lr
-from tinyprune.train import evaluate
+from tinyprune.training import evaluate
 
 
 def _pruned(model: MLP, sparsity: float = 0.9) -> MLP:
@@ -153,7 +153,7 @@ def test_rewinding_and_resetting_keep_todays_masks_not_the_snapshots():
     import numpy as np
 
     from tinyprune import prune, recover
-    from tinyprune.nn import MLP
+    from tinyprune.core.nn import MLP
 
     model = MLP([6, 5, 3], seed=0)
     prune.magnitude(model, 0.3)

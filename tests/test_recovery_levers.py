@@ -11,17 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune import backprop, prune, recover
+from tinyprune import prune, recover
+from tinyprune.core import backprop
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
 from tinyprune.experiment import prune_and_recover
 from tinyprune.experiment.recipe import Recipe, RecipeError
 from tinyprune.experiment.run import Run
 from tinyprune.experiment.schedules import Gradual
 from tinyprune.gradcheck import compare, numeric_gradient
-from tinyprune.nn import MLP
 from tinyprune.prune import masks
 from tinyprune.testing import MLPCase, mlp_cases
-from tinyprune.train import fit
+from tinyprune.training import fit
 
 OPTIONS = {"output": "kl", "temperature": 2.0, "alpha": 0.3}
 
@@ -169,7 +170,7 @@ def test_regrow_keeps_each_layers_sparsity_drops_small_and_grows_large_gradient(
     X, y = g.normal(size=(64, 10)), g.integers(0, 4, size=64)
     before = masks.get_masks(model)
     cache = backprop.forward(model, X)
-    from tinyprune import losses
+    from tinyprune.core import losses
 
     free = backprop.backward(model, cache, losses.loss_and_grad("cross_entropy", cache.logits, y)[1],
                              masked=False)

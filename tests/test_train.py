@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune import losses
+from tinyprune.core import losses
+from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam
-from tinyprune.train import Callback, History, WeightSnapshot, epoch_rng, evaluate, fit, predict
+from tinyprune.fast.optim import SGD, Adam
+from tinyprune.training import Callback, History, WeightSnapshot, epoch_rng, evaluate, fit, predict
 
 
 def make_data(n=100, d=12, k=3, seed=0, dtype=np.float32):
@@ -140,6 +140,28 @@ def test_step_count_continues_with_initial_epoch():
     fit(MLP([12, 4, 3], seed=0), make_data(n=100), epochs=1, batch_size=32, initial_epoch=2,
         progress=False, callbacks=[recorder])
     assert [(c[1], c[2]) for c in recorder.calls if c[0] == "step"] == [(3, 9), (3, 10), (3, 11), (3, 12)]
+
+
+def test_the_core_fit_resumes_with_a_range_of_epochs_as_fit_does_with_initial_epoch():
+    """``core.train.fit(epochs=range(3, 5))`` runs epochs 3 and 4 as ``tp.fit(initial_epoch=2, epochs=2)``."""
+    from tinyprune.core import optim, train
+    data, models = make_data(n=100), [MLP([12, 4, 3], seed=0) for _ in range(2)]
+    history = fit(models[0], data, epochs=2, initial_epoch=2, batch_size=32, seed=5, progress=False,
+                  optimizer=SGD(models[0].parameters(), lr=0.1))
+    records = train.fit(models[1], data, epochs=range(3, 5), batch_size=32, seed=5,
+                        optimizer=optim.SGD(models[1].parameters(), lr=0.1))
+    assert history.epochs == [record["epoch"] for record in records] == [3, 4]
+    assert history.loss == [record["loss"] for record in records]
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert np.array_equal(a.data, b.data)
+    for bad in (range(0, 2), range(3, 3), range(2, 8, 2)):
+        with pytest.raises(ValueError, match="epochs as a range"):
+            train.fit(MLP([12, 4, 3], seed=0), data, epochs=bad)
+
+
+def test_tp_train_and_tp_fit_are_the_fit_users_call():
+    import tinyprune as tp
+    assert tp.train.fit is tp.fit is fit and tp.train.History is History
 
 
 def test_callbacks_may_have_only_some_methods():

@@ -2,9 +2,9 @@
 
 The public face, one import away::
 
-    tp.MLP, tp.Tensor, tp.SGD, tp.Adam          the core (nn, autograd, optim)
+    tp.MLP, tp.Tensor, tp.SGD, tp.Adam          the textbook core (tinyprune.core) and its fast twin
     tp.data.load("mnist-5k")                    embedded digits; "mnist", "fashion-mnist" from disk or https
-    tp.fit, tp.evaluate, tp.predict             training (tinyprune.train)
+    tp.fit, tp.evaluate, tp.predict             training (tinyprune.training over tinyprune.core.train)
     tp.prune.prune(model, 0.9, ...)             pruning: criteria, selection, masks, compaction, schedules
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
@@ -22,32 +22,33 @@ The public face, one import away::
 """
 
 from tinyprune import (
-    autograd,
-    backprop,
     checkpoint,
+    core,
     data,
     errors,
     exercises,
     experiment,
+    fast,
     files,
     gradcheck,
     interop,
-    losses,
     metrics,
-    nn,
-    optim,
     prune,
     recover,
-    train,
+    training,
 )
-from tinyprune.autograd import Tensor, no_grad
+from tinyprune import training as train
+from tinyprune.core import autograd, backprop, losses, nn
+from tinyprune.core.autograd import Tensor, no_grad
+from tinyprune.core.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
 from tinyprune.errors import CheckpointError, DataError, ShapeError, TinypruneError
 from tinyprune.experiment import DEFAULT as DEFAULT_RECIPE
 from tinyprune.experiment import RECIPES, Recipe, RecipeError, Report, Sweep, prune_and_recover, sweep
+from tinyprune.fast import optim
+from tinyprune.fast.optim import SGD, Adam
+from tinyprune.fast.switch import plain
 from tinyprune.gradcheck import gradcheck as check_gradient
-from tinyprune.nn import MLP, Linear, Module, Parameter, ReLU, Sequential
-from tinyprune.optim import SGD, Adam
-from tinyprune.train import Callback, History, WeightSnapshot, evaluate, fit, predict
+from tinyprune.training import Callback, History, WeightSnapshot, evaluate, fit, predict
 
 __version__ = "0.3.0"
 
@@ -59,4 +60,5 @@ __all__ = [
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
     "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses",
     "metrics", "nn", "no_grad", "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
+    "core", "fast", "plain", "training",   # the textbook, its fast twin, the switch, fit
 ]

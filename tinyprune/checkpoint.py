@@ -35,7 +35,7 @@ version and the digest, and checks every size in ``model.json`` against the stor
 raises ``CheckpointError`` saying what is wrong. (The format is described in ``notebooks/04_training.ipynb``.)
 
 >>> import tempfile, os
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([4, 3, 2], seed=0)
 >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
 >>> _ = save(path, model, meta={"note": "untrained"})
@@ -59,11 +59,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tinyprune import optim
+from tinyprune.core.nn import DTYPES, MLP, Parameter
 from tinyprune.errors import CheckpointError
+from tinyprune.fast import optim
+from tinyprune.fast.optim import Optimizer
 from tinyprune.files import atomic_write, open_regular
-from tinyprune.nn import DTYPES, MLP, Parameter
-from tinyprune.optim import Optimizer
 
 MARKER = "tinyprune-checkpoint"
 FORMAT_VERSION = 2
@@ -523,7 +523,7 @@ def training_meta(checkpoint: Checkpoint, history_keys: Sequence[str] | None = N
     Absent keys are fine (the caller's defaults apply), except that ``epochs`` is filled in as 0.
 
     >>> import tempfile, os
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
     >>> _ = save(path, MLP([2, 2]), meta={"epochs": [1, 2]})
     >>> training_meta(load(path))  # doctest: +ELLIPSIS
@@ -588,8 +588,8 @@ def restore_optimizer(checkpoint: Checkpoint, optimizer: Optimizer | None = None
     A learning-rate ``schedule`` is a Python callable and is not stored: pass an optimizer that has it.
 
     >>> import tempfile, os
-    >>> from tinyprune.nn import MLP
-    >>> from tinyprune.optim import Adam
+    >>> from tinyprune.core.nn import MLP
+    >>> from tinyprune.fast.optim import Adam
     >>> model = MLP([2, 2], seed=0)
     >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
     >>> _ = save(path, model, Adam(model.parameters(), lr=0.01))

@@ -29,10 +29,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 from tinyprune import __version__, checkpoint, data, metrics
+from tinyprune.core.nn import MLP
 from tinyprune.errors import TinypruneError
-from tinyprune.nn import MLP
-from tinyprune.optim import OPTIMIZERS, make_optimizer
-from tinyprune.train import ENGINES, History, evaluate, fit
+from tinyprune.fast.optim import OPTIMIZERS, make_optimizer
+from tinyprune.training import ENGINES, History, evaluate, fit
 
 LOSS_NAMES = ("cross_entropy", "squared_error")
 DEFAULTS = {"dataset": "mnist-5k", "epochs": 10, "batch_size": 128, "lr": 1e-3, "seed": 0,
@@ -439,7 +439,7 @@ def _dense_model(args: argparse.Namespace, train: data.Dataset, seed: int, rewin
                  ) -> tuple[MLP, Any]:
     """The dense model: loaded from ``--dense``, or trained here on ``train`` (the training rows less the
     validation rows, which it must never see) with a snapshot of its early weights."""
-    from tinyprune.train import WeightSnapshot
+    from tinyprune.training import WeightSnapshot
 
     if args.dense:
         model = checkpoint.load(args.dense).model

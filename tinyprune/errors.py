@@ -1,20 +1,16 @@
-"""The project's error types: every one is a ``ValueError``, so callers may catch either."""
+"""The project's error types: every one is a ``ValueError``, so callers may catch either.
 
+``TinypruneError``, ``DataError`` and ``ShapeError`` are the core's (``tinyprune.core.errors``); the
+errors of checkpoints and output files are added here.
+"""
 
-class TinypruneError(ValueError):
-    """Base class of every error that tinyprune raises on bad input."""
+from tinyprune.core.errors import DataError, ShapeError, TinypruneError
 
-
-class DataError(TinypruneError):
-    """A dataset, IDX file or download is missing, malformed or fails its checksum."""
+__all__ = ["CheckpointError", "DataError", "OutputError", "ShapeError", "TinypruneError"]
 
 
 class CheckpointError(TinypruneError):
     """A checkpoint file is truncated, corrupted, foreign, or does not fit the model."""
-
-
-class ShapeError(TinypruneError):
-    """Arrays whose shapes do not fit together (for example in ``@`` or a loss)."""
 
 
 class OutputError(TinypruneError):

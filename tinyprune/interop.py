@@ -36,7 +36,7 @@ not chain, anything that is not an MLP) raises ``CheckpointError`` naming the ke
 through ``files.atomic_write`` (whole or absent).
 
 >>> import tempfile, pathlib
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([4, 3, 2], seed=0)
 >>> path = export_model(pathlib.Path(tempfile.mkdtemp()) / "mlp.safetensors", model)
 >>> sorted(torch_state_dict(model))
@@ -61,9 +61,9 @@ from typing import Any
 import numpy as np
 
 from tinyprune import checkpoint
+from tinyprune.core.nn import MLP
 from tinyprune.errors import CheckpointError
 from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular, shown
-from tinyprune.nn import MLP
 
 PathLike = str | os.PathLike
 FORMATS = ("npz", "safetensors", "keras")

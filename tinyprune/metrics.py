@@ -15,7 +15,7 @@ For a ``Linear`` layer with ``W`` (d_in, d_out) and ``b`` (d_out,)
 The model's compression ratio is ``P_total / N_total`` and its theoretical speed-up
 ``FLOPs_dense / FLOPs_effective``: the two figures pruning papers are asked to report.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([784, 64, 64, 10], seed=0)
 >>> count_parameters(model), flops(model)
 (55050, 109962)
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.nn import Linear, Module
+from tinyprune.core.nn import Linear, Module
 
 INDEX_BYTES = 4    # one int32 flat index per nonzero in the "indices" sparse format
 STORAGE_FORMATS = ("dense", "bitmask", "indices")
@@ -172,7 +172,7 @@ def _stats(name: str, layer: Linear) -> LayerStats:
 def layer_stats(model: Module) -> list[LayerStats]:
     """One ``LayerStats`` per ``Linear`` layer, input to output.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> [s.params for s in layer_stats(MLP([784, 64, 64, 10]))]
     [50240, 4160, 650]
     """
@@ -199,7 +199,7 @@ def count_nonzeros(model: Module) -> int:
 def sparsity(model: Module) -> float:
     """Fraction of all weights and biases that are zero: ``1 - nonzeros / parameters``.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([2, 2], seed=0)
     >>> model.layers[0].W.data[0] = 0          # 2 of 6 entries zero (the biases start at 0 too)
     >>> round(sparsity(model), 4)
@@ -219,7 +219,7 @@ def storage_bytes(model: Module, format: str = "dense") -> int:  # noqa: A002 (t
     """Bytes to store every weight and bias: ``"dense"``, ``"bitmask"`` (values + 1 bit per position) or
     ``"indices"`` (values + an int32 flat index per nonzero).
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> storage_bytes(MLP([784, 64, 64, 10]))        # 55,050 float32 values
     220200
     """
@@ -231,7 +231,7 @@ def storage_bytes(model: Module, format: str = "dense") -> int:  # noqa: A002 (t
 def alive_neurons(model: Module) -> list[int]:
     """Alive output neurons of each Linear layer (not dead: some nonzero weight in, or a nonzero bias).
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([3, 4, 2], seed=0)
     >>> model.layers[0].W.data[:, 1] = 0              # neuron 1 of the hidden layer: no input, bias 0
     >>> alive_neurons(model)
@@ -310,7 +310,7 @@ class Summary:
 def summary(model: Module) -> Summary:
     """Per-layer and total parameters, nonzeros, sparsity, FLOPs, bytes and alive neurons.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([4, 3, 2], seed=0)
     >>> model.layers[0].W.data[:2] = 0                    # prune the first two inputs' weights
     >>> s = summary(model)

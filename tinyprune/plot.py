@@ -13,7 +13,7 @@ module except the command line. Figures as in ``notebooks/07_finetuning.ipynb``:
 - ``layer_sparsity_bars``: the fraction pruned in every weight matrix.
 
 >>> import tempfile, pathlib
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "bars.png"
 >>> layer_sparsity_bars(MLP([784, 8, 10], seed=0), path).stat().st_size > 0
 True
@@ -381,7 +381,7 @@ def computation_graph(nodes: Sequence[Any], name: Any, *, title: str = "",
     Columns are depths (the longest path from a leaf); operations sit on the upper row, each leaf on
     the lower row just before its first child, so no arrow passes under a box.
 
-    >>> from tinyprune.autograd import Tensor
+    >>> from tinyprune.core.autograd import Tensor
     >>> x = Tensor(np.array([2.0]), requires_grad=True)
     >>> y = (x * x).sum()
     >>> y.backward()

@@ -21,7 +21,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("tinyprune.testing needs hypothesis: pip install 'tinyprune[dev]'") from error
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])

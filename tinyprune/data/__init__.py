@@ -8,9 +8,10 @@ Floor 1: imports only NumPy, the standard library and ``tinyprune.errors``.
 ((4000, 784), 'int64')
 """
 
-from tinyprune.data.batches import Dataset, Splits, one_hot
+from tinyprune.core.batches import Dataset, one_hot
 from tinyprune.data.idx import read_idx, read_idx_bytes, write_idx
 from tinyprune.data.loading import load
 from tinyprune.data.sources import DATASETS
+from tinyprune.data.splits import Splits
 
 __all__ = ["DATASETS", "Dataset", "Splits", "load", "one_hot", "read_idx", "read_idx_bytes", "write_idx"]

@@ -15,7 +15,6 @@ import os
 
 import numpy as np
 
-from tinyprune.data.batches import Splits
 from tinyprune.data.sources import (
     DEFAULT_DEADLINE,
     DEFAULT_TIMEOUT,
@@ -28,6 +27,7 @@ from tinyprune.data.sources import (
     not_found_error,
     search_dirs,
 )
+from tinyprune.data.splits import Splits
 from tinyprune.errors import DataError
 
 

@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.data.batches import Dataset, Splits
+from tinyprune.core.batches import Dataset
 from tinyprune.data.idx import gunzip_if_needed, is_gzip, parse_idx, read_file_bytes
+from tinyprune.data.splits import Splits
 from tinyprune.errors import DataError
 
 EMBEDDED_PATH = Path(__file__).with_name("mnist_5k.npz")

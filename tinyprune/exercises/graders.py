@@ -17,10 +17,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tinyprune import backprop, losses, testing
+from tinyprune import testing
+from tinyprune.core import backprop, losses
+from tinyprune.core.nn import MLP, Parameter
+from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Adam
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
 from tinyprune.prune.obs import _obs_unit
@@ -241,8 +242,8 @@ def grade_layer_backward(function: Callable, config: settings) -> None:
             inputs = _describe(delta=delta, A_prev=cache.inputs[index], W=W, Z_prev=Z_prev)
             dW, db, delta_prev = _pair(call(function, delta=delta, A_prev=cache.inputs[index], W=W,
                                             Z_prev=Z_prev), 3, "layer_backward")
-            close(f"dW of layer {index + 1} (tinyprune.backprop)", dW, expected[f"layers.{index}.W"], inputs)
-            close(f"db of layer {index + 1} (tinyprune.backprop)", db, expected[f"layers.{index}.b"], inputs)
+            close(f"dW of layer {index + 1} (tinyprune.core.backprop)", dW, expected[f"layers.{index}.W"], inputs)
+            close(f"db of layer {index + 1} (tinyprune.core.backprop)", db, expected[f"layers.{index}.b"], inputs)
             delta = np.asarray(delta_prev, dtype=np.float64)
         # the last δ_prev (Z_prev = 1) is ∂L/∂X: check it against central differences of the loss
         numeric = numeric_gradient(lambda x: losses.cross_entropy(model(x), y), X.copy())
@@ -262,7 +263,7 @@ def grade_softmax_cross_entropy_grad(function: Callable, config: settings) -> No
         z, y = data.draw(testing.arrays((n, k), bound=20.0)), data.draw(testing.labels(n, k))
         got = call(function, z=z, y=y)
         inputs = _describe(z=z, y=y)
-        close("∂L/∂z (tinyprune.losses.cross_entropy_grad)", got, losses.cross_entropy_grad(z, y), inputs)
+        close("∂L/∂z (tinyprune.core.losses.cross_entropy_grad)", got, losses.cross_entropy_grad(z, y), inputs)
         numeric = numeric_gradient(lambda v: losses.cross_entropy(v, y), z.copy())
         close("∂L/∂z (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-7)
     prop()
@@ -275,7 +276,7 @@ def grade_softmax_cross_entropy_grad(function: Callable, config: settings) -> No
 def grade_squared_error_softmax_grad(function: Callable, config: settings) -> None:
     # first a typical case (three classes, no symmetry), where the known slips all give different answers
     typical = {"z": np.array([[1.0, -0.5, 2.0], [0.3, 0.1, -1.2]]), "Y": np.eye(3)[[1, 0]]}
-    close("∂L/∂z (tinyprune.losses.loss_and_grad('squared_error'))", call(function, **typical),
+    close("∂L/∂z (tinyprune.core.losses.loss_and_grad('squared_error'))", call(function, **typical),
           losses.loss_and_grad("squared_error", typical["z"], np.array([1, 0]))[1], _describe(**typical))
 
     @config
@@ -286,7 +287,7 @@ def grade_squared_error_softmax_grad(function: Callable, config: settings) -> No
         Y = losses.one_hot(y, k)
         got = call(function, z=z, Y=Y)
         inputs = _describe(z=z, Y=Y)
-        close("∂L/∂z (tinyprune.losses.loss_and_grad('squared_error'))", got,
+        close("∂L/∂z (tinyprune.core.losses.loss_and_grad('squared_error'))", got,
               losses.loss_and_grad("squared_error", z, y)[1], inputs)
         numeric = numeric_gradient(lambda v: losses.squared_error(losses.softmax(v), Y, "mean"), z.copy())
         close("∂L/∂z (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-8)
@@ -332,8 +333,8 @@ def grade_masked_sgd_step(function: Callable, config: settings) -> None:
         parameter, optimizer = _tinyprune_step(SGD, w, grad, mask, {"velocity.0": velocity}, 0,
                                                lr=lr, momentum=momentum)
         if momentum:                                # (tinyprune keeps no velocity without momentum)
-            close("velocity (tinyprune.optim.SGD)", new_velocity, optimizer.state["velocity"][0], inputs)
-        close("w (tinyprune.optim.SGD)", new_w, parameter.data, inputs)
+            close("velocity (tinyprune.core.optim.SGD)", new_velocity, optimizer.state["velocity"][0], inputs)
+        close("w (tinyprune.core.optim.SGD)", new_w, parameter.data, inputs)
     prop()
     rng = np.random.default_rng(0)
     mask = np.array([[True, False], [True, True]])
@@ -369,9 +370,9 @@ def grade_masked_adam_step(function: Callable, config: settings) -> None:
             exactly_zero(name, value, mask, inputs)
         parameter, optimizer = _tinyprune_step(Adam, w, grad, mask, {"m.0": m, "v.0": v}, t - 1,
                                                lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-        close("m (tinyprune.optim.Adam)", result[1], optimizer.state["m"][0], inputs)
-        close("v (tinyprune.optim.Adam)", result[2], optimizer.state["v"][0], inputs)
-        close("w (tinyprune.optim.Adam)", result[0], parameter.data, inputs)
+        close("m (tinyprune.core.optim.Adam)", result[1], optimizer.state["m"][0], inputs)
+        close("v (tinyprune.core.optim.Adam)", result[2], optimizer.state["v"][0], inputs)
+        close("w (tinyprune.core.optim.Adam)", result[0], parameter.data, inputs)
     prop()
     # a tiny gradient from zero moments: v̂ = g² is far below ε, where ε's place in the formula shows
     tiny = {"w": np.array([1.0, -2.0]), "grad": np.array([1e-5, -3e-6]), "m": np.zeros(2), "v": np.zeros(2),

@@ -113,9 +113,9 @@ def _reconstruct(student: Callable, original: Callable, usage: Usage) -> Callabl
 
 # exercise(s) -> (module, attribute, adapter factory): the hook points, one module attribute each
 HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
-    (("layer_backward",), "tinyprune.backprop", "backward",
+    (("layer_backward",), "tinyprune.core.backprop", "backward",
      lambda f, original, usage: _backward(f["layer_backward"], original, usage)),
-    (("softmax_cross_entropy_grad", "squared_error_softmax_grad"), "tinyprune.losses", "loss_and_grad",
+    (("softmax_cross_entropy_grad", "squared_error_softmax_grad"), "tinyprune.core.losses", "loss_and_grad",
      _loss_and_grad),
     (("global_magnitude_masks",), "tinyprune.prune.select", "global_",
      lambda f, original, usage: _global(f["global_magnitude_masks"], original, usage)),
@@ -130,14 +130,19 @@ HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
 def use(folder: str | Path | dict[str, Callable]) -> Iterator[Usage]:
     """Run tinyprune on the student's functions (a folder of answers, or a dict name -> function).
 
-    Only the hooks whose functions the folder defines are swapped; everything is restored on exit.
+    Only the hooks whose functions the folder defines are swapped; everything is restored on exit. Inside,
+    ``fit`` takes the plain textbook path (``tp.plain()``), the one that calls the swapped functions.
     This imports and runs the student's code in this process (``check`` grades it in another first).
     """
     from tinyprune.exercises import load_functions
 
+    from tinyprune.fast.switch import plain
+
     functions = folder if isinstance(folder, dict) else load_functions(folder)
     usage, swapped = Usage(), []
     try:
+        stack = contextlib.ExitStack()
+        stack.enter_context(plain())     # the textbook's code path: the one that calls the hooked functions
         for exercises, module_name, attribute, adapter in HOOKS:
             if any(name in functions for name in exercises):
                 module = importlib.import_module(module_name)
@@ -148,6 +153,7 @@ def use(folder: str | Path | dict[str, Callable]) -> Iterator[Usage]:
     finally:
         for module, attribute, original in reversed(swapped):
             setattr(module, attribute, original)
+        stack.close()
 
 
 def end_to_end(folder: str | Path | dict[str, Callable], epochs: int = 3, seed: int = 0) -> dict[str, Any]:
@@ -155,10 +161,10 @@ def end_to_end(folder: str | Path | dict[str, Callable], epochs: int = 3, seed: 
     magnitude and fine-tune one epoch, once on the student's code and once on tinyprune's; the test
     accuracies of both, and how often the student's functions ran.
     """
+    from tinyprune.core.nn import MLP
     from tinyprune.data import load
-    from tinyprune.nn import MLP
     from tinyprune.prune import magnitude
-    from tinyprune.train import evaluate, fit
+    from tinyprune.training import evaluate, fit
 
     data = load("mnist-5k")
 

@@ -7,7 +7,7 @@ digest of its pixels and its label, so a copy of a row (``Dataset.subset``, ``sp
 
 >>> import numpy as np
 >>> from tinyprune.data import Dataset
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> data = Dataset(np.eye(6, dtype=np.float32), [0, 1] * 3)
 >>> train, val = data.split(0.5, seed=0)
 >>> model = MLP([6, 2], seed=0)
@@ -45,7 +45,7 @@ def record(model: Any, dataset: Any) -> None:
 
 def fit(model: Any, dataset: Any, **options: Any) -> Any:
     """``tinyprune.fit(model, dataset, **options)``, recording the rows; returns its history."""
-    from tinyprune.train import fit as train_fit
+    from tinyprune.training import fit as train_fit
 
     history = train_fit(model, dataset, **options)
     record(model, dataset)

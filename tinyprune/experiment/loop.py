@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tinyprune.core.nn import MLP
 from tinyprune.experiment.parts import PRUNE_SCHEDULES
 from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.experiment.recoveries import make_recovery
 from tinyprune.experiment.report import Report, Round, build_report
 from tinyprune.experiment.run import Run, three_splits
-from tinyprune.nn import MLP
 
 
 def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, rewind_to: Any = None,
@@ -45,7 +45,7 @@ def prune_and_recover(model: MLP, data: Any, recipe: Recipe | None = None, *, re
 
     >>> import numpy as np
     >>> from tinyprune.data import Dataset
-    >>> from tinyprune.train import fit
+    >>> from tinyprune.training import fit
     >>> g = np.random.default_rng(0); y = np.arange(600) % 3
     >>> X = (g.normal(size=(3, 10))[y] + g.normal(size=(600, 10))).astype(np.float32)
     >>> train, val, test = three_splits((Dataset(X[:400], y[:400]), Dataset(X[400:], y[400:])), 0.1, 0)

@@ -62,8 +62,8 @@ from tinyprune.experiment.parts import (
     recovery_parts,
     training_part,
 )
+from tinyprune.fast.optim import OPTIMIZERS
 from tinyprune.files import read_config, shown
-from tinyprune.optim import OPTIMIZERS
 from tinyprune.recover.average import AVERAGES
 from tinyprune.recover.distill import OUTPUTS
 from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from tinyprune import metrics
+from tinyprune.core.nn import MLP
 from tinyprune.experiment.decide import Comparison
 from tinyprune.experiment.run import Run, Step, weight_sparsity
 from tinyprune.files import atomic_write
-from tinyprune.nn import MLP
 
 #: The three verdicts of a run, one of which every report carries.
 VERDICTS = ("no drop", "recovered", "not recovered")

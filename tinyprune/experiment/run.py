@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinyprune import metrics, prune, recover
-from tinyprune.data.batches import Dataset
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import rng
 from tinyprune.experiment.decide import Comparison, compare, within
-from tinyprune.nn import MLP
-from tinyprune.optim import Optimizer
-from tinyprune.random import rng
-from tinyprune.train import predict
+from tinyprune.fast.optim import Optimizer
+from tinyprune.training import predict
 
 if TYPE_CHECKING:
     from tinyprune.experiment.recipe import Recipe

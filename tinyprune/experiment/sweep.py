@@ -30,14 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.core.nn import MLP
 from tinyprune.errors import TinypruneError
 from tinyprune.experiment.loop import prune_and_recover
 from tinyprune.experiment.recipe import DEFAULT, Recipe
 from tinyprune.experiment.report import jsonable
 from tinyprune.experiment.run import three_splits
 from tinyprune.files import atomic_write, read_config
-from tinyprune.nn import MLP
-from tinyprune.train import evaluate, progress_bar
+from tinyprune.training import evaluate, progress_bar
 
 
 @dataclass

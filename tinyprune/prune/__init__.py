@@ -13,7 +13,7 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 ``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> from tinyprune import prune as tpp
 >>> model = MLP([20, 8, 8, 3], seed=0)
 >>> _ = tpp.neurons(model, 0.5, scope="layer")

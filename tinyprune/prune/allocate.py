@@ -18,7 +18,7 @@ Ideal (real) counts are turned into integers by largest remainder (``round_count
 ``notebooks/05_pruning_criteria.ipynb`` ("layer-wise or global?"); measured in
 ``benchmarks/bench_allocation.py``.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([784, 64, 64, 10], seed=0)
 >>> {name: round(s, 4) for name, s in allocate(model, 0.9, "erk").items()}
 {'layers.0.W': 0.9116, 'layers.1.W': 0.8367, 'layers.2.W': 0.3953}
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune.checks import check_fraction
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import criteria, select
 from tinyprune.prune.core import Sparsity, check_sparsity, per_layer_sparsity, resolve_data
 from tinyprune.prune.sensitivity import sensitivity
@@ -52,7 +52,7 @@ def implied_sparsity(model: MLP, sparsity: Sparsity) -> float:
     """The global weight sparsity that ``sparsity`` (a number or a per-layer mapping) implies:
     ``Σ_l round(s_l · n_l) / Σ_l n_l`` over every weight matrix (missing layers: 0; biases not counted).
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> implied_sparsity(MLP([4, 10, 2], seed=0), {"layers.0.W": 0.5})     # 20 of 40 + 20 weights
     0.3333333333333333
     """
@@ -163,7 +163,7 @@ def allocate(model: MLP, sparsity: float, method: str = "uniform", data: Any = N
     The model is not changed. The mapping gives *total* sparsities: on a model pruned already, a layer
     beyond its share stays as it is (masks only lose entries), so ``allocate`` is meant for a dense model.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([20, 8, 4], seed=0)
     >>> allocate(model, 0.5)                          # 80 of 160 and 16 of 32: 96 of 192
     {'layers.0.W': 0.5, 'layers.1.W': 0.5}

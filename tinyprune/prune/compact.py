@@ -14,7 +14,7 @@ dense matrix) unless a block happens to cover a neuron's whole column or row; a 
 zero blocks costs what it did (``benchmarks/bench_allocation.py``).
 Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> from tinyprune.prune.core import neurons
 >>> model = MLP([6, 8, 5, 3], seed=0)
 >>> _ = neurons(model, 0.5, scope="layer")
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune import masks
 
 

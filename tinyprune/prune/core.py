@@ -11,7 +11,7 @@
 is changed when an argument is rejected. Derived in ``notebooks/05_pruning_criteria.ipynb`` and
 ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([784, 64, 64, 10], seed=0)
 >>> masks = magnitude(model, 0.9, scope="global")
 >>> sorted(masks)                                 # biases are not pruned unless asked
@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 
 from tinyprune.checks import check_choice, check_int, check_number, is_number
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP
 from tinyprune.prune import select
 from tinyprune.prune.masks import apply_mask
 from tinyprune.prune.parts import Criterion, data_free_names, make_criterion
-from tinyprune.random import Seed
 
 STRUCTURES = ("weights", "neurons", "n:m", "blocks")
 SCOPES = ("layer", "global")
@@ -119,7 +119,7 @@ def eligible(model: MLP, prune_biases: bool = False, exclude: Any = None,
              include_output: bool = True) -> list[str]:
     """Names of the parameters that unstructured pruning may touch, in model order.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> eligible(MLP([3, 4, 2]), include_output=False)
     ['layers.0.W']
     """
@@ -462,7 +462,7 @@ def blocks(model: MLP, sparsity: Sparsity, block: tuple[int, int] = (4, 4), crit
            scope: str = "global", data: Any = None, **options: Any) -> Masks:
     """``prune(model, sparsity, criterion, scope, structure="blocks", block=block)``: whole (r, c) tiles go.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([8, 8, 2], seed=0)
     >>> masks = blocks(model, 0.5, block=(4, 4), scope="layer", include_output=False)
     >>> int((~masks["layers.0.W"]).sum())             # 2 of the 4 tiles of 4x4
@@ -482,7 +482,7 @@ def threshold(model: MLP, tau: float | None = None, quality: float | None = None
     """Prune every weight with ``|w| < τ``: a fixed ``tau``, or per layer ``τ = quality · std(w)`` over
     the layer's surviving weights (Han et al. 2015). The sparsity is whatever results.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([4, 3], seed=0)
     >>> masks = threshold(model, tau=0.5)
     >>> bool(np.all(np.abs(model.layers[0].W.data[~masks["layers.0.W"]]) == 0))

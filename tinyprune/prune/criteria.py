@@ -12,7 +12,7 @@ Derived in ``notebooks/05_pruning_criteria.ipynb`` (weights) and
 The document (sections 2.1 and 3.2) names magnitude ("connection strength"), gradient and their mix
 ("hybrid"); the others are the standard ones of the literature, each with its source below.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([2, 2], seed=0)
 >>> model.layers[0].W.data[...] = [[1.0, -3.0], [0.5, 2.0]]
 >>> magnitude(model)["layers.0.W"]
@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune import backprop, losses
 from tinyprune.checks import check_choice, check_fraction, check_int, check_number
+from tinyprune.core import backprop, losses
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed, rng
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP
 from tinyprune.prune import movement as moving
-from tinyprune.random import Seed, rng
 
 Scores = dict[str, np.ndarray]
 
@@ -118,7 +118,7 @@ def random(model: MLP, seed: Seed = 0) -> Scores:
     """``s ~ U(0, 1)`` independently per weight: the baseline every criterion must beat
     (Liu et al. 2022, "The unreasonable effectiveness of random pruning").
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> bool(np.all(random(MLP([2, 2]), seed=1)["layers.0.W"] == random(MLP([2, 2]), seed=1)["layers.0.W"]))
     True
     """
@@ -303,7 +303,7 @@ def magnitude_activation(model: MLP, X: np.ndarray, y: Any = None, batch_size: i
     the mean of ``|x|`` is the same number (and stays meaningful for signed inputs). ``y`` is not used.
     Shapes: X (n, d_0) -> scores of the parameters' shapes.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([2, 1], seed=0)
     >>> model.layers[0].W.data[...] = [[2.0], [-3.0]]
     >>> magnitude_activation(model, np.array([[1.0, 0.0], [-3.0, 1.0]]))["layers.0.W"]   # |w| · (2, 0.5)
@@ -362,7 +362,7 @@ def neuron_norm(model: MLP, order: int = 2, outgoing: bool = False) -> Scores:
     filter; the outgoing norm measures how much the next layer listens). Biases are not included.
     Shapes: ``{"layers.l": (d_{l+1},)}`` for every hidden layer l.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([2, 2, 2], seed=0)
     >>> model.layers[0].W.data[...] = [[3.0, 0.0], [4.0, -1.0]]
     >>> neuron_norm(model, 2)["layers.0"]
@@ -437,7 +437,7 @@ def neuron_fpgm(model: MLP) -> Scores:
     out of the sums (their score is 0). Distances come from the Gram matrix,
     ``||w_j - w_k||² = ||w_j||² + ||w_k||² - 2 w_j · w_k`` (float64). Shapes: ``{"layers.l": (d_{l+1},)}``.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([2, 3, 2], seed=0)
     >>> model.layers[0].W.data[...] = [[0.0, 3.0, 0.0], [0.0, 0.0, 4.0]]   # w = (0,0), (3,0), (0,4)
     >>> neuron_fpgm(model)["layers.0"]                                       # 3+4, 3+5, 4+5

@@ -7,7 +7,7 @@ survivors. Only ``reset`` (or ``set_masks``, which replaces) gives entries back.
 in place: every change assigns a new array, so a mask you were handed earlier stays as it was.
 Derived in ``notebooks/05_pruning_criteria.ipynb`` ("masks, not deletions").
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([3, 2], seed=0)
 >>> W = model.layers[0].W
 >>> apply_mask(W, np.array([[True, False], [True, True], [False, True]]))
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.core.nn import Module, Parameter
 from tinyprune.errors import ShapeError
-from tinyprune.nn import Module, Parameter
 
 
 def _as_mask(mask: Any, shape: tuple[int, ...], name: str = "mask") -> np.ndarray:
@@ -69,7 +69,7 @@ def reapply(model: Module) -> None:
     """``W <- W ⊙ M`` for every masked parameter: zero the pruned entries again after the values were
     replaced (a re-initialisation, a rewind to earlier weights, a loaded state dict). Masks are unchanged.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([2, 2], seed=0); W = model.layers[0].W; W.mask = np.array([[True, False]] * 2)
     >>> reapply(model); W.data[:, 1].tolist()
     [0.0, 0.0]
@@ -135,7 +135,7 @@ def is_pruned(model: Module) -> bool:
     A mask of all ``True`` prunes nothing, and zeros without a mask are not pruning (training may move
     them): both answer ``False``. Per parameter: ``Parameter.is_pruned``.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([3, 2], seed=0)
     >>> is_pruned(model)
     False

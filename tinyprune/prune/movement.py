@@ -10,8 +10,8 @@ copy only to collect it (what ``criteria.movement`` does when it is given no sco
 
 >>> import numpy as np
 >>> from tinyprune.data import Dataset
->>> from tinyprune.nn import MLP
->>> from tinyprune.train import fit
+>>> from tinyprune.core.nn import MLP
+>>> from tinyprune.training import fit
 >>> X = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
 >>> model, score = MLP([4, 3, 2], seed=0), MovementScore()
 >>> _ = fit(model, Dataset(X, (X[:, 0] > 0).astype(int)), epochs=2, batch_size=8, progress=False,
@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.data.batches import Dataset
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP, Module
+from tinyprune.core.random import Seed
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Module
-from tinyprune.optim import Adam, Optimizer
-from tinyprune.random import Seed
-from tinyprune.train import Callback, fit
+from tinyprune.fast.optim import Adam, Optimizer
+from tinyprune.training import Callback, fit
 
 
 class MovementScore(Callback):

@@ -20,7 +20,7 @@ per unit: every column of ``W_l`` keeps ``d - round(s_l · d)`` weights, so a la
 ``h · round(s_l · d)`` weights (not always ``round(s_l · d · h)``). With ``scope="global"`` the ``s_l``
 are the per-layer sparsities that one global magnitude threshold gives.
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([8, 6, 3], seed=0)
 >>> masks = obs_prune(model, np.random.default_rng(0).random((100, 8)), 0.5)
 >>> [int((~m).sum()) for m in masks.values()]                  # 4 of 8 and 3 of 6 per unit
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.core.nn import MLP, Parameter
+from tinyprune.core.random import rng
 from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Parameter
 from tinyprune.prune.masks import apply_mask
-from tinyprune.random import rng
 
 
 # ----------------------------------------------------------------- helpers (shared with recover.reconstruct)
@@ -168,7 +168,7 @@ def saliency(model: MLP, X: Any, *, damping: float = 0.01, max_samples: int | No
     ``structure="blocks"`` it is not used: OBS selects single weights).
     Shapes: X (n, d_0) -> ``{name: float64 array of the parameter's shape}``.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> scores = saliency(MLP([4, 3, 2], seed=0), np.random.default_rng(0).random((20, 4)))
     >>> sorted(scores), scores["layers.0.W"].shape
     (['layers.0.W', 'layers.0.b', 'layers.1.W', 'layers.1.b'], (4, 3))
@@ -202,7 +202,7 @@ def obs_prune(model: MLP, X: Any, sparsity: float | dict[int, float], *, damping
 
     Shapes: X (n, d_0) -> {"layers.l.W": bool (d_l, d_{l+1})}.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model = MLP([6, 4, 3], seed=0)
     >>> masks = obs_prune(model, np.random.default_rng(1).random((50, 6)), {0: 0.5})
     >>> sorted(masks), int((~masks["layers.0.W"]).sum())          # 3 of 6 inputs of each of 4 units

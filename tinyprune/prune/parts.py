@@ -22,7 +22,7 @@ calibration rows ``X`` and ``y`` that ``prune`` must be given; ``"gradients"``, 
 ``"training"`` say what the score costs (``"training"``: it sums over training steps, and a training
 run may hand it the sums, as the experiment does for movement pruning).
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> part = make_criterion("lamp")
 >>> part, part.needs
 (Lamp(p=2, normalizer='lamp'), ())
@@ -44,11 +44,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tinyprune import losses
 from tinyprune.checks import check_choice, check_fraction, check_int, check_number, did_you_mean
-from tinyprune.nn import MLP
+from tinyprune.core import losses
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed
 from tinyprune.prune import criteria, obs
-from tinyprune.random import Seed
 
 Scores = dict[str, np.ndarray]
 UNITS = ("weights", "neurons")

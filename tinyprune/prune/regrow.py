@@ -11,7 +11,7 @@ This is the one place where a mask gains ``True`` entries during training; it wr
 from ``backprop.backward(..., masked=False)``, on a batch of calibration rows with cross-entropy on the
 labels. Measured in ``benchmarks/bench_target.py`` (no notebook derives it yet).
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> from tinyprune.prune import prune
 >>> model = MLP([6, 4, 3], seed=0); _ = prune(model, 0.5, "magnitude", "layer")
 >>> before = {n: int(m.sum()) for n, m in masks.get_masks(model).items()}
@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune import backprop, losses
 from tinyprune.checks import check_fraction, check_int
-from tinyprune.nn import MLP
+from tinyprune.core import backprop, losses
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import rng
 from tinyprune.prune import masks
-from tinyprune.random import rng
 
 
 def _check_fraction(fraction: Any) -> float:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tinyprune.checks import check_int, check_number
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune.core import Masks, Sparsity, check_sparsity, prune
 
 
@@ -150,7 +150,7 @@ class PolynomialPruning:
     or a mapping too): each layer follows the curve to its own target. The optimizer zeroes its state
     under the new masks at its next step. ``history`` lists ``(step, sparsity)`` of every pruning.
 
-    >>> from tinyprune.nn import MLP
+    >>> from tinyprune.core.nn import MLP
     >>> model, callback = MLP([8, 8, 2], seed=0), PolynomialPruning(0.5, begin_step=0, end_step=4, every=2)
     >>> for step in range(1, 6):
     ...     callback.on_step_end(model, None, 0, step)

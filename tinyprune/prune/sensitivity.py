@@ -5,7 +5,7 @@ scope), measure the accuracy. Layers whose accuracy barely moves can take more p
 2015, Fig. 6; Li et al. 2017 choose per-layer rates this way). The model itself is never changed.
 Measured in ``notebooks/06_why_accuracy_drops.ipynb`` ("information loss", per-layer sensitivity).
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
 >>> y = (X[:, 0] > 0).astype(np.int64)
 >>> table = sensitivity(MLP([6, 8, 2], seed=0), (X, y), sparsities=(0.0, 0.5))
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.nn import MLP
+from tinyprune.core.nn import MLP
 from tinyprune.prune.core import check_sparsity, eligible, prune, resolve_data
-from tinyprune.train import evaluate
+from tinyprune.training import evaluate
 
 
 @dataclass

@@ -19,7 +19,7 @@ Then ``threshold(model, tau)`` masks every ``|w| < τ`` and ``sparsify`` reports
 Derived in ``notebooks/05_pruning_criteria.ipynb`` ("sparsify, then cut"); the document's own L1 snippet is
 taken apart in ``notebooks/10_the_documents_experiment.ipynb``.
 
->>> from tinyprune.nn import Parameter
+>>> from tinyprune.core.nn import Parameter
 >>> w = Parameter(np.array([0.3, -0.05, 0.0]))
 >>> SoftThreshold(lam=1.0).shrink([w], step_size=0.1)
 >>> w.data
@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from tinyprune.checks import check_number
-from tinyprune.data.batches import Dataset
-from tinyprune.nn import MLP, Parameter
-from tinyprune.optim import SGD, Optimizer
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP, Parameter
+from tinyprune.fast.optim import SGD, Optimizer
 from tinyprune.prune.core import eligible, threshold
 from tinyprune.prune.masks import mask_stats
-from tinyprune.train import evaluate, fit
+from tinyprune.training import evaluate, fit
 
 METHODS = ("l1", "prox")
 

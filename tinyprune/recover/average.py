@@ -13,7 +13,7 @@ runs with the mask fixed: masks are never changed in place (``prune/masks.py``),
 not the one seen at the previous step means the mask changed, and the average starts again from the
 current weights. Measured in ``benchmarks/bench_target.py`` (no notebook derives it yet).
 
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([2, 2], seed=0); averager = WeightAverage("swa", start_step=1, end_step=2)
 >>> W = model.layers[0].W; first = W.data.copy()
 >>> averager.on_step_end(model, None, 1, 1); W.data += 2.0; averager.on_step_end(model, None, 1, 2)
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.nn import Module
+from tinyprune.core.nn import Module
 from tinyprune.prune import masks
 
 AVERAGES = ("ema", "swa")

@@ -18,7 +18,7 @@ the choice that matters:
 ``tp.prune_and_recover`` with a ``Recipe``. Derived and compared in ``notebooks/07_finetuning.ipynb``.
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> from tinyprune.data import Dataset
 >>> X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
 >>> train = Dataset(X, (X[:, 0] + X[:, 1] > 0).astype(np.int64))
@@ -35,9 +35,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tinyprune.nn import MLP
-from tinyprune.optim import SGD, Adam, Optimizer, cosine
-from tinyprune.train import History, fit
+from tinyprune.core.nn import MLP
+from tinyprune.fast.optim import SGD, Adam, Optimizer, cosine
+from tinyprune.training import History, fit
 
 #: Learning-rate schedules by name (``experiment.PRUNE_SCHEDULES`` says when the mask changes).
 LR_SCHEDULES = ("constant", "cosine")

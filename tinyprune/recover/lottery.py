@@ -25,7 +25,7 @@ trained from a fresh optimizer, and decides nothing. (A recipe with schedule ``"
 ``"rewind"``, as ``tinyprune/recipes/lottery.toml``, is that loop's version of it.)
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([6, 4, 3], seed=0)
 >>> _ = prune(model, 0.5, "magnitude", scope="layer")
 >>> before = {name: int(mask.sum()) for name, mask in get_masks(model).items()}
@@ -45,14 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.data.batches import Dataset
-from tinyprune.nn import MLP
+from tinyprune.core.batches import Dataset
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed, rng
 from tinyprune.prune.core import prune
 from tinyprune.prune.masks import get_masks, set_masks
-from tinyprune.random import Seed, rng
 from tinyprune.recover.finetune import finetune
 from tinyprune.recover.retrain import reinitialize, rewind_weights
-from tinyprune.train import WeightSnapshot, evaluate
+from tinyprune.training import WeightSnapshot, evaluate
 
 BRANCHES = ("imp", "shuffle", "reinit")
 Masks = dict[str, np.ndarray]

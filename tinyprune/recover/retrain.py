@@ -14,7 +14,7 @@ The document's "retraining" (its section 2.3) throws the trained values away and
 same two functions (``reinitialize``, ``rewind_weights``). Derived in ``notebooks/07_finetuning.ipynb``.
 
 >>> import numpy as np
->>> from tinyprune.nn import MLP
+>>> from tinyprune.core.nn import MLP
 >>> model = MLP([4, 3, 2], seed=0)
 >>> W = model.layers[0].W; W.mask = np.eye(4, 3, dtype=bool); W.data *= W.mask
 >>> reinitialize(model, seed=1)
@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.nn import MLP
-from tinyprune.optim import Optimizer
+from tinyprune.core.nn import MLP
+from tinyprune.core.random import Seed
+from tinyprune.fast.optim import Optimizer
 from tinyprune.prune import masks
-from tinyprune.random import Seed
 from tinyprune.recover.finetune import finetune
-from tinyprune.train import History, WeightSnapshot
+from tinyprune.training import History, WeightSnapshot
 
 
 def reinitialize(model: MLP, seed: Seed = 0) -> None:

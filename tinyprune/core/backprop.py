@@ -11,7 +11,7 @@ document's section 4 reads, in matrix form:
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
 
->>> from tinyprune.nn import MLP, Parameter
+>>> from tinyprune.core.nn import MLP, Parameter
 >>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
 >>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
 >>> sorted(grads), grads["layers.0.W"].shape
@@ -25,19 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune import losses
-from tinyprune.errors import ShapeError
-from tinyprune.nn import MLP, Parameter
+from tinyprune.core import losses
+from tinyprune.core.errors import ShapeError
+from tinyprune.core.nn import MLP, Parameter
 
 
 @dataclass
 class Cache:
-    """What the forward pass keeps for the backward pass.
-
-    The lists count layers from 0, the maths from 1: ``inputs[l]`` is the input of ``model.layers[l]``,
-    which the maths calls ``A_l`` (``inputs[0]`` is ``X = A_0``); ``Z[l]`` is that layer's pre-activation,
-    ``Z_{l+1}``; ``logits`` is ``Z[-1]``.
-    """
+    """What the forward pass keeps for the backward pass. The lists count layers from 0, the maths
+    from 1: ``inputs[l]`` is the input of ``model.layers[l]``, ``A_l`` (``inputs[0]`` is ``X = A_0``);
+    ``Z[l]`` is that layer's pre-activation, ``Z_{l+1}``; ``logits`` is ``Z[-1]``."""
 
     inputs: list[np.ndarray]
     Z: list[np.ndarray]
@@ -58,9 +55,8 @@ def _check_model_and_input(model: MLP, X: np.ndarray) -> None:
 def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
     """``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
 
-    ``check=False`` skips the checks of ``X`` (shape, finite values): for a training loop whose
-    ``Dataset`` was checked once (a NaN would still surface in the logits, which the loss checks).
-    Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
+    ``check=False`` skips the checks of ``X`` (shape, finite values): for a loop over a ``Dataset`` checked
+    once. Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
     """
     X = np.asarray(X)
     if check:
@@ -81,16 +77,10 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
              dhidden: list[np.ndarray | None] | None = None, masked: bool = True) -> dict[str, np.ndarray]:
     """From ``δ_D = dL/dZ_D`` (``dlogits``, shape (n, K)) to ``{name: dL/dθ}`` for every parameter.
 
-    Keys are ``named_parameters()`` names (``layers.0.W``, ...); each gradient has its parameter's
-    shape, and is 0 wherever the parameter's mask is ``False``.
-
-    ``dhidden``: for a loss that also reads the hidden activations (``recover.Distillation`` with
-    ``hidden_weight``), ``dhidden[l-1] = ∂L/∂A_l`` for the hidden layers ``l = 1..L-1`` (shape (n, d_l), or
-    ``None`` for none). It joins the error flowing back at ``A_l``, before the ReLU's derivative:
-    ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ relu'(Z_l)``.
-
-    ``masked=False`` keeps the gradient of the pruned entries too: how much the loss would fall if a pruned
-    weight (exactly 0) were free again, RigL's criterion for regrowing it (``prune.regrow``).
+    Keys are ``named_parameters()`` names (``layers.0.W``, ...); a gradient is 0 where the mask is ``False``.
+    ``dhidden[l-1] = ∂L/∂A_l`` (or ``None``), for a loss that also reads the hidden activations
+    (``recover.Distillation``), joins the error: ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ relu'(Z_l)``.
+    ``masked=False`` keeps the pruned entries' gradients too (RigL regrows by them: ``prune.regrow``).
     """
     if dlogits.shape != cache.logits.shape:
         raise ShapeError(f"dlogits has shape {dlogits.shape}, the logits have {cache.logits.shape}")
@@ -123,11 +113,8 @@ def _masked(grad: np.ndarray, parameter: Parameter) -> np.ndarray:
 
 def gradients(model: MLP, X: np.ndarray, y: Any,
               loss: str = "cross_entropy") -> tuple[float, dict[str, np.ndarray]]:
-    """The loss and ``{name: dL/dθ}`` for a batch, by the hand-derived chain rule.
-
-    ``loss`` is ``"cross_entropy"`` (integer labels ``y``) or ``"squared_error"`` (the document's
-    ``1/2 ||softmax(z) - onehot(y)||^2``, mean over rows); see ``losses.loss_and_grad``.
-    Shapes: X (n, d_0), y (n,) -> (float, {name: array of the parameter's shape}).
+    """The loss (``losses.loss_and_grad``'s ``"cross_entropy"`` or ``"squared_error"``) and ``{name: dL/dθ}``
+    for a batch, by the hand-derived chain rule. Shapes: X (n, d_0), y (n,) -> (float, {name: array}).
     """
     cache = forward(model, X)
     value, dlogits = losses.loss_and_grad(loss, cache.logits, y)

@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.autograd import Tensor
-from tinyprune.errors import ShapeError
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.batches import one_hot
+from tinyprune.core.errors import ShapeError
 
 LOSSES = ("cross_entropy", "squared_error")
 REDUCTIONS = ("sum", "mean")
 
 
-# ------------------------------------------------------------------ checks
 def check_finite(name: str, values: np.ndarray) -> None:
     """Raise ``ValueError`` if ``values`` holds NaN or inf (a loss of them would be meaningless)."""
     if not np.isfinite(values).all():
@@ -45,13 +45,12 @@ def check_labels(labels: Any, n: int, k: int) -> np.ndarray:
     return labels
 
 
-def _check_logits(logits: np.ndarray) -> None:
+def check_logits(logits: np.ndarray) -> None:
     if logits.ndim != 2:
         raise ShapeError(f"logits must be 2-D (rows, classes), got shape {logits.shape}")
     check_finite("logits", logits)
 
 
-# -------------------------------------------------------- softmax family
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``p_j = e^{z_j - z_max} / sum_k e^{z_k - z_max}``, ``z_max = max_k z_k`` (the shift keeps e^. finite).
 
@@ -73,40 +72,18 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def one_hot(labels: Any, num_classes: int, dtype: Any = np.float64) -> np.ndarray:
-    """Rows of the identity: ``Y[i, labels[i]] = 1``. Shapes: (n,) -> (n, num_classes).
-
-    >>> one_hot(np.array([2, 0]), 3)
-    array([[0., 0., 1.],
-           [1., 0., 0.]])
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ShapeError(f"one_hot needs a 1-D vector of labels, got shape {labels.shape}")
-    labels = check_labels(labels, labels.shape[0], num_classes)
-    encoded = np.zeros((labels.shape[0], num_classes), dtype=dtype)
-    encoded[np.arange(labels.shape[0]), labels] = 1
-    return encoded
-
-
 def softmax_backward(probabilities: np.ndarray, grad_probabilities: np.ndarray) -> np.ndarray:
-    """Carry ``dL/dp`` back through ``p = softmax(z)``: ``dL/dz = p * (g - sum_j g_j p_j)``.
-
-    This is ``J^T g`` with the softmax Jacobian ``J = diag(p) - p p^T``, row by row. Shapes: (n, k).
-    """
+    """Carry ``dL/dp`` back through ``p = softmax(z)``: ``dL/dz = p * (g - sum_j g_j p_j)``, that is ``J^T g``
+    with the softmax Jacobian ``J = diag(p) - p p^T``, row by row. Shapes: (n, k)."""
     inner = np.sum(grad_probabilities * probabilities, axis=1, keepdims=True)
     return probabilities * (grad_probabilities - inner)
 
 
-# ----------------------------------------------------------- cross-entropy
 def cross_entropy(logits: Tensor | np.ndarray, labels: Any) -> Tensor | float:
-    """Mean softmax cross-entropy ``L = -(1/n) sum_i log softmax(z_i)[y_i]``.
-
-    On a ``Tensor`` it returns a scalar ``Tensor`` (for autograd), on an array a ``float``.
-    Shapes: logits (n, k), labels (n,) integers in ``0..k-1``.
-    """
+    """Mean softmax cross-entropy ``L = -(1/n) sum_i log softmax(z_i)[y_i]``: a scalar ``Tensor`` from a
+    ``Tensor`` (for autograd), a ``float`` from an array. Shapes: logits (n, k), labels (n,) in ``0..k-1``."""
     data = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
-    _check_logits(data)
+    check_logits(data)
     labels = check_labels(labels, data.shape[0], data.shape[1])
     if isinstance(logits, Tensor):
         return -logits.log_softmax().pick(labels).mean()
@@ -117,11 +94,9 @@ def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
     """Gradient of the mean softmax cross-entropy with respect to the logits.
 
     With P = softmax(z) and one-hot targets Y = onehot(y), dL/dz = (P - Y) / n for a batch of n rows
-    (derived in notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log").
-
-    Shapes: logits (n, k), labels (n,) integer labels -> (n, k).
+    (notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log"). Shapes: (n, k), (n,) -> (n, k).
     """
-    _check_logits(logits)
+    check_logits(logits)
     labels = check_labels(labels, logits.shape[0], logits.shape[1])
     grad = softmax(logits)
     grad[np.arange(logits.shape[0]), labels] -= 1
@@ -129,28 +104,6 @@ def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
     return grad
 
 
-def cross_entropy_and_grad(logits: np.ndarray, labels: Any) -> tuple[float, np.ndarray]:
-    """``cross_entropy`` and ``cross_entropy_grad`` at once, sharing one stable softmax.
-
-    With ``s = z - max_k z_k``: ``L = (1/n) sum_i (log sum_k e^{s_ik} - s_{i,y_i})`` and
-    ``dL/dz = (e^s / sum_k e^s - onehot(y)) / n``; the same numbers as the two functions, bit for bit,
-    for one ``exp`` and one check of the inputs. Shapes: logits (n, k), labels (n,) -> (float, (n, k)).
-    """
-    _check_logits(logits)
-    labels = check_labels(labels, logits.shape[0], logits.shape[1])
-    n, rows = logits.shape[0], np.arange(logits.shape[0])
-    # max z sits at argmax z: read it there (a row-wise max over 10 columns is 4x slower in NumPy)
-    shifted = logits - logits[rows, logits.argmax(axis=1)][:, None]     # s = z - max_k z_k
-    grad = np.exp(shifted)
-    total = grad.sum(axis=1, keepdims=True)                              # sum_k e^{s_k}
-    value = float(-(shifted[rows, labels] - np.log(total[:, 0])).sum() / n)   # mean of -log p_y
-    grad /= total                                                        # p = softmax(z)
-    grad[rows, labels] -= 1                                              # p - onehot(y)
-    grad /= n
-    return value, grad
-
-
-# ------------------------------------------------------------ squared error
 def _check_pair(y_hat: np.ndarray, target: np.ndarray, reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
@@ -167,9 +120,8 @@ def _rows(values: np.ndarray) -> int:
 def squared_error(y_hat: Tensor | np.ndarray, target: Any, reduction: str = "sum") -> Tensor | float:
     """The document's loss ``L = 1/2 sum_i (y_hat_i - y_i)^2`` (its section 4.1).
 
-    ``reduction="sum"`` sums over every entry, exactly as written; ``"mean"`` divides that sum by
-    the number of rows n (the batch size), so the scale does not grow with the batch.
-    The 1/2 makes the gradient simply ``y_hat - y``. Tensor in -> Tensor out; array in -> float.
+    ``reduction="sum"`` as written; ``"mean"`` divides by the rows n, so the scale does not grow with the
+    batch. The 1/2 makes the gradient ``y_hat - y``. Tensor in -> Tensor out; array in -> float.
     """
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
     data = y_hat.data if isinstance(y_hat, Tensor) else np.asarray(y_hat)
@@ -188,7 +140,6 @@ def squared_error_grad(y_hat: np.ndarray, target: Any, reduction: str = "sum") -
     return grad / _rows(y_hat) if reduction == "mean" else grad
 
 
-# ---------------------------------------------------- losses of a classifier
 def _class_targets(labels: Any, logits: np.ndarray) -> np.ndarray:
     """Integer labels become one-hot rows; a float array of the logits' shape is used as given."""
     labels = np.asarray(labels)
@@ -215,8 +166,8 @@ def loss_and_grad(name: str, logits: np.ndarray, y: Any) -> tuple[float, np.ndar
     """
     check_loss_name(name)
     if name == "cross_entropy":
-        return cross_entropy_and_grad(logits, y)
-    _check_logits(logits)
+        return cross_entropy(logits, y), cross_entropy_grad(logits, y)
+    check_logits(logits)
     probabilities = softmax(logits)
     target = _class_targets(y, logits)
     value = squared_error(probabilities, target, reduction="mean")
@@ -228,55 +179,31 @@ def loss_tensor(name: str, logits: Tensor, y: Any) -> Tensor:
     check_loss_name(name)
     if name == "cross_entropy":
         return cross_entropy(logits, y)
-    _check_logits(logits.data)
+    check_logits(logits.data)
     return squared_error(logits.log_softmax().exp(), _class_targets(y, logits.data), reduction="mean")
 
 
-# --------------------------------------------------------------------------- the loss as a part of fit
 class Loss:
-    """A training loss as a part of ``train.fit``: the value and ``dL/dz`` of one batch.
+    """A training loss as a part of ``train.fit``: ``Loss("cross_entropy")`` or ``Loss("squared_error")`` on
+    the labels (``loss_and_grad``, ``loss_tensor``), or a subclass of yours (``recover.Distillation`` is one).
 
-    ``fit`` calls ``bind(X)`` once with the whole training input (a loss whose targets depend on the row,
-    such as distillation from a teacher's outputs, computes them there), then, for every batch,
-    ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or ``tensor(logits, y, rows)`` (engine
-    ``"autograd"``), where ``rows`` are the batch's row numbers in ``X`` (``None`` when unknown).
+    ``fit`` calls ``bind(X)`` once with the training input (a loss whose targets depend on the row computes
+    them there), then per batch ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or
+    ``tensor(logits, y, rows)`` (``"autograd"``); ``rows`` are the batch's rows of ``X`` (or ``None``).
     ``evaluate_as`` names the label loss that ``fit`` reports on the validation rows.
-    Subclass it to train with a loss of your own (``recover.Distillation`` is one).
-    """
 
-    evaluate_as = "cross_entropy"
-
-    def bind(self, X: np.ndarray) -> None:
-        """Prepare per-row targets for the training input ``X`` (n, d); nothing for a label loss."""
-
-    def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
-                       rows: np.ndarray | None) -> tuple[float, np.ndarray]:
-        raise NotImplementedError
-
-    def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
-        raise NotImplementedError
-
-    def hidden_value_and_grads(self, hidden: list[np.ndarray],
-                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
-        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` of the batch, and ``∂L/∂A_l``.
-
-        ``fit`` (engine ``"backprop"``) adds the value to the batch's loss and passes the gradients to
-        ``backprop.backward(..., dhidden=)``. Most losses read only the logits: ``(0.0, None)``.
-        """
-        return 0.0, None
-
-
-class LabelLoss(Loss):
-    """One of ``LOSSES`` on the labels: ``loss_and_grad`` and ``loss_tensor`` as a ``Loss`` part.
-
-    >>> part = LabelLoss("cross_entropy")
-    >>> value, grad = part.value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
+    >>> value, grad = Loss("cross_entropy").value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
     >>> round(value, 4), grad.shape
     (0.6931, (2, 2))
     """
 
-    def __init__(self, name: str) -> None:
+    name = evaluate_as = "cross_entropy"
+
+    def __init__(self, name: str = "cross_entropy") -> None:
         self.name = self.evaluate_as = check_loss_name(name)
+
+    def bind(self, X: np.ndarray) -> None:
+        """Prepare per-row targets for the training input ``X`` (n, d); nothing for a label loss."""
 
     def value_and_grad(self, logits: np.ndarray, y: np.ndarray,
                        rows: np.ndarray | None) -> tuple[float, np.ndarray]:
@@ -285,18 +212,25 @@ class LabelLoss(Loss):
     def tensor(self, logits: Tensor, y: np.ndarray, rows: np.ndarray | None) -> Tensor:
         return loss_tensor(self.name, logits, y)
 
+    def hidden_value_and_grads(self, hidden: list[np.ndarray],
+                               rows: np.ndarray | None) -> tuple[float, list[np.ndarray] | None]:
+        """A term of the loss on the hidden activations ``A_1..A_{L-1}`` and ``∂L/∂A_l`` (for
+        ``backprop.backward(..., dhidden=)``); most losses read only the logits: ``(0.0, None)``."""
+        return 0.0, None
+
     def __repr__(self) -> str:
-        return f"LabelLoss({self.name!r})"
+        return f"Loss({self.name!r})"
 
 
 def as_loss(loss: str | Loss) -> Loss:
     """A ``Loss`` part from a name of ``LOSSES`` or a ``Loss`` as it is; anything else is refused.
 
     >>> as_loss("squared_error")
-    LabelLoss('squared_error')
+    Loss('squared_error')
     """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str):
-        return LabelLoss(loss)
-    raise ValueError(f"loss must be one of {LOSSES} or a tinyprune.losses.Loss, got {type(loss).__name__}")
+        return Loss(loss)
+    raise ValueError(f"loss must be one of {LOSSES} or a tinyprune.core.losses.Loss, "
+                     f"got {type(loss).__name__}")

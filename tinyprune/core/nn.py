@@ -4,9 +4,8 @@ Conventions (``notebooks/01_mlp_and_losses.ipynb``): a batch ``X`` has shape ``(
 holds ``W`` of shape ``(d, h)`` and ``b`` of shape ``(h,)`` and computes ``Z = X @ W + b``; hidden
 layers apply ``A = relu(Z)``. The last layer returns logits; softmax lives in the loss.
 
-Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its
-mask entry is ``False``. ``state_dict()`` carries each mask under ``"<name>.mask"`` (for example
-``"layers.0.W.mask"``), so a pruned model saved and loaded through a state dict stays pruned.
+Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its mask
+entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a pruned model stays pruned.
 
 >>> model = MLP([784, 64, 64, 10], seed=0)      # the document's model
 >>> [name for name, _ in model.named_parameters()][:2]
@@ -22,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.autograd import Tensor
-from tinyprune.errors import ShapeError
-from tinyprune.random import Seed, rng
+from tinyprune.core.autograd import Tensor
+from tinyprune.core.errors import ShapeError
+from tinyprune.core.random import Seed, rng
 
 ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")     # training runs in float32, gradient checks in float64
@@ -45,21 +44,11 @@ class Parameter(Tensor):
 
     @mask.setter
     def mask(self, mask: np.ndarray | None) -> None:
-        if mask is not None:
-            mask = np.asarray(mask)
-            if mask.dtype != np.bool_ or mask.shape != self.shape:
-                raise ShapeError(f"a mask must be a bool array of the parameter's shape {self.shape}, "
-                                 f"got dtype {mask.dtype} and shape {mask.shape}")
-        self._mask = mask
+        self._mask = None if mask is None else _bool_array(mask, self.shape, "a mask")
 
     @property
     def is_pruned(self) -> bool:
-        """``True`` when a mask holds at least one ``False`` (a pruned entry).
-
-        >>> p = Parameter(np.ones(3))
-        >>> p.is_pruned, setattr(p, "mask", np.array([True, False, True])), p.is_pruned
-        (False, None, True)
-        """
+        """``True`` when a mask holds at least one ``False`` (a pruned entry)."""
         return self._mask is not None and not bool(self._mask.all())
 
 
@@ -98,10 +87,7 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{name: copy of the values}`` for every parameter, and ``{name + ".mask": copy of the mask}``
-        for every parameter that has a mask (e.g. ``"layers.0.W"`` and ``"layers.0.W.mask"``).
-
-        An unpruned model's state dict therefore holds the values only.
-        """
+        for every parameter that has a mask (``"layers.0.W"``, ``"layers.0.W.mask"``)."""
         state = {}
         for name, parameter in self.named_parameters():
             state[name] = parameter.data.copy()
@@ -112,20 +98,17 @@ class Module:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
 
-        Every parameter's values are required. A ``"<name>.mask"`` entry (bool, the parameter's shape, and
-        ``False`` only where the value is 0) replaces that parameter's mask; a parameter without one keeps
-        its current mask, which is applied to the new values (``W <- W_new ⊙ M``), so that a pruned weight
-        stays an exact 0 (rewinding a pruned model to dense weights relies on that). Everything is checked
-        before anything is copied, so a state dict that does not fit leaves the module unchanged.
+        A ``"<name>.mask"`` entry (bool, ``False`` only where the value is 0) replaces that parameter's
+        mask; a parameter without one keeps its mask, applied to the new values (``W <- W_new ⊙ M``: rewinding
+        a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
         """
         own = dict(self.named_parameters())
-        masks = {key[:-len(MASK_SUFFIX)]: value for key, value in state.items()
-                 if key.endswith(MASK_SUFFIX) and key[:-len(MASK_SUFFIX)] in own}
+        masks = {key.removesuffix(MASK_SUFFIX): value for key, value in state.items()
+                 if key.endswith(MASK_SUFFIX) and key.removesuffix(MASK_SUFFIX) in own}
         expected = set(own) | {name + MASK_SUFFIX for name in masks}
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
-            raise ShapeError(f"state dict does not fit this model: missing {missing}, "
-                             f"unexpected {unexpected}")
+            raise ShapeError(f"state dict does not fit the model: missing {missing}, unexpected {unexpected}")
         values = {name: np.asarray(state[name]) for name in own}
         for name, parameter in own.items():
             if values[name].shape != parameter.shape:
@@ -140,12 +123,17 @@ class Module:
                 parameter.data[~parameter.mask] = 0
 
 
+def _bool_array(mask: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != shape:
+        raise ShapeError(f"{what} must be a bool array of shape {shape}, got dtype {mask.dtype} and shape "
+                         f"{mask.shape}")
+    return mask
+
+
 def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
     """A copy of ``mask`` if it is a bool array of ``values``' shape that is ``False`` only on zeros."""
-    mask = np.asarray(mask)
-    if mask.dtype != np.bool_ or mask.shape != values.shape:
-        raise ShapeError(f"state dict entry {name + MASK_SUFFIX!r} must be a bool array of shape "
-                         f"{values.shape}, got dtype {mask.dtype} and shape {mask.shape}")
+    mask = _bool_array(mask, values.shape, f"state dict entry {name + MASK_SUFFIX!r}")
     if np.any(values[~mask]):
         raise ValueError(f"state dict entry {name!r} has nonzero values where {name + MASK_SUFFIX!r} "
                          "is False (a pruned weight must be an exact 0)")
@@ -155,11 +143,9 @@ def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
 class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
 
-    Glorot (Xavier) uniform draws ``W`` from ``U(-a, a)`` with ``a = sqrt(6 / (d_in + d_out))``, so
-    ``Var(W) = 2 / (d_in + d_out)``: for *linear* (or tanh-like) layers this keeps the variance of the
-    signal roughly equal from layer to layer (Glorot & Bengio 2010). Under ReLU it does not: ReLU zeroes
-    about half of its inputs, halving the second moment, so the variance shrinks layer after layer
-    (He et al. 2015 double the variance to compensate); the document's Keras model uses Glorot anyway.
+    Glorot uniform: ``W ~ U(-a, a)``, ``a = sqrt(6 / (d_in + d_out))``, so ``Var(W) = 2 / (d_in + d_out)``
+    keeps the signal's variance from layer to layer for linear layers (Glorot & Bengio 2010); ReLU halves it
+    (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway.
     """
 
     def __init__(self, d_in: int, d_out: int, seed: Seed = None, dtype: Any = np.float32) -> None:
@@ -203,8 +189,7 @@ def _is_size(size: Any) -> bool:
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` as a NumPy dtype if it is float32 or float64; integers cannot learn and float16
-    overflows in the forward pass, so both are refused here rather than failing deep inside training."""
+    """``dtype`` if it is float32 or float64 (integers cannot learn; float16 overflows going forward)."""
     try:
         resolved = np.dtype(dtype)
     except TypeError:

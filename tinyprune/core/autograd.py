@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.errors import ShapeError
+from tinyprune.core.errors import ShapeError
 
 BackwardRule = Callable[[np.ndarray], tuple[np.ndarray | None, ...]]
 
@@ -56,12 +56,9 @@ def is_grad_enabled() -> bool:
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` down to ``shape``: the gradient of NumPy broadcasting.
-
-    Leading axes that broadcasting added are summed away; axes where ``shape`` has size 1 are
-    summed with ``keepdims``. Shapes: ``grad`` (broadcast shape) -> ``shape``.
-    """
-    if grad.shape == shape:
+    """Sum ``grad`` down to ``shape``, the gradient of broadcasting: over the leading axes broadcasting
+    added, and (``keepdims``) over the axes where ``shape`` has size 1."""
+    if grad.shape == shape:                           # nothing was broadcast
         return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -74,18 +71,12 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _as_array(data: Any) -> np.ndarray:
     array = np.asarray(data)
-    if array.dtype.kind != "f":                  # not a floating dtype (np.issubdtype, 10x faster)
-        array = array.astype(np.float64)
-    return array
+    return array if array.dtype.kind == "f" else array.astype(np.float64)    # ints and bools: float64
 
 
 class Tensor:
-    """An array that can carry a gradient: ``.data`` (ndarray), ``.grad`` (ndarray or None).
-
-    After ``backward()``, every tensor in the graph that requires a gradient holds
-    ``dL/d(itself)`` in ``.grad`` (same shape as ``.data``); leaves accumulate across calls.
-    Integer or boolean data is converted to float64; float32 stays float32.
-    """
+    """An array that can carry a gradient: ``.data`` (ndarray) and, after ``backward()``, ``.grad`` =
+    ``dL/d(itself)`` (the shape of ``.data``). Integer or boolean data becomes float64; float32 stays."""
 
     # Makes ``ndarray + Tensor`` call ``Tensor.__radd__`` instead of NumPy's elementwise loop.
     __array_priority__ = 100.0
@@ -97,7 +88,6 @@ class Tensor:
         self._parents: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
 
-    # ----------------------------------------------------------------- basics
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
@@ -122,24 +112,12 @@ class Tensor:
         flag = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, threshold=8)}{flag})"
 
-    def __len__(self) -> int:
-        return len(self.data)
-
-    # ------------------------------------------------------------ graph core
     @staticmethod
     def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: BackwardRule) -> Tensor:
-        """Wrap an operation's output; record the graph only if some parent needs a gradient.
-
-        The output of an operation on float arrays is already a float array: it skips ``__init__``'s
-        conversion (the cost of every node of every step).
-        """
-        out = Tensor.__new__(Tensor)
-        out.data = data if type(data) is np.ndarray else _as_array(data)
-        out.grad, out.requires_grad, out._parents, out._backward = None, False, (), None
+        """Wrap an operation's output; record the graph only if some parent needs a gradient."""
+        out = Tensor(data)
         if _grad_enabled and any(parent.requires_grad for parent in parents):
-            out.requires_grad = True
-            out._parents = parents
-            out._backward = backward
+            out.requires_grad, out._parents, out._backward = True, parents, backward
         return out
 
     def _topological_order(self) -> list[Tensor]:
@@ -151,20 +129,14 @@ class Tensor:
             node, parents_done = stack.pop()
             if parents_done:
                 order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
+            elif id(node) not in visited:
+                visited.add(id(node))
+                stack.append((node, True))
+                stack += [(parent, False) for parent in node._parents if parent.requires_grad]
         return order
 
-    def backward(self, grad: Any = None) -> None:
-        """Back-propagate ``dL/d(self)`` (1 for a scalar ``L``, or ``grad``) to every ancestor.
-
-        Nodes are visited in reverse topological order; a node used by several children
-        receives the sum of their contributions (the multivariable chain rule).
-        """
+    def _upstream(self, grad: Any = None) -> np.ndarray:
+        """``dL/d(self)`` to start ``backward()`` from: 1 for a scalar ``L``, else ``grad`` (checked)."""
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require a gradient; "
                              "create the inputs with requires_grad=True (and not inside no_grad())")
@@ -172,77 +144,62 @@ class Tensor:
             if self.data.size != 1:
                 raise ShapeError(f"backward() without an upstream gradient needs a scalar, got shape "
                                  f"{self.shape}; pass grad= of that shape")
-            upstream = np.ones_like(self.data)
-        else:
-            upstream = np.asarray(grad, dtype=self.dtype)
-            if upstream.shape != self.shape:
-                raise ShapeError(f"upstream gradient has shape {upstream.shape}, expected {self.shape}")
-        pending: dict[int, np.ndarray] = {id(self): upstream}
-        fresh: set[int] = set()        # ids of pending gradients that share memory with no other array
+            return np.ones_like(self.data)
+        upstream = np.asarray(grad, dtype=self.dtype)
+        if upstream.shape != self.shape:
+            raise ShapeError(f"upstream gradient has shape {upstream.shape}, expected {self.shape}")
+        return upstream
+
+    def backward(self, grad: Any = None) -> None:
+        """Back-propagate ``dL/d(self)`` (1 for a scalar ``L``, or ``grad``) to every ancestor, in reverse
+        topological order; a node used by several children receives the sum of their contributions (the
+        multivariable chain rule). A leaf keeps a copy (a sibling may hold the same array) and accumulates."""
+        pending: dict[int, np.ndarray] = {id(self): self._upstream(grad)}
         for node in reversed(self._topological_order()):
             node_grad = pending.pop(id(node), None)
             if node_grad is None:
                 continue
             if node._parents:
                 node.grad = node_grad
-            elif node.grad is None:  # a leaf owns its gradient (no aliasing of a sibling's) ...
-                node.grad = node_grad if id(node) in fresh else node_grad.copy()
-            else:                    # ... and accumulates
-                node.grad = node.grad + node_grad
+            else:                                         # a leaf: its own copy, summed over calls
+                node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
             if node._backward is None:
                 continue
-            parent_grads = node._backward(node_grad)
-            for parent, parent_grad in zip(node._parents, parent_grads):
+            for parent, parent_grad in zip(node._parents, node._backward(node_grad)):
                 if parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                if key in pending:
-                    pending[key] = pending[key] + parent_grad
-                    fresh.add(key)
-                else:    # a product such as A^T g is fresh; g itself, a view of it, or a shared one is not
-                    pending[key] = parent_grad
-                    shared = np.may_share_memory(parent_grad, node_grad) or sum(
-                        other is parent_grad for other in parent_grads) > 1
-                    (fresh.discard if shared else fresh.add)(key)
+                pending[key] = pending[key] + parent_grad if key in pending else parent_grad
 
-    # ------------------------------------------------- arithmetic (broadcast)
     def __add__(self, other: Any) -> Tensor:
         """z = x + y;  dz/dx = 1, dz/dy = 1 (summed back over broadcast axes)."""
         other = _tensor(other, like=self)
-
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return _unbroadcast(g, self.shape), _unbroadcast(g, other.shape)
-
         return Tensor._result(self.data + other.data, (self, other), backward)
 
     def __sub__(self, other: Any) -> Tensor:
         """z = x - y;  dz/dx = 1, dz/dy = -1."""
         other = _tensor(other, like=self)
-
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return _unbroadcast(g, self.shape), _unbroadcast(-g, other.shape)
-
         return Tensor._result(self.data - other.data, (self, other), backward)
 
     def __mul__(self, other: Any) -> Tensor:
         """z = x * y (elementwise);  dz/dx = y, dz/dy = x."""
         other = _tensor(other, like=self)
-
         def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
             # (a constant factor, such as mean's 1/n, gets no gradient: none is computed for it)
             return (_unbroadcast(g * other.data, self.shape) if self.requires_grad else None,
                     _unbroadcast(g * self.data, other.shape) if other.requires_grad else None)
-
         return Tensor._result(self.data * other.data, (self, other), backward)
 
     def __truediv__(self, other: Any) -> Tensor:
         """z = x / y;  dz/dx = 1 / y, dz/dy = -x / y^2."""
         other = _tensor(other, like=self)
-
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return (_unbroadcast(g / other.data, self.shape),
                     _unbroadcast(-g * self.data / other.data**2, other.shape))
-
         return Tensor._result(self.data / other.data, (self, other), backward)
 
     def __pow__(self, exponent: float) -> Tensor:
@@ -250,10 +207,8 @@ class Tensor:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("Tensor ** p takes a constant scalar exponent p")
         p = float(exponent)
-
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
             return (g * p * self.data ** (p - 1),)
-
         return Tensor._result(self.data**p, (self,), backward)
 
     def __neg__(self) -> Tensor:
@@ -272,13 +227,9 @@ class Tensor:
     def __rtruediv__(self, other: Any) -> Tensor:
         return _tensor(other, like=self) / self
 
-    # --------------------------------------------------------- matrix product
     def __matmul__(self, other: Any) -> Tensor:
-        """Z = A @ B for 1-D or 2-D operands;  dZ/dA: g @ B^T,  dZ/dB: A^T @ g.
-
-        Shapes: A (n, d) @ B (d, h) -> (n, h). With a vector on either side the same rule holds
-        with the vector read as a row (left) or a column (right).
-        """
+        """Z = A @ B;  dZ/dA: g @ B^T,  dZ/dB: A^T @ g. Shapes: A (n, d) @ B (d, h) -> (n, h); a 1-D
+        operand is read as a row (left) or a column (right)."""
         other = _tensor(other)
         a, b = self.data, other.data
         if a.ndim not in (1, 2) or b.ndim not in (1, 2):
@@ -286,7 +237,6 @@ class Tensor:
         if a.shape[-1] != b.shape[0]:
             raise ShapeError(f"@ needs the inner dimensions to agree: {a.shape} @ {b.shape} "
                              f"({a.shape[-1]} != {b.shape[0]})")
-
         def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
             a2 = a if a.ndim == 2 else a[None, :]
             b2 = b if b.ndim == 2 else b[:, None]
@@ -295,21 +245,17 @@ class Tensor:
             da = (g2 @ b2.T).reshape(a.shape) if self.requires_grad else None
             db = (a2.T @ g2).reshape(b.shape) if other.requires_grad else None
             return da, db
-
         return Tensor._result(a @ b, (self, other), backward)
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return _tensor(other) @ self
 
-    # ------------------------------------------------------------- reductions
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """s = sum of x over ``axis``;  ds/dx = 1 everywhere (the gradient is copied back out)."""
-
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
             if axis is not None and not keepdims:
                 g = np.expand_dims(g, axis)
             return (np.broadcast_to(g, self.shape).copy(),)
-
         return Tensor._result(self.data.sum(axis=axis, keepdims=keepdims), (self,), backward)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -318,7 +264,6 @@ class Tensor:
         count = math.prod(self.shape[a] for a in axes)
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
-    # ----------------------------------------------------------------- shapes
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
         """The same values in a new shape; the gradient is reshaped back."""
         new_shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -329,7 +274,6 @@ class Tensor:
         """The transpose (axes reversed); the gradient is transposed back."""
         return Tensor._result(self.data.T, (self,), lambda g: (g.T,))
 
-    # --------------------------------------------------- elementwise functions
     def exp(self) -> Tensor:
         """y = e^x;  dy/dx = e^x = y."""
         out_data = np.exp(self.data)
@@ -345,51 +289,35 @@ class Tensor:
         return Tensor._result(np.maximum(self.data, 0), (self,), lambda g: (g * active,))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        """y = z - log sum_j e^{z_j} (stable: the row maximum is subtracted first).
-
-        Local derivative: dy_i/dz_j = [i = j] - softmax(z)_j, so the gradient is
-        ``g - softmax(z) * sum(g)`` along ``axis`` (notebooks/02_backprop_by_hand.ipynb).
-        """
-        # the maximum read at the argmax: the same number, 4x faster than max() along a short axis
-        peak = np.take_along_axis(self.data, np.expand_dims(self.data.argmax(axis=axis), axis), axis=axis)
-        shifted = self.data - peak
+        """y = z - log sum_j e^{z_j} (stable: z_max subtracted first);  dy_i/dz_j = [i = j] - softmax(z)_j, so
+        the gradient is ``g - softmax(z) * sum(g)`` along ``axis`` (notebooks/02_backprop_by_hand.ipynb)."""
+        shifted = self.data - self.data.max(axis=axis, keepdims=True)     # z - z_max
         out_data = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
             return (g - np.exp(out_data) * g.sum(axis=axis, keepdims=True),)
-
         return Tensor._result(out_data, (self,), backward)
 
     def pick(self, labels: Any) -> Tensor:
-        """Select one entry per row: ``out[i] = x[i, labels[i]]`` (for cross-entropy).
-
-        The gradient is ``g[i]`` at ``(i, labels[i])`` and 0 elsewhere. Shapes: (n, k), (n,) -> (n,).
-        """
+        """``out[i] = x[i, labels[i]]`` (for cross-entropy); the gradient is ``g[i]`` at ``(i, labels[i])``, 0
+        elsewhere. Shapes: (n, k), (n,) -> (n,)."""
         labels = np.asarray(labels)
         if self.ndim != 2:
             raise ShapeError(f"pick() needs a 2-D tensor (rows, classes), got shape {self.shape}")
-        if labels.shape != (self.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"pick() needs one integer label per row: shape ({self.shape[0]},), "
-                             f"got dtype {labels.dtype} and shape {labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() >= self.shape[1]):
-            raise ValueError(f"labels must lie in 0..{self.shape[1] - 1}, got values from "
-                             f"{labels.min()} to {labels.max()}")
-        rows = np.arange(self.shape[0])
-
+        (n, k), rows = self.shape, np.arange(self.shape[0])
+        fits = labels.shape == (n,) and labels.dtype.kind in "iu"
+        if not fits or (n and not 0 <= labels.min() <= labels.max() < k):
+            raise ValueError(f"pick() needs one integer label in 0..{k - 1} per row, shape ({n},); got "
+                             f"{labels.dtype} labels of shape {labels.shape}")
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
             full = np.zeros_like(self.data)
             full[rows, labels] = g
             return (full,)
-
         return Tensor._result(self.data[rows, labels], (self,), backward)
 
 
 def _tensor(value: Any, like: Tensor | None = None) -> Tensor:
-    """Constants (arrays, numbers) enter the graph as leaves that need no gradient.
-
-    A Python number takes the dtype of ``like`` (NumPy's rule for Python scalars), so that
-    ``float32_tensor * 0.5`` stays float32 instead of becoming a float64 0-d array's product.
-    """
+    """Constants (arrays, numbers) enter the graph as leaves that need no gradient; a Python number takes
+    the dtype of ``like`` (NumPy's rule for Python scalars: ``float32_tensor * 0.5`` stays float32)."""
     if isinstance(value, Tensor):
         return value
     if like is not None and type(value) in (int, float):
