@@ -178,15 +178,16 @@ def grid(held: Held, criteria: list[str], args: argparse.Namespace, cache: dict)
     for recovery in (r for r in args.recoveries if r != "recipe"):
         by_lr.setdefault(grid_lr(recovery, base.original_lr), []).append(recovery)
     for lr, recoveries in by_lr.items():
-        result = experiment.sweep(model, held.triple, base, criteria=criteria, sparsities=args.sparsities,
-                                  recoveries=recoveries, seeds=seeds, workers=args.workers,
-                                  snapshots={seed: snapshot for seed in seeds}, progress=False, lr=lr)
+        result = experiment.sweep(model, held.triple, base.replace(lr=lr),
+                                  grid={"criterion": criteria, "sparsity": args.sparsities,
+                                        "recovery": recoveries}, seeds=seeds, executor=args.workers,
+                                  snapshots={seed: snapshot for seed in seeds}, progress=False)
         runs += result.runs
     if "recipe" in args.recoveries:
         gradual = [c for c in criteria if c != "obs"]      # OBS is the head start's, not a gradual criterion
-        result = experiment.sweep(model, held.triple, Recipe(**one_round(args.budget)), criteria=gradual,
-                                  sparsities=args.sparsities, seeds=seeds, workers=args.workers,
-                                  progress=False)
+        result = experiment.sweep(model, held.triple, Recipe(**one_round(args.budget)),
+                                  grid={"criterion": gradual, "sparsity": args.sparsities}, seeds=seeds,
+                                  executor=args.workers, progress=False)
         for run in result.runs:
             run["recovery"] = RECIPE_LABEL
         runs += result.runs
@@ -201,9 +202,10 @@ def closed_form(held: Held, args: argparse.Namespace, cache: dict) -> list[dict[
     model, _ = dense_model(held, 0, cache)
     runs = []
     for criterion in ("magnitude", "obs"):
-        result = experiment.sweep(model, held.triple, grid_recipe(1), criteria=[criterion],
-                                  sparsities=args.sparsities, recoveries=["none", "reconstruct"], seeds=[0],
-                                  workers=args.workers, progress=False)
+        result = experiment.sweep(model, held.triple, grid_recipe(1),
+                                  grid={"criterion": [criterion], "sparsity": args.sparsities,
+                                        "recovery": ["none", "reconstruct"]}, seeds=[0],
+                                  executor=args.workers, progress=False)
         runs += [{**run, "dataset": held.name} for run in result.runs]
     return runs
 
@@ -293,8 +295,8 @@ def target(args: argparse.Namespace, cache: dict,
     for label in chosen:
         started = time.perf_counter()
         recipe = candidates[label]
-        result = experiment.sweep(models, held.triple, recipe, sparsities=sorted(TARGETS), seeds=seeds,
-                                  workers=args.workers, progress=False)
+        result = experiment.sweep(models, held.triple, recipe, grid={"sparsity": sorted(TARGETS)},
+                                  seeds=seeds, executor=args.workers, progress=False)
         print(f"  {label}: {time.perf_counter() - started:.0f} s", flush=True)
         runs += [{**run, "recipe": label, "settings": recipe.to_dict()} for run in result.runs]
         save({"dense": dense, "dense_val": dense_val, "runs": runs, "controls": [], "targets": TARGETS,

@@ -202,10 +202,11 @@ def test_the_paper_recipes_keep_their_papers_rate():
 
 
 def test_sweep_averages_over_seeds_and_workers_give_the_same_numbers(dense, clusters):
-    options = dict(criteria=["magnitude", "random"], sparsities=[0.8, 0.9], recoveries=["finetune"],
-                   seeds=[0, 1], epochs=1, tolerance=0.0, progress=False)
-    inline = sweep(dense[0], clusters, FAST, workers=1, **options)
-    parallel = sweep(dense[0], clusters, FAST, workers=2, **options)
+    grid = {"criterion": ["magnitude", "random"], "sparsity": [0.8, 0.9], "recovery": ["finetune"]}
+    options = dict(grid=grid, seeds=[0, 1], progress=False)
+    recipe = FAST.replace(epochs=1, tolerance=0.0)
+    inline = sweep(dense[0], clusters, recipe, executor=1, **options)
+    parallel = sweep(dense[0], clusters, recipe, executor=2, **options)
     assert len(inline.runs) == 8 and len(inline.cells) == 4
     assert [r["final_accuracy"] for r in inline.runs] == [r["final_accuracy"] for r in parallel.runs]
     cell = inline.cell("random", 0.9, "finetune")
@@ -218,22 +219,22 @@ def test_sweep_averages_over_seeds_and_workers_give_the_same_numbers(dense, clus
 def test_sweep_runs_on_any_executor(dense, clusters):
     from concurrent.futures import ThreadPoolExecutor
 
-    options = dict(criteria=["magnitude"], sparsities=[0.9], recoveries=["finetune", "none"], seeds=[0],
-                   epochs=1, progress=False)
-    inline = sweep(dense[0], clusters, FAST, **options)
+    options = dict(grid={"criterion": ["magnitude"], "sparsity": [0.9], "recovery": ["finetune", "none"]},
+                   seeds=[0], progress=False)
+    inline = sweep(dense[0], clusters, FAST.replace(epochs=1), **options)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        threaded = sweep(dense[0], clusters, FAST, executor=pool, **options)
+        threaded = sweep(dense[0], clusters, FAST.replace(epochs=1), executor=pool, **options)
     assert [r["final_accuracy"] for r in inline.runs] == [r["final_accuracy"] for r in threaded.runs]
 
 
 def test_sweep_on_a_dask_cluster(dense, clusters):
     distributed = pytest.importorskip("distributed")
-    options = dict(criteria=["magnitude"], sparsities=[0.8, 0.9], recoveries=["finetune"], seeds=[0],
-                   epochs=1, progress=False)
-    inline = sweep(dense[0], clusters, FAST, **options)
+    options = dict(grid={"criterion": ["magnitude"], "sparsity": [0.8, 0.9], "recovery": ["finetune"]},
+                   seeds=[0], progress=False)
+    inline = sweep(dense[0], clusters, FAST.replace(epochs=1), **options)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
-        remote = sweep(dense[0], clusters, FAST, executor=client.get_executor(), **options)
+        remote = sweep(dense[0], clusters, FAST.replace(epochs=1), executor=client.get_executor(), **options)
     assert [r["final_accuracy"] for r in inline.runs] == [r["final_accuracy"] for r in remote.runs]
 
 
@@ -244,7 +245,9 @@ def test_failed_runs_are_recorded_and_left_out_of_the_cells(dense, clusters):
              "recovered": False}]
     assert [(c["criterion"], c["n"]) for c in experiment.aggregate(runs)] == [("magnitude", 1)]
     with pytest.raises(ValueError, match="at least one"):
-        sweep(dense[0], clusters, FAST, sparsities=[], progress=False)
+        sweep(dense[0], clusters, FAST, grid={"sparsity": []}, progress=False)
+    with pytest.raises(ValueError, match="grid varies"):
+        sweep(dense[0], clusters, FAST, grid={"lr": [1e-3]}, progress=False)
 
 
 def test_the_loop_is_one_import_away():

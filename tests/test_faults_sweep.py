@@ -23,9 +23,9 @@ from tinyprune.experiment.recipe import Recipe
 from tinyprune.experiment.sweep import sweep
 
 sweep_module = importlib.import_module("tinyprune.experiment.sweep")   # the package's "sweep" is the function
-FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400)
-GRID = dict(criteria=["magnitude"], sparsities=[0.5, 0.8, 0.9], recoveries=["finetune"], seeds=[0],
-            epochs=1, progress=False)
+FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400, epochs=1)
+GRID = dict(grid={"criterion": ["magnitude"], "sparsity": [0.5, 0.8, 0.9], "recovery": ["finetune"]},
+            seeds=[0], progress=False)
 SLOW_SWEEP = textwrap.dedent("""
     import importlib, os, sys, time
     sweep_module = importlib.import_module("tinyprune.experiment.sweep")   # the module, not the function
@@ -164,7 +164,7 @@ def test_a_run_whose_worker_always_dies_is_reported_lost_and_the_others_are_kept
         return real(model, data, recipe, snapshot)
 
     monkeypatch.setattr(sweep_module, "run_cell", dies_at_0_8)
-    result = sweep(dense[0], clusters, FAST, workers=2, journal=tmp_path / "journal", **GRID)
+    result = sweep(dense[0], clusters, FAST, executor=2, journal=tmp_path / "journal", **GRID)
     assert [run["sparsity"] for run in result.lost] == [0.8]
     assert "died on each of 3 attempt(s)" in result.lost[0]["error"]
     assert sorted(cell["sparsity"] for cell in result.cells) == [0.5, 0.9]
@@ -177,4 +177,4 @@ def test_an_exception_in_a_run_is_raised_not_retried(dense, clusters, monkeypatc
 
     monkeypatch.setattr(sweep_module, "run_cell", broken)
     with pytest.raises(RuntimeError, match="a bug in the run"):
-        sweep(dense[0], clusters, FAST, workers=2, **GRID)
+        sweep(dense[0], clusters, FAST, executor=2, **GRID)

@@ -69,8 +69,8 @@ def test_the_python_blocks_of_the_readme_run(tmp_path, monkeypatch):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
                                   silence_logs=50) as cluster:
         for block in fenced_blocks("python"):
-            grid = "sparsities=[0.8, 0.9, 0.95], seeds=[0, 1, 2]"
-            block = block.replace(grid, "sparsities=[0.9], seeds=[0]")        # keep the cluster's work small
+            grid = '"sparsity": [0.8, 0.9, 0.95]}, seeds=[0, 1, 2]'
+            block = block.replace(grid, '"sparsity": [0.9]}, seeds=[0]')    # keep the cluster's work small
             block = block.replace("tcp://scheduler-host:8786", cluster.scheduler_address)
             exec(compile(block, "README", "exec"), namespace)
     assert namespace["report"].sparsity == pytest.approx(0.8, abs=0.005)

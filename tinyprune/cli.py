@@ -665,8 +665,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     with stage_context as stage:
         folder = _stage_path(stage)
         model = _sweep_dense_model(args, held_out[0], recipe.seed, journal)
-        result = experiment.sweep(model, held_out, recipe, criteria=args.criteria, sparsities=args.sparsities,
-                                  recoveries=args.recoveries, seeds=args.seeds, workers=args.workers,
+        grid = {"criterion": args.criteria, "sparsity": args.sparsities, "recovery": args.recoveries}
+        result = experiment.sweep(model, held_out, recipe, grid=grid, seeds=args.seeds, executor=args.workers,
                                   progress=not args.no_progress, journal=journal)
         if result.lost:
             raise TinypruneError(f"{len(result.lost)} of {len(result.runs)} runs were lost (the process "

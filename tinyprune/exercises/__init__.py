@@ -17,7 +17,6 @@ with tinyprune's own and with finite differences.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -28,37 +27,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 STUDENT_FILE = Path(__file__).with_name("student.py")
 SOLUTIONS_FILE = Path(__file__).with_name("solutions.py")
 
 
-@dataclass(frozen=True)
-class Exercise:
-    """One exercise: the function the student writes, what it covers, the notebook that derives it."""
-
-    name: str
-    covers: str
-    notebook: str
-
-
-EXERCISES: tuple[Exercise, ...] = (
-    Exercise("linear_forward", "a layer's forward pass Z = A W + b", "01"),
-    Exercise("layer_backward", "dW = Aᵀδ, db = Σ_rows δ, δ_prev = (δ Wᵀ) ⊙ relu'(Z_prev)", "02"),
-    Exercise("softmax_cross_entropy_grad", "∂L/∂z = (P − Y)/n of softmax cross-entropy", "02"),
-    Exercise("squared_error_softmax_grad", "the squared error's gradient through the softmax Jacobian", "02"),
-    Exercise("masked_sgd_step", "SGD with momentum keeping pruned weights and their velocity at 0", "04"),
-    Exercise("masked_adam_step", "Adam keeping pruned weights and both moments at 0", "04"),
-    Exercise("masked_step_property", "a hypothesis property of your own: a masked step keeps pruned weights "
-             "and their velocity at 0", "04"),
-    Exercise("global_magnitude_masks", "global magnitude pruning with exactly round(s·N_w) pruned", "05"),
-    Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
-    Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),
-    Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
-    Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),
-    Exercise("remove_neuron", "compaction: delete a dead neuron, folding its constant output", "09"),
-)
+from tinyprune.exercises.catalogue import EXERCISES, Exercise  # noqa: E402
 
 
 @dataclass
@@ -79,48 +53,7 @@ def find(name: str) -> Exercise:
     raise ValueError(f"unknown exercise {name!r}; expected one of {[e.name for e in EXERCISES]}")
 
 
-def _files(path: str | Path) -> list[Path]:
-    path = Path(path)
-    files = sorted(path.glob("*.py")) if path.is_dir() else [path]
-    if not files or not all(f.is_file() and f.suffix == ".py" for f in files):
-        raise ValueError(f"{path} is neither a .py file nor a folder with .py files in it")
-    return files
-
-
-def load_functions(path: str | Path) -> dict[str, Callable]:
-    """The exercise functions defined in a ``.py`` file, or in every ``.py`` file of a folder.
-
-    Later files (in sorted order) win when two define the same name. ``ValueError`` if ``path``
-    is neither a ``.py`` file nor a folder holding one, or if importing a file fails. This runs the
-    files' code: ``check`` calls it in a separate process (``_worker``), never in its own.
-    """
-    names = {exercise.name for exercise in EXERCISES}
-    found: dict[str, Callable] = {}
-    for file in _files(path):
-        try:
-            module = _import_file(file)
-        except Exception as error:                # a syntax error or a crash at import: name the file
-            raise ValueError(f"importing {file} raised {type(error).__name__}: {error}") from error
-        found.update({name: getattr(module, name) for name in names if callable(getattr(module, name, None))})
-    return found
-
-
-def foreign(functions: dict[str, Callable], path: str | Path) -> dict[str, str]:
-    """The functions not written in ``path``'s files (imported, e.g. ``from ...solutions import *``):
-    name -> the file that defines them. A grade is for the student's own code."""
-    own = {file.resolve() for file in _files(path)}
-    where = {name: getattr(getattr(function, "__code__", None), "co_filename", "") for name, function
-             in functions.items()}
-    return {name: file for name, file in where.items() if not file or Path(file).resolve() not in own}
-
-
-def _import_file(file: Path) -> ModuleType:
-    name = f"_tinyprune_exercise_{abs(hash(str(file.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module                   # dataclasses and pickling-free imports expect it there
-    spec.loader.exec_module(module)
-    return module
+from tinyprune.exercises.loading import _files, foreign, load_functions  # noqa: E402
 
 
 def grade(name: str, function: Callable, max_examples: int = 30, shrink: bool = True) -> Result:

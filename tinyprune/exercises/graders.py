@@ -242,8 +242,10 @@ def grade_layer_backward(function: Callable, config: settings) -> None:
             inputs = _describe(delta=delta, A_prev=cache.inputs[index], W=W, Z_prev=Z_prev)
             dW, db, delta_prev = _pair(call(function, delta=delta, A_prev=cache.inputs[index], W=W,
                                             Z_prev=Z_prev), 3, "layer_backward")
-            close(f"dW of layer {index + 1} (tinyprune.core.backprop)", dW, expected[f"layers.{index}.W"], inputs)
-            close(f"db of layer {index + 1} (tinyprune.core.backprop)", db, expected[f"layers.{index}.b"], inputs)
+            close(f"dW of layer {index + 1} (tinyprune.core.backprop)", dW, expected[f"layers.{index}.W"],
+                  inputs)
+            close(f"db of layer {index + 1} (tinyprune.core.backprop)", db, expected[f"layers.{index}.b"],
+                  inputs)
             delta = np.asarray(delta_prev, dtype=np.float64)
         # the last δ_prev (Z_prev = 1) is ∂L/∂X: check it against central differences of the loss
         numeric = numeric_gradient(lambda x: losses.cross_entropy(model(x), y), X.copy())
@@ -263,7 +265,8 @@ def grade_softmax_cross_entropy_grad(function: Callable, config: settings) -> No
         z, y = data.draw(testing.arrays((n, k), bound=20.0)), data.draw(testing.labels(n, k))
         got = call(function, z=z, y=y)
         inputs = _describe(z=z, y=y)
-        close("∂L/∂z (tinyprune.core.losses.cross_entropy_grad)", got, losses.cross_entropy_grad(z, y), inputs)
+        close("∂L/∂z (tinyprune.core.losses.cross_entropy_grad)", got, losses.cross_entropy_grad(z, y),
+              inputs)
         numeric = numeric_gradient(lambda v: losses.cross_entropy(v, y), z.copy())
         close("∂L/∂z (finite differences)", got, numeric, inputs, rtol=1e-4, atol=1e-7)
     prop()

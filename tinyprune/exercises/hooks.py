@@ -134,8 +134,7 @@ def use(folder: str | Path | dict[str, Callable]) -> Iterator[Usage]:
     ``fit`` takes the plain textbook path (``tp.plain()``), the one that calls the swapped functions.
     This imports and runs the student's code in this process (``check`` grades it in another first).
     """
-    from tinyprune.exercises import load_functions
-
+    from tinyprune.exercises.loading import load_functions
     from tinyprune.fast.switch import plain
 
     functions = folder if isinstance(folder, dict) else load_functions(folder)

@@ -22,7 +22,7 @@ import statistics
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,43 +343,43 @@ def _run_pooled(tasks: dict[int, Recipe], submit: Callable[[Executor, Recipe], F
     return {index: _lost(task, retries + 1, why or "unknown") for index, task in pending.items()}
 
 
+#: The recipe fields a sweep's grid may vary, each with its value per run.
+GRID_FIELDS = ("criterion", "sparsity", "recovery")
+
+
 def sweep(
     model: MLP | dict[int, MLP] | Callable[[int], MLP],
     data: Any,
     recipe: Recipe | None = None,
     *,
-    criteria: Sequence[str] | None = None,
-    sparsities: Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.98),
-    recoveries: Sequence[str] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
     seeds: Sequence[int] = (0,),
-    workers: int = 1,
-    executor: Executor | None = None,
-    progress: bool = True,
+    executor: Executor | int | None = None,
     snapshots: dict[int, Any] | None = None,
     journal: str | os.PathLike[str] | None = None,
-    **changes: Any,
+    progress: bool = True,
 ) -> Sweep:
-    """Run ``prune_and_recover`` on every (criterion, sparsity, recovery, seed) and average over the seeds.
+    """Run ``prune_and_recover`` on every point of ``grid`` and seed, and average over the seeds.
 
-    Every run is ``recipe.replace(criterion=, sparsity=, recovery=, seed=, **changes)`` (``criteria`` and
-    ``recoveries`` default to the recipe's own). ``model`` is the trained dense model (copied for every run),
-    ``{seed: model}``, or ``seed -> model``; with ``snapshots`` (``{seed: WeightSnapshot}``) the ``rewind``
-    recovery rewinds to them. Every cell is checked before any run starts. A run the loop refuses
-    (``ValueError``, e.g. a criterion that would remove a whole layer) is recorded with its ``"error"`` and
-    left out of the cells.
+    ``grid`` maps recipe fields of ``GRID_FIELDS`` to the values to try, e.g. ``{"criterion":
+    ["magnitude", "lamp"], "sparsity": [0.5, 0.9]}``; a field it leaves out keeps the recipe's value
+    (``sparsity`` defaults to 0.5, 0.8, 0.9, 0.95, 0.98). Every run is ``recipe.replace(**point, seed=)``.
+    ``model`` is the trained dense model (copied for every run), ``{seed: model}``, or ``seed -> model``;
+    with ``snapshots`` (``{seed: WeightSnapshot}``) the ``rewind`` recovery rewinds to them. Every cell is
+    checked before any run starts. A run the loop refuses (``ValueError``, e.g. a criterion that would
+    remove a whole layer) is recorded with its ``"error"`` and left out of the cells.
 
     Where the runs go: ``executor``, any ``concurrent.futures.Executor`` (each run is sent with its model and
-    data, e.g. to a Dask cluster: ``distributed.Client(address).get_executor()``); else ``workers > 1``
-    local processes (BLAS pinned to one thread each); ``workers=1`` runs them here, in order.
+    data, e.g. to a Dask cluster: ``distributed.Client(address).get_executor()``); a number N > 1 is a pool
+    of N local processes (BLAS pinned to one thread each); ``None`` or 1 runs them here, in order.
     ``journal``: a folder where each finished run is saved as it completes and from which a stopped sweep
     resumes (``Journal``); a run whose process dies is sent again up to ``RETRIES`` times, then recorded as
     lost (``Sweep.lost``). The records come back in grid order whatever the order they finished in.
     Shapes: ``data.train.X`` (n, d_0) -> ``Sweep`` with one cell per (criterion, sparsity, recovery).
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    base = (recipe or DEFAULT).replace(**changes)
-    tasks = _grid(base, criteria, sparsities, recoveries, seeds)
+    workers, executor = _workers(executor)
+    base = recipe or DEFAULT
+    tasks = _grid(base, dict(grid or {}), seeds)
     models = (
         {seed: model for seed in seeds}
         if isinstance(model, MLP)
@@ -410,18 +410,27 @@ def sweep(
     return Sweep(runs=runs, cells=aggregate(runs), dense_accuracy=dense, options=options)
 
 
-def _grid(base: Recipe, criteria: Sequence[str] | None, sparsities: Sequence[float],
-          recoveries: Sequence[str] | None, seeds: Sequence[int]) -> list[Recipe]:
-    """Every (criterion, sparsity, recovery, seed) as a checked recipe, in grid order."""
-    criteria, recoveries = list(criteria or [base.criterion]), list(recoveries or [base.recovery])
-    for label, values in (
-        ("criteria", criteria),
-        ("sparsities", list(sparsities)),
-        ("recoveries", recoveries),
-        ("seeds", list(seeds)),
-    ):
+def _workers(executor: Executor | int | None) -> tuple[int, Executor | None]:
+    """``(local processes, executor)`` from ``sweep``'s ``executor`` argument."""
+    if executor is None:
+        return 1, None
+    if isinstance(executor, bool) or (isinstance(executor, int) and executor < 1):
+        raise ValueError(f"executor must be an Executor or a number of processes >= 1, got {executor!r}")
+    return (executor, None) if isinstance(executor, int) else (1, executor)
+
+
+def _grid(base: Recipe, grid: dict[str, Sequence[Any]], seeds: Sequence[int]) -> list[Recipe]:
+    """Every point of the grid and seed as a checked recipe, in grid order."""
+    unknown = sorted(set(grid) - set(GRID_FIELDS))
+    if unknown:
+        raise ValueError(f"a sweep's grid varies {', '.join(GRID_FIELDS)}, got {unknown}")
+    criteria = list(grid.get("criterion") or [base.criterion])
+    sparsities = list(grid.get("sparsity", (0.5, 0.8, 0.9, 0.95, 0.98)))
+    recoveries = list(grid.get("recovery") or [base.recovery])
+    for label, values in (("criterion", criteria), ("sparsity", sparsities), ("recovery", recoveries),
+                          ("seeds", list(seeds))):
         if not values:
-            raise ValueError(f"sweep needs at least one of {label}, got none")
+            raise ValueError(f"sweep needs at least one {label}, got none")
     return [
         base.replace(criterion=c, sparsity=float(s), recovery=r, seed=seed)
         for c in criteria
