@@ -63,7 +63,8 @@ def cost_row(width: int, X: np.ndarray, reference: bool) -> dict[str, Any]:
         started = time.perf_counter()
         obs.obs_reference(slow, X, SPARSITY)
         row["reference_s"] = time.perf_counter() - started
-        row["same_masks"] = all(np.array_equal(a.W.mask, b.W.mask) for a, b in zip(shared.layers, slow.layers))
+        row["same_masks"] = all(np.array_equal(a.W.mask, b.W.mask)
+                                for a, b in zip(shared.layers, slow.layers))
     return row
 
 
@@ -100,7 +101,8 @@ def main() -> None:
         costs = [cost_row(w, train.X, w in args.reference_widths) for w in args.widths]
         quality = [quality_row(seed, (train, val, test)) for seed in args.seeds]
     print(machine_line())
-    print(f"\nOBS to {SPARSITY:.0%} per layer, MLP([784, w, w, 10]), {train.X.shape[0]} rows, one BLAS thread\n")
+    print(f"\nOBS to {SPARSITY:.0%} per layer, MLP([784, w, w, 10]), {train.X.shape[0]} rows, "
+          "one BLAS thread\n")
     print(table(["width", "unavoidable s", "shared s", "shared / unavoidable", "reference s",
                  "reference / unavoidable", "same masks"],
                 [[r["width"], f"{r['unavoidable_s']:.2f}", f"{r['shared_s']:.2f}",

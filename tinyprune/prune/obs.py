@@ -198,7 +198,9 @@ def _inverse_factor(H: np.ndarray) -> np.ndarray:
 
 
 def _smallest(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per row, the ``counts[row]`` smallest scores (ties: the earlier column). Shapes: (h, c), (h,) -> bool (h, c)."""
+    """Per row, the ``counts[row]`` smallest scores (ties: the earlier column).
+
+    Shapes: scores (h, c), counts (h,) -> bool (h, c)."""
     chosen = np.zeros(scores.shape, dtype=bool)
     order = np.argsort(scores, axis=1, kind="stable")
     np.put_along_axis(chosen, order, np.arange(scores.shape[1]) < counts[:, None], axis=1)
