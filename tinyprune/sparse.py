@@ -172,7 +172,7 @@ class SparseMLP:
             chosen = list(kernels)
         if len(chosen) != len(model.layers):
             raise ValueError(f"one kernel per layer: {len(model.layers)} layers, got {len(chosen)} kernels")
-        built = [build_layer(layer.W.data, layer.b.data, kernel) for layer, kernel in zip(model.layers, chosen)]
+        built = [build_layer(layer.W.data, layer.b.data, k) for layer, k in zip(model.layers, chosen)]
         return cls(built, list(model.sizes))
 
     @property

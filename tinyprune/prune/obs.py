@@ -198,10 +198,14 @@ def _inverse_factor(H: np.ndarray) -> np.ndarray:
 
 
 def _smallest(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per row, the ``counts[row]`` smallest scores (ties: the earlier column).
+    """Per row, the ``counts[row]`` smallest scores (ties broken the same way every time).
 
     Shapes: scores (h, c), counts (h,) -> bool (h, c)."""
     chosen = np.zeros(scores.shape, dtype=bool)
+    k = int(counts[0]) if counts.size else 0
+    if np.all(counts == k) and 0 < k < scores.shape[1]:     # one partition per row, not a sort
+        np.put_along_axis(chosen, np.argpartition(scores, k - 1, axis=1)[:, :k], True, axis=1)
+        return chosen
     order = np.argsort(scores, axis=1, kind="stable")
     np.put_along_axis(chosen, order, np.arange(scores.shape[1]) < counts[:, None], axis=1)
     return chosen
@@ -245,19 +249,20 @@ def _sweep(W: np.ndarray, U: np.ndarray, inverse_diagonal: np.ndarray, counts: n
     h, d = removed.shape
     planned = _smallest(np.where(removed, -1.0, W[:, :d] ** 2 / inverse_diagonal[:d]), counts)
     chosen = np.zeros((h, d), dtype=bool)
+    columns = np.ascontiguousarray(W.T)              # (d+1, h): an input per row, so updates stream
     for start in range(0, d, SWEEP_COLUMNS):
         end = min(start + SWEEP_COLUMNS, d)
-        block, U_block = W[:, start:end].copy(), U[start:end, start:end]
-        scores = np.where(removed[:, start:end], -1.0, block**2 / np.diag(U_block) ** 2)
-        drop = _smallest(scores, planned[:, start:end].sum(axis=1))
+        block, U_block = columns[start:end], U[start:end, start:end]
+        scores = np.where(removed[:, start:end], -1.0, (block**2).T / np.diag(U_block) ** 2)
+        drop = _smallest(scores, planned[:, start:end].sum(axis=1)).T       # (B, h)
         errors = np.zeros_like(block)
         for i in range(end - start):
-            errors[:, i] = np.where(drop[:, i], block[:, i] / U_block[i, i], 0.0)
-            block[:, i:] -= np.outer(errors[:, i], U_block[i, i:])           # δw = -(w_i / U_ii) U_{i,F}
+            errors[i] = np.where(drop[i], block[i] / U_block[i, i], 0.0)
+            block[i:] -= np.outer(U_block[i, i:], errors[i])                 # δw = -(w_i / U_ii) U_{i,F}
         block[drop] = 0.0
-        W[:, start:end] = block
-        W[:, end:] -= errors @ U[start:end, end:]                            # the block's updates, at once
-        chosen[:, start:end] = drop
+        columns[end:] -= U[start:end, end:].T @ errors                       # the block's updates, at once
+        chosen[:, start:end] = drop.T
+    W[...] = columns.T
     return chosen
 
 
