@@ -5,8 +5,9 @@
    product (BLAS, zeros included) against the two compressed kernels of ``tinyprune.sparse``
    (``reduceat``: CSR rows and segmented sums; ``gather``: padded rows, one gather per slot). The
    crossover is the highest density at which the best compressed kernel beats dense.
-2. **The whole model** ``MLP([784, w, w, 10])`` pruned by magnitude (layer scope) to 90 / 95 / 98 %:
-   ``model(X)`` against ``SparseMLP.from_model(model)`` (kernels by ``tinyprune.sparse.choose``),
+2. **The whole model** ``MLP([784, w, w, 10])`` pruned to 90 / 95 / 98 % by magnitude (layer scope:
+   unequal rows) and per unit (every output keeps as many inputs, as OBS leaves it): ``model(X)``
+   against ``SparseMLP.from_model(model, batch=...)`` (kernels by ``tinyprune.sparse.choose``),
    beside compaction (``tinyprune.prune.compact``) of a model with 50 / 75 % of its hidden neurons
    removed, whose speed-up the FLOPs predict.
 
@@ -83,24 +84,35 @@ def crossovers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def per_unit(model: MLP, sparsity: float) -> MLP:
+    """Every output of every layer keeps its ``d - round(s · d)`` largest weights: the counts OBS leaves."""
+    for layer in model.layers:
+        W = layer.W.data
+        keep = np.argsort(-np.abs(W), axis=0, kind="stable") < W.shape[0] - round(sparsity * W.shape[0])
+        W[~keep] = 0
+    return model
+
+
 def model_rows(width: int, runs: int) -> list[dict[str, Any]]:
     dense = MLP([784, width, width, 10], seed=0)
     X = np.random.default_rng(2).random((1000, 784), dtype=np.float32)
-    cases: list[tuple[str, Any, Any]] = []
+    cases: list[tuple[str, Any]] = []
     for sparsity in (0.9, 0.95, 0.98):
         pruned = copy.deepcopy(dense)
         core.magnitude(pruned, sparsity, scope="layer")
-        cases.append((f"{sparsity:.0%} of weights (unstructured)", pruned,
-                      sparse.SparseMLP.from_model(pruned)))
+        cases.append((f"{sparsity:.0%} of weights, layer magnitude", pruned))
+        cases.append((f"{sparsity:.0%} of weights, per unit (as OBS)",
+                      per_unit(copy.deepcopy(dense), sparsity)))
     for fraction in (0.5, 0.75):
         pruned = copy.deepcopy(dense)
         core.prune(pruned, fraction, criterion="l2", scope="layer", structure="neurons")
-        cases.append((f"{fraction:.0%} of neurons (compacted)", pruned, compact(pruned)))
+        cases.append((f"{fraction:.0%} of neurons, compacted", pruned))
     rows = []
-    for label, masked, fast in cases:
-        call = fast.logits if isinstance(fast, sparse.SparseMLP) else fast
-        assert np.allclose(call(X[:50]), masked(X[:50]), rtol=1e-4, atol=1e-4)
+    for label, masked in cases:
         for batch in (1, 1000):
+            fast = compact(masked) if "neurons" in label else sparse.SparseMLP.from_model(masked, batch=batch)
+            call = fast.logits if isinstance(fast, sparse.SparseMLP) else fast
+            assert np.allclose(call(X[:50]), masked(X[:50]), rtol=1e-4, atol=1e-4)
             Xb = X[:batch]
             t_dense, t_fast = [], []
             for _ in range(runs):

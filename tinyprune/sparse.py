@@ -70,12 +70,10 @@ def _reduceat(XT: np.ndarray, vals: np.ndarray, cols: np.ndarray, indptr: np.nda
     while first < h:
         last = max(first + 1, int(np.searchsorted(indptr, indptr[first] + budget, side="right")) - 1)
         low, high = indptr[first], indptr[last]
-        if high > low:
-            offsets = indptr[first:last] - low
+        filled = indptr[first:last] < indptr[first + 1:last + 1]       # outputs that read something
+        if high > low:                 # segments of the filled outputs only: reduceat sums start..next start
             products = XT[cols[low:high]] * vals[low:high, None]
-            sums = np.add.reduceat(products, np.minimum(offsets, high - low - 1))
-            filled = indptr[first:last] < indptr[first + 1:last + 1]   # reduceat copies, not sums, elsewhere
-            ZT[first:last][filled] = sums[filled]
+            ZT[first:last][filled] = np.add.reduceat(products, indptr[first:last][filled] - low)
         first = last
     return ZT
 
@@ -127,18 +125,21 @@ RULE = (
 
 def choose_kernel(W: np.ndarray, batch: int) -> str:
     """The kernel the measured rule (``RULE``) picks for ``W`` at ``batch`` rows per call: the first
-    line whose size and batch range hold, if ``W``'s density (nonzeros / d·h) is at most its threshold;
-    ``"dense"`` otherwise (small layers, dense enough layers, batches of 1 below 1024 x 1024).
+    line whose size and batch range hold, if ``W``'s density is at most its threshold; ``"dense"``
+    otherwise (small layers, dense enough layers, batches of 1 below 1024 x 1024). The density the
+    ``gather`` kernel pays for is its padded one, ``max_j nnz_j / d`` (every output reads as many inputs
+    as the fullest one); ``reduceat`` pays for the true ``nnz / (d h)``.
 
     >>> W = np.zeros((1024, 1024), np.float32); W[::100] = 1.0          # 11 of 1024 rows: 1.1 %
     >>> choose_kernel(W, 1), choose_kernel(W, 1000), choose_kernel(W[:64, :64], 1000)
     ('dense', 'gather', 'dense')
     """
-    size = W.size
-    density = np.count_nonzero(W) / max(size, 1)
+    d, h = W.shape
+    counts = np.count_nonzero(W, axis=0)
+    density = {"reduceat": counts.sum() / max(W.size, 1), "gather": counts.max(initial=0) / max(d, 1)}
     for least_size, least_batch, most_batch, kernel, threshold in RULE:
-        if size >= least_size and batch >= least_batch and (most_batch is None or batch <= most_batch):
-            return kernel if density <= threshold else "dense"
+        if W.size >= least_size and batch >= least_batch and (most_batch is None or batch <= most_batch):
+            return kernel if density[kernel] <= threshold else "dense"
     return "dense"
 
 
