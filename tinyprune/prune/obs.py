@@ -11,9 +11,16 @@ objective ``E(δ) = 1/n ||Ã δ||² + λ ||δ||²`` has the Hessian ``2 H`` with
 ``λ`` is added to every diagonal entry, the bias's too). Removing weight q costs at least
 ``w_q² / [H⁻¹]_qq`` (up to the common factor that the 2 cancels) and the best move of the others is
 ``δw = -w_q / [H⁻¹]_qq · H⁻¹ e_q``; then q leaves the inverse,
-``H⁻¹ <- H⁻¹ - H⁻¹ e_q e_q^T H⁻¹ / [H⁻¹]_qq``. ``obs_prune`` does this greedily for every output unit
-(a column of ``W``), in blocks of removals (Frantar & Alistarh's OBC, 2022). Derived and checked in
-``notebooks/08_residual_and_reconstruction.ipynb``.
+``H⁻¹ <- H⁻¹ - H⁻¹ e_q e_q^T H⁻¹ / [H⁻¹]_qq``. Two algorithms, same counts, same update:
+
+- ``obs_reference`` (the textbook's, derived and checked in
+  ``notebooks/08_residual_and_reconstruction.ipynb``): greedily for every output unit (a column of ``W``),
+  each on its own copy of ``H⁻¹``, in blocks of removals (Frantar & Alistarh's OBC, 2022); about h · d³
+  multiply-adds per layer.
+- ``obs_prune`` (what the verb runs): one Cholesky factor of ``H⁻¹`` per layer shared by all units
+  (SparseGPT's sweep, Frantar & Alistarh 2023) narrows each unit to a few candidates, then the textbook's
+  greedy OBS chooses among them per unit; about ``n d² + d³ + h d² + h · pool³``.
+  ``tests/test_prune_obs_shared.py`` states what is equal and what may differ.
 
 Through the verb: ``prune.prune(model, 0.9, "obs", scope="global", data=X, damping=0.01)``. OBS counts
 per unit: every column of ``W_l`` keeps ``d - round(s_l · d)`` weights, so a layer loses
@@ -501,7 +508,8 @@ def obs_reference(model: MLP, X: Any, sparsity: float | dict[int, float], *, dam
     Every output unit keeps ``d - round(s · d)`` weights, chosen greedily by ``w_q² / [H⁻¹]_qq`` with the
     OBS update after each block of removals (``block_size=1``: exact greedy OBS as in OBC; ``None``:
     blocks of 1/8 of the remaining candidates, about 20 solves per unit). Cost: about 0.4 d³ multiply-adds
-    per unit (h · d³ per layer), 74x the Gram matrix and factorization at width 512.
+    per unit (h · d³ per layer): 60-180x the Gram matrix and one factorization at width 512
+    (``benchmarks/bench_obs.py``).
 
     >>> from tinyprune.nn import MLP
     >>> model = MLP([8, 6, 3], seed=0)
