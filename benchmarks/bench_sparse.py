@@ -11,7 +11,8 @@
    beside compaction (``tinyprune.prune.compact``) of a model with 50 / 75 % of its hidden neurons
    removed, whose speed-up the FLOPs predict.
 
-Median of ``--runs`` interleaved measurements, each the best mean of a few calls, one BLAS thread.
+The least of ``--runs`` interleaved measurements (each the mean of as many calls as fit in 50 ms;
+the least, because other processes share the machine), one BLAS thread.
 Writes ``benchmarks/results/sparse.json``.
 
     python benchmarks/bench_sparse.py
@@ -65,7 +66,7 @@ def layer_rows(width: int, runs: int) -> list[dict[str, Any]]:
             for _ in range(runs):                                       # interleaved
                 for kernel, layer in layers.items():
                     times[kernel].append(mean_seconds(lambda f=layer, x=XT: f(x)))
-            median = {kernel: float(np.median(t)) for kernel, t in times.items()}
+            median = {kernel: float(np.min(t)) for kernel, t in times.items()}
             best = min(("reduceat", "gather"), key=median.get)
             rows.append({"width": width, "density": density, "batch": batch, **{f"{k}_s": v for k, v in
                          median.items()}, "best_sparse": best, "speedup": median["dense"] / median[best],
@@ -118,9 +119,8 @@ def model_rows(width: int, runs: int) -> list[dict[str, Any]]:
             for _ in range(runs):
                 t_dense.append(mean_seconds(lambda m=masked, x=Xb: m(x)))
                 t_fast.append(mean_seconds(lambda f=call, x=Xb: f(x)))
-            rows.append({"width": width, "case": label, "batch": batch, "dense_s": float(np.median(t_dense)),
-                         "fast_s": float(np.median(t_fast)),
-                         "speedup": float(np.median(t_dense) / np.median(t_fast)),
+            rows.append({"width": width, "case": label, "batch": batch, "dense_s": float(np.min(t_dense)),
+                         "fast_s": float(np.min(t_fast)), "speedup": float(np.min(t_dense) / np.min(t_fast)),
                          "kernels": fast.kernels if isinstance(fast, sparse.SparseMLP) else "compact "
                          + "-".join(map(str, fast.sizes))})
     return rows
