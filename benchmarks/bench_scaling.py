@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bench_prune import timed
 from common import blas_threads, machine_line, table, write_json
 
 from tinyprune import recover
@@ -41,15 +41,9 @@ from tinyprune.train import fit
 STEPS = ("obs", "reconstruct", "magnitude", "obd", "taylor", "recovery epoch")
 
 
-def best_seconds(function: Callable[[], Any], prepare: Callable[[], Any], repeat: int) -> float:
+def best_seconds(function: Callable[[Any], Any], prepare: Callable[[], Any], repeat: int) -> float:
     """The least wall-clock seconds of ``function(prepare())`` over ``repeat`` runs (``prepare`` untimed)."""
-    times = []
-    for _ in range(repeat):
-        argument = prepare()
-        started = time.perf_counter()
-        function(argument)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(timed(function, prepare, repeat))
 
 
 def step_seconds(width: int, train: Any, repeat: int) -> dict[str, float]:
