@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tinyprune import prune as tpp
 from tinyprune import recover
 from tinyprune.core.nn import MLP
-from tinyprune.prune.obs import obs_prune
+from tinyprune.prune.obs import obs_prune, obs_reference
 from tinyprune.testing import mlp_sizes, seeds
 
 REFERENCE = Path(__file__).parent / "data" / "obs_reference.npz"
@@ -32,13 +32,12 @@ def assert_matches(model, reference, tag):
         assert np.array_equal(mask, reference[f"{tag}/{name}/mask"]), (tag, name)
 
 
-def test_obs_is_bit_identical_to_the_code_before_the_move(reference):
+def test_the_reference_obs_is_bit_identical_to_the_code_before_the_move(reference, monkeypatch):
+    """``obs_reference`` is the per-unit algorithm that was ``obs_prune`` at 93d992c; through the verb too."""
+    monkeypatch.setattr(tpp.obs, "obs_prune", obs_reference)
     X = reference["X"]
     model = MLP([12, 8, 6, 4], seed=3)
-    obs_prune(model, X, 0.5)
-    assert_matches(model, reference, "layer50")
-    model = MLP([12, 8, 6, 4], seed=3)
-    recover.obs_prune(model, X, 0.5)                       # the old import path still works
+    obs_reference(model, X, 0.5)
     assert_matches(model, reference, "layer50")
     model = MLP([12, 8, 6, 4], seed=3)                     # the experiment's global OBS, now prune's
     tpp.prune(model, 0.7, "obs", scope="global", data=X, damping=0.01)
@@ -52,8 +51,13 @@ def test_obs_is_bit_identical_to_the_code_before_the_move(reference):
     assert_matches(model, reference, "mapped")
 
 
-def test_a_different_result_is_noticed(reference):
+def test_the_old_import_path_still_works():
+    assert recover.obs_prune is obs_prune
+
+
+def test_a_different_result_is_noticed(reference, monkeypatch):
     """The comparison above can fail: another damping gives other weights."""
+    monkeypatch.setattr(tpp.obs, "obs_prune", obs_reference)
     model = MLP([12, 8, 6, 4], seed=3)
     tpp.prune(model, 0.7, "obs", scope="global", data=reference["X"], damping=0.02)
     with pytest.raises(AssertionError):

@@ -14,6 +14,7 @@ The public face, one import away::
     tp.prune_and_recover(model, data, recipe)   the document's loop: prune, recover, repeat; a Report
     tp.sweep(model, data, criteria=..., ...)    the loop over a grid, mean ± std over seeds; a Sweep
     tp.exercises                                the course's exercises and their property-based graders
+    tp.sparse.SparseMLP.from_model(model)       fixed-mask inference with compressed rows (where it pays)
 
 >>> import tinyprune as tp
 >>> model = tp.MLP([784, 64, 64, 10], seed=0)
@@ -35,6 +36,7 @@ from tinyprune import (
     metrics,
     prune,
     recover,
+    sparse,
     training,
 )
 from tinyprune import training as train
@@ -60,5 +62,5 @@ __all__ = [
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",
     "errors", "evaluate", "exercises", "experiment", "files", "fit", "gradcheck", "interop", "losses",
     "metrics", "nn", "no_grad", "optim", "predict", "prune", "prune_and_recover", "recover", "sweep", "train",
-    "core", "fast", "plain", "training",   # the textbook, its fast twin, the switch, fit
+    "core", "fast", "plain", "sparse", "training",   # the textbook, its fast twin, the switch, fit
 ]
