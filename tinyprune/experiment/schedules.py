@@ -108,9 +108,8 @@ class Gradual(PruneSchedule):
             run.reached_target()
         if pruning:
             run.reconstruct()
-            update = " (its update) and" if first == "obs" else ""
-            run.record("closed form", f"head start: {first}{update} least-squares reconstruction of the "
-                                      "survivors")
+            update = "OBS's update of the survivors, then their" if first == "obs" else "the survivors'"
+            run.record("closed form", f"head start: {update} least-squares reconstruction")
         return head, reached
 
     def ramp(self, run: Run) -> tuple[int, int]:
