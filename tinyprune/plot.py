@@ -168,7 +168,7 @@ def loop_steps(report: Any, path: PathLike, *, title: str | None = None) -> Path
         axes.set_ylabel(f"{split_name} accuracy (%)")
         axes.set_title(f"{split_name} ({meaning}; {report.rows.get(split, 0):,} rows)", fontsize="medium")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small", loc="lower right")
+        axes.legend(fontsize="small", loc="best")
     figure.suptitle(title or f"the loop, step by step: pruned at the red dotted line; verdict: "
                              f"{report.verdict}")
     return _save(figure, path)
@@ -178,7 +178,9 @@ def _step_label(step: Mapping[str, Any]) -> str:
     if step["kind"] == "epoch":
         return f"epoch {step['epochs']}"
     if step["kind"] == "pruned":
-        return f"pruned {100 * step['sparsity']:.1f} %"
+        return f"pruned {100 * step['sparsity']:.1f} % (dense weights)"
+    if step["kind"] == "pruning step":
+        return f"prune to {100 * step['sparsity']:.1f} %"
     return step["kind"]
 
 

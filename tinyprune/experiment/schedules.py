@@ -61,11 +61,10 @@ class Iterative(PruneSchedule):
         steps = prune.polynomial_steps(run.target, self.recipe.steps, self.recipe.power)
         if number <= len(steps):
             run.prune_to(steps[number - 1])
+            run.record("pruning step", f"step {number} of {len(steps)}: {self.recipe.criterion} to "
+                                       f"{weight_sparsity(run.model):.2%} of the weights")
             if number == len(steps):
                 run.reached_target()
-            else:
-                run.record("pruning step", f"step {number} of {len(steps)}: {self.recipe.criterion} to "
-                                           f"{weight_sparsity(run.model):.2%} of the weights")
 
 
 @register_schedule
