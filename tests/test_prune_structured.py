@@ -189,7 +189,8 @@ def wide_models(draw):
 
 @given(wide_models(), st.sampled_from([0.25, 0.5, 0.75]),
        st.sampled_from(["l1", "l2", "l2_out", "random"]))
-def test_global_neuron_pruning_takes_from_every_layer_by_normalised_score(case, sparsity, criterion):
+def test_global_neuron_pruning_takes_the_lowest_normalised_scores_and_never_a_whole_layer(case, sparsity,
+                                                                                          criterion):
     model, scales, seed = case
     reference = copy.deepcopy(model)
     for layer, scale in zip(model.layers, scales):        # ReLU is positively homogeneous: only the
@@ -203,7 +204,9 @@ def test_global_neuron_pruning_takes_from_every_layer_by_normalised_score(case, 
     removed = [int((~flags).sum()) for flags in alive.values()]
     total = sum(flags.size for flags in alive.values())
     assert sum(removed) == round(sparsity * total)                                      # exact count
-    assert all(0 < r < flags.size for r, flags in zip(removed, alive.values()))   # every layer, never all
+    # never a whole layer; a layer whose scores are close together may give up none (its scores
+    # sit near its mean, 1 after normalising, while a layer with a wide spread has scores far below 1)
+    assert all(r < flags.size for r, flags in zip(removed, alive.values()))
     everyone = [np.ones(flags.size, bool) for flags in alive.values()]
     normalised = core.normalise_neuron_scores(list(scores.values()), everyone)
     gone = np.concatenate([n[~alive[k]] for n, k in zip(normalised, alive)])
