@@ -60,6 +60,20 @@ def test_every_tinyprune_command_of_the_readme_exits_0(chain, tmp_path, monkeypa
     if main_job:
         report = next((tmp_path / "runs").iterdir()) / "report.json"
         assert report.is_file()
+        _the_readme_shows_what_the_first_run_prints(capsys.readouterr().out)
+
+
+def _without_seconds(line: str) -> str:
+    return re.sub(r"\d+\.\d s\b", "_ s", line)
+
+
+def _the_readme_shows_what_the_first_run_prints(printed: str) -> None:
+    """The README's copy of the first run's table, steps and verdict is what it prints (timings aside)."""
+    shown = fenced_blocks("text")[0].splitlines()
+    lines = [_without_seconds(line) for line in printed.splitlines()]
+    assert [_without_seconds(line) for line in shown if line.strip()] == \
+        [line for line in lines[lines.index(_without_seconds(shown[0])):] if line.strip()][:len(
+            [line for line in shown if line.strip()])]
 
 
 def test_the_python_blocks_of_the_readme_run(tmp_path, monkeypatch):
