@@ -178,7 +178,7 @@ def _step_label(step: Mapping[str, Any]) -> str:
     if step["kind"] == "epoch":
         return f"epoch {step['epochs']}"
     if step["kind"] == "pruned":
-        return f"pruned {100 * step['sparsity']:.1f} % (dense weights)"
+        return f"pruned {100 * step['sparsity']:.1f} %\n(dense weights)"
     if step["kind"] == "pruning step":
         return f"prune to {100 * step['sparsity']:.1f} %"
     return step["kind"]
