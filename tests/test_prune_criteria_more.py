@@ -2,7 +2,6 @@
 computations on tiny models, their use from ``prune.prune``, and the renamed ``hessian="lecun"``."""
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
@@ -218,16 +217,9 @@ def test_neuron_obd_from_prune_removes_the_smallest_saliency():
     assert sorted(np.flatnonzero(~model.layers[0].b.mask)) == sorted(np.argsort(scores)[:2])
 
 
-# ------------------------------------------------------------ hessian="lecun" (was "gauss_newton")
-def test_gauss_newton_is_the_old_name_of_lecun_and_warns():
+# ------------------------------------------------------------ hessian names
+def test_an_unknown_hessian_name_is_refused_and_the_old_gauss_newton_name_is_gone():
     model, X, y = tiny()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        new = crit.hessian_diagonal(model, X, y, hessian="lecun")
-    with pytest.warns(DeprecationWarning, match="lecun"):
-        old = crit.hessian_diagonal(model, X, y, hessian="gauss_newton")
-    assert all(np.array_equal(new[n], old[n]) for n in new)
-    with pytest.warns(DeprecationWarning):
-        core.obd(copy.deepcopy(model), 0.5, (X, y), hessian="gauss_newton")
-    with pytest.raises(ValueError, match="expected one of"):
-        crit.hessian_diagonal(model, X, y, hessian="exact")
+    for name in ("exact", "gauss_newton"):
+        with pytest.raises(ValueError, match="expected one of"):
+            crit.hessian_diagonal(model, X, y, hessian=name)

@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyprune import prune as tpp
-from tinyprune import recover
 from tinyprune.core.nn import MLP
-from tinyprune.prune.obs import obs_prune, obs_reference
+from tinyprune.prune.obs import obs_reference
 from tinyprune.testing import mlp_sizes, seeds
 
 REFERENCE = Path(__file__).parent / "data" / "obs_reference.npz"
@@ -19,7 +18,7 @@ REFERENCE = Path(__file__).parent / "data" / "obs_reference.npz"
 
 @pytest.fixture(scope="module")
 def reference():
-    """Weights and masks that ``recover.obs_prune`` and ``experiment._prune_to`` gave at commit 93d992c,
+    """Weights and masks that ``obs_prune`` and ``experiment._prune_to`` gave at commit 93d992c,
     before OBS moved to ``prune/obs.py`` (model ``MLP([12, 8, 6, 4], seed=3)``, float32)."""
     with np.load(REFERENCE) as stored:
         return {key: stored[key] for key in stored.files}
@@ -49,10 +48,6 @@ def test_the_reference_obs_is_bit_identical_to_the_code_before_the_move(referenc
     tpp.magnitude(model, 0.3)
     tpp.prune(model, {"layers.0.W": 0.6, "layers.2.W": 0.3}, "obs", data=X, block_size=1, damping=0.02)
     assert_matches(model, reference, "mapped")
-
-
-def test_the_old_import_path_still_works():
-    assert recover.obs_prune is obs_prune
 
 
 def test_a_different_result_is_noticed(reference, monkeypatch):

@@ -18,7 +18,6 @@ from tinyprune.prune import (
     SoftThreshold,
     geometric_steps,
     iterative,
-    iterative_sparsities,
     mask_stats,
     one_shot,
     polynomial_sparsity,
@@ -44,21 +43,21 @@ def weight_sparsity(model):
 
 
 @given(st.floats(0.01, 0.99), st.floats(0.05, 0.9))
-def test_iterative_sparsities(target, rate):
-    values = iterative_sparsities(target, rate)
+def test_geometric_steps(target, rate):
+    values = geometric_steps(target, rate)
     assert values[-1] == target and all(a < b for a, b in zip(values, values[1:]))
     for r, value in enumerate(values[:-1], start=1):
         assert value == pytest.approx(1 - (1 - rate) ** r)
     assert len(values) == math.ceil(math.log(1 - target) / math.log(1 - rate) - 1e-12)
 
 
-def test_iterative_sparsities_errors():
-    assert iterative_sparsities(0.5, start=0.5) == []
+def test_geometric_steps_errors():
+    assert geometric_steps(0.5, start=0.5) == []
     for bad in (0.0, 1.0, True):
         with pytest.raises(ValueError, match="rate"):
-            iterative_sparsities(0.5, bad)
+            geometric_steps(0.5, bad)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        iterative_sparsities(1.0)
+        geometric_steps(1.0)
 
 
 def test_iterative_loop_calls_recover_each_round(toy):
@@ -70,7 +69,7 @@ def test_iterative_loop_calls_recover_each_round(toy):
         return fit(m, toy, epochs=1, progress=False).last["accuracy"]
 
     records = iterative(model, 0.5, recover, rate=0.3)
-    expected = iterative_sparsities(0.5, 0.3)
+    expected = geometric_steps(0.5, 0.3)
     assert [r["sparsity"] for r in records] == expected
     assert [s for _, s in seen] == pytest.approx(expected, abs=1e-3)
     assert weight_sparsity(model) == pytest.approx(0.5, abs=1e-3)
@@ -209,11 +208,6 @@ def test_polynomial_steps_follow_the_curve(initial, target, steps, power):
         assert value == pytest.approx(polynomial_sparsity(r, target, 0, steps, initial, power))
     if power == 1:
         assert np.allclose(np.diff([initial, *values]), (target - initial) / steps)      # linear: equal steps
-
-
-def test_geometric_steps_is_the_old_iterative_sparsities():
-    assert iterative_sparsities is geometric_steps
-    assert geometric_steps(0.6, 0.2) == pytest.approx([0.2, 0.36, 0.488, 0.5904, 0.6])
 
 
 def test_schedule_arguments_are_checked():

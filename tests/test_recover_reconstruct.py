@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tinyprune.core.nn import MLP
-from tinyprune.recover import obs_prune, reconstruct, reconstruct_layer
+from tinyprune.prune.obs import obs_prune
+from tinyprune.recover import reconstruct, reconstruct_layer
 from tinyprune.training import evaluate
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tinyprune.core.nn import MLP
-from tinyprune.recover import obs_prune, reconstruct
+from tinyprune.prune.obs import obs_prune
+from tinyprune.recover import reconstruct
 
 
 def sorted_by_class(n=400, d=6, k=4):

@@ -25,7 +25,6 @@ array([[0.071, 1.   ],
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,9 +41,6 @@ Scores = dict[str, np.ndarray]
 
 HESSIANS = ("lecun", "fisher", "layerwise")
 NORMALIZERS = ("lamp",)
-# Old names kept for one release (0.x): "gauss_newton" was this option's name before it was called by
-# what it is, LeCun's diagonal recursion (exact only at the logits; see ``hessian_diagonal``).
-HESSIAN_ALIASES = {"gauss_newton": "lecun"}
 
 
 # ------------------------------------------------------------------ helpers
@@ -190,8 +186,6 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "l
       off-diagonal terms and ``f'' = 0`` for ReLU, ``c_{l-1,j} = relu'(z_j)² Σ_k W_jk² c_{l,k}``; then
       ``h(W_l[j, k]) = mean_i x_ij² c_ik`` and ``h(b_l[k]) = mean_i c_ik``. Exact for the output layer;
       for hidden layers it is *not* the Gauss–Newton diagonal (the dropped cross terms), hence the name.
-      ``"gauss_newton"``, this option's former name, still works for one release with a
-      ``DeprecationWarning``.
     - ``"fisher"``: the empirical Fisher diagonal ``mean_i (∂ℓ_i/∂w)²`` (per-sample gradients squared);
       for ``W_l[j, k]`` that is ``mean_i x_ij² δ_ik²``, computed without forming per-sample gradients.
     - ``"layerwise"``: the Hessian of each layer's own squared reconstruction error ``||X W - X W'||²``,
@@ -225,12 +219,7 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "l
 
 
 def hessian_name(hessian: Any) -> str:
-    """The canonical name of a ``hessian`` option (old names warn), or ``ValueError`` listing the choices."""
-    if isinstance(hessian, str) and hessian in HESSIAN_ALIASES:
-        new = HESSIAN_ALIASES[hessian]
-        warnings.warn(f"hessian={hessian!r} is now called {new!r} (LeCun's diagonal recursion); the old "
-                      f"name will be removed in the next release", DeprecationWarning, stacklevel=3)
-        return new
+    """The ``hessian`` option checked: one of ``HESSIANS``, or ``ValueError`` listing the choices."""
     return check_choice("hessian", hessian, HESSIANS)
 
 

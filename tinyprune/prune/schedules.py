@@ -89,7 +89,6 @@ def geometric_steps(target: Sparsity, rate: float = 0.2, start: Sparsity = 0.0) 
     return [min(v, target) for v in values[:-1]] + [target]
 
 
-iterative_sparsities = geometric_steps      # the old name, kept for one release
 
 
 def iterative(model: MLP, target: Sparsity, recover: Callable[[MLP, int], Any] | None = None,

@@ -35,7 +35,7 @@ from tinyprune.recover.lottery import (
     shuffle_control,
     shuffle_mask,
 )
-from tinyprune.recover.reconstruct import ReconstructionReport, obs_prune, reconstruct, reconstruct_layer
+from tinyprune.recover.reconstruct import ReconstructionReport, reconstruct, reconstruct_layer
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "build_optimizer", "density_scaled_lr",
     "distill", "distillation_gradients", "distillation_loss", "distillation_loss_tensor",
     "finetune", "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss",
-    "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "obs_prune", "reconstruct",
+    "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "reconstruct",
     "reconstruct_layer", "reinitialize", "reinitialize_control", "resolve_schedule", "retrain", "rewind",
     "rewind_weights", "shuffle_control", "shuffle_mask",
 ]

@@ -20,7 +20,7 @@ exactly only for the first layer (where the pruned and the dense network see the
 ``Z = Ã [w; b]``) at ``λ = 0`` (with ``λ > 0`` ridge shrinks ``w`` towards 0, OBS's damping ``w'`` towards
 ``w``). For later layers ``A`` comes from the pruned network and ``Z`` from the dense one, so least
 squares also absorbs the error of the layers before. OBS *pruning* (choosing the mask as well) lives in
-``tinyprune.prune.obs``; ``obs_prune`` stays importable from here for one release.
+``tinyprune.prune.obs``.
 Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 
 Cost: one forward pass of the dense and the pruned model over X, and per layer one (d+1)² Gram matrix and
@@ -47,7 +47,7 @@ import numpy as np
 from tinyprune.core import backprop
 from tinyprune.core.nn import MLP
 from tinyprune.errors import ShapeError
-from tinyprune.prune.obs import _damping_value, _features, _layers, _mask_of, _subsample, obs_prune
+from tinyprune.prune.obs import _damping_value, _features, _layers, _mask_of, _subsample
 
 
 # ----------------------------------------------------------------- helpers
@@ -165,4 +165,4 @@ def reconstruct(model: MLP, dense: MLP, X: Any, *, damping: float = 1e-4, layers
     return report
 
 
-__all__ = ["ReconstructionReport", "obs_prune", "reconstruct", "reconstruct_layer"]
+__all__ = ["ReconstructionReport", "reconstruct", "reconstruct_layer"]
