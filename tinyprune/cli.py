@@ -390,7 +390,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default: str, skip: Se
     parser.add_argument("--recipe", default=default, metavar="NAME|FILE",
                         help=f"start from a named recipe ({', '.join(recipe_names())}) or a .toml/.json "
                              f"file; the flags below override its fields (default: {default})")
-    shown_values = {f.name: f.default for f in fields(Recipe)} | Recipe.read_values(default)   # for the help only
+    shown_values = {f.name: f.default for f in fields(Recipe)} | Recipe.read_values(default)   # help only
     groups = {group: parser.add_argument_group(f"recipe: {group}") for group in GROUPS}
     for recipe_field in fields(Recipe):
         if recipe_field.name in skip:
