@@ -17,7 +17,6 @@ from tinyprune.prune import (
     PolynomialPruning,
     SoftThreshold,
     geometric_steps,
-    iterative,
     mask_stats,
     one_shot,
     polynomial_sparsity,
@@ -60,20 +59,7 @@ def test_geometric_steps_errors():
         geometric_steps(1.0)
 
 
-def test_iterative_loop_calls_recover_each_round(toy):
-    model = MLP([12, 16, 4], seed=0)
-    seen = []
-
-    def recover(m, round_index):
-        seen.append((round_index, weight_sparsity(m)))
-        return fit(m, toy, epochs=1, progress=False).last["accuracy"]
-
-    records = iterative(model, 0.5, recover, rate=0.3)
-    expected = geometric_steps(0.5, 0.3)
-    assert [r["sparsity"] for r in records] == expected
-    assert [s for _, s in seen] == pytest.approx(expected, abs=1e-3)
-    assert weight_sparsity(model) == pytest.approx(0.5, abs=1e-3)
-    assert all(isinstance(r["recover"], float) for r in records)
+def test_one_shot_prunes_to_the_target_at_once(toy):
     one = MLP([12, 16, 4], seed=0)
     one_shot(one, 0.5)
     assert weight_sparsity(one) == pytest.approx(0.5, abs=1e-3)
@@ -259,7 +245,7 @@ def test_schedules_interpolate_each_layers_sparsity(toy):
     stats = mask_stats(model)
     assert stats["layers.0.W"]["pruned"] == round(0.8 * 192)
     assert stats["layers.1.W"]["pruned"] == round(0.4 * 256)
-    records = iterative(MLP([12, 16, 4], seed=0), {"layers.0.W": 0.5}, rate=0.3)
-    assert [r["sparsity"]["layers.0.W"] for r in records] == pytest.approx([0.3, 0.5])
+    steps = geometric_steps({"layers.0.W": 0.5}, rate=0.3)
+    assert [s["layers.0.W"] for s in steps] == pytest.approx([0.3, 0.5])
     with pytest.raises(ValueError, match="must not exceed"):
         PolynomialPruning({"layers.0.W": 0.5}, begin_step=0, end_step=3, initial_sparsity=0.6)

@@ -9,7 +9,8 @@ Two curves, one family each:
   gradual callback ``PolynomialPruning``), ``polynomial_steps`` at k equal steps (iterative rounds).
 - geometric (Han et al. 2015; the lottery-ticket work, Frankle & Carbin 2019): each round prunes a
   fraction ``rate`` of the weights still alive, so after r rounds ``s_r = 1 - (1 - s_0)(1 - rate)^r``
-  (``geometric_steps``; the callback ``IterativePruning`` and the loop ``iterative``).
+  (``geometric_steps``; the callback ``IterativePruning``; the loop with recovery between rounds is
+  ``tp.prune_and_recover`` with schedule ``iterative``).
 
 Wherever a sparsity is accepted, a mapping ``{"layers.l.W": s_l}`` is too: every layer then follows the
 curve to its own target. Derived in ``notebooks/05_pruning_criteria.ipynb`` ("schedules").
@@ -89,22 +90,6 @@ def geometric_steps(target: Sparsity, rate: float = 0.2, start: Sparsity = 0.0) 
     return [min(v, target) for v in values[:-1]] + [target]
 
 
-
-
-def iterative(model: MLP, target: Sparsity, recover: Callable[[MLP, int], Any] | None = None,
-              rate: float = 0.2, **prune_options: Any) -> list[dict[str, Any]]:
-    """Prune in rounds to ``target`` on ``geometric_steps``, calling ``recover(model, round)`` after each
-    (e.g. a short ``fit``).
-
-    Returns one record per round: ``{"round", "sparsity", "recover"}`` (what ``recover`` returned).
-    Data-dependent criteria are re-scored every round on the current weights.
-    """
-    records = []
-    for index, sparsity in enumerate(geometric_steps(target, rate), start=1):
-        prune(model, sparsity, **prune_options)
-        outcome = recover(model, index) if recover is not None else None
-        records.append({"round": index, "sparsity": sparsity, "recover": outcome})
-    return records
 
 
 # ------------------------------------------------------------------ the polynomial family
