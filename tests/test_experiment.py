@@ -293,3 +293,32 @@ def test_the_default_recipe_takes_any_structure(structure, changes, dense, clust
     report = prune_and_recover(model, clusters, structure=structure, epochs=1, calibration=200, **changes)
     assert report.recipe["head_start_criterion"] == "obs" and report.closed_form_seconds > 0
     assert report.sparsity > 0.3
+
+
+def test_sparsity_zero_prunes_and_moves_nothing_even_with_the_default_head_start(dense, clusters):
+    model = copy.deepcopy(dense[0])
+    report = prune_and_recover(model, clusters, tp.Recipe(), sparsity=0.0, batch_size=50, calibration=400)
+    assert report.verdict == "no drop" and report.sparsity == 0 and report.epochs_used == 0
+    assert all(np.array_equal(p.data, q.data) for p, q in zip(model.parameters(), dense[0].parameters()))
+    assert [step["kind"] for step in report.steps] == ["dense", "pruned", "final"]
+
+
+def test_one_verdict_feeds_dropped_recovered_the_rounds_and_the_printed_table(dense, clusters):
+    for sparsity, tolerance in ((0.3, 0.05), (0.97, 0.0), (0.9, 0.2)):
+        report = prune_and_recover(copy.deepcopy(dense[0]), clusters, FAST, sparsity=sparsity, epochs=2,
+                                   check_every=1, tolerance=tolerance, recovery="finetune")
+        assert report.verdict in experiment.report.VERDICTS
+        assert report.dropped == (report.verdict != "no drop")
+        assert report.recovered == (report.verdict == "recovered")
+        assert not (report.recovered and not report.dropped)
+        assert [r.recovered for r in report.rounds] == [False] * (len(report.rounds) - 1) + (
+            [report.recovered] if report.rounds else [])
+        assert f"verdict: {report.verdict} (" in str(report)
+        assert json.loads(report.to_json())["verdict"] == report.verdict
+
+
+def test_a_layer_left_with_a_handful_of_weights_is_one_warning_line(dense, clusters):
+    report = prune_and_recover(copy.deepcopy(dense[0]), clusters, FAST, recovery="none",
+                               sparsity={"layers.0.W": 0.99, "layers.1.W": 0.5})
+    assert any(w.startswith("layers.0.W keeps 6 of 640 weights") for w in report.warnings)
+    assert sum(line.startswith("warning: layers.0.W") for line in str(report).splitlines()) == 1
