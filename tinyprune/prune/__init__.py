@@ -8,8 +8,9 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 ``allocate`` chooses (uniform, ERK, LAMP, sensitivity). Modules, one concept each: ``criteria``
 (scores), ``movement`` (scores accumulated during training), ``select`` (scores to masks, blocks),
 ``masks`` (the mask laws), ``obs`` (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact``
-(physically smaller MLPs), ``schedules`` (one-shot; polynomial and geometric curves), ``sparsify``
-(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in
+(physically smaller MLPs), ``schedules`` (one-shot; polynomial and geometric curves), ``pruner``
+(``Pruner``: a schedule stepped by your own training loop), ``sparsify`` (L1 and soft-threshold
+training), ``sensitivity`` (one layer at a time). Derived in
 ``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
@@ -83,6 +84,7 @@ from tinyprune.prune.parts import (
     register_criterion,
     unregister_criterion,
 )
+from tinyprune.prune.pruner import Pruner
 from tinyprune.prune.regrow import RigLRegrowth, regrow
 from tinyprune.prune.schedules import (
     IterativePruning,
@@ -103,7 +105,7 @@ __all__ = [
     "NeuronRandom", "NeuronTaylor", "Random", "Taylor", "criterion_class", "criterion_names",
     "make_criterion", "parts", "register_criterion", "unregister_criterion",
     "CRITERIA", "METHODS", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning",
-    "L1Regularized", "MovementScore", "PolynomialPruning", "SensitivityTable", "SoftThreshold",
+    "L1Regularized", "MovementScore", "PolynomialPruning", "Pruner", "SensitivityTable", "SoftThreshold",
     "SparsifyReport", "allocate",
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
     "get_masks", "gradient", "hybrid", "implied_sparsity", "is_pruned", "iterative", "iterative_sparsities",
