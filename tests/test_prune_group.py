@@ -113,3 +113,64 @@ def test_removed_units_take_no_part_in_the_normaliser():
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         prune.prune(MLP([4, 3, 2], seed=0), 0.3, "group", structure="neurons", **options)
+
+
+# ------------------------------------------------------------------ against the live package (optional)
+def _torch_mlp(sizes: list[int], seed: int):
+    """A PyTorch ``Linear``/``ReLU`` stack and the same weights as a tinyprune ``MLP`` (``W = weightᵀ``)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    layers = []
+    for index, (d_in, d_out) in enumerate(zip(sizes, sizes[1:])):
+        layers += [torch.nn.Linear(d_in, d_out)] + ([torch.nn.ReLU()] if index < len(sizes) - 2 else [])
+    net = torch.nn.Sequential(*layers)
+    model = MLP(sizes, seed=0, dtype=np.float64)
+    for layer, linear in zip(model.layers, [m for m in net if isinstance(m, torch.nn.Linear)]):
+        layer.W.data[...] = linear.weight.detach().double().numpy().T
+        layer.b.data[...] = linear.bias.detach().double().numpy()
+    return torch, net, model
+
+
+def test_scores_equal_torch_prunings_group_magnitude_importance():
+    """Every reduction x normaliser x p x bias: Torch-Pruning's own score of each MLP group."""
+    torch, net, model = _torch_mlp([6, 7, 5, 3], seed=0)
+    torch_pruning = pytest.importorskip("torch_pruning")
+    graph = torch_pruning.DependencyGraph().build_dependency(net, example_inputs=torch.randn(1, 6))
+    groups = list(graph.get_all_groups(ignored_layers=[net[-1]], root_module_types=[torch.nn.Linear]))
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    compared = 0
+    for p in (1, 2):
+        for reduction in group.REDUCTIONS:
+            for normalizer in (None, *group.NORMALIZERS):
+                for bias in (False, True):
+                    ours = group.group_importance(model, p, reduction, normalizer, bias)
+                    theirs = torch_pruning.importance.GroupMagnitudeImportance(
+                        p=p, group_reduction=reduction, normalizer=normalizer, bias=bias)
+                    for members in groups:
+                        root = linears.index(members[0].dep.target.module)
+                        want = theirs(members).double().numpy()
+                        np.testing.assert_allclose(ours[f"layers.{root}"], want, rtol=2e-5, atol=1e-6)
+                        compared += 1
+    assert compared == 2 * 5 * 7 * 2 * 2
+
+
+def test_the_units_pruned_equal_torch_prunings_metapruner():
+    """Torch-Pruning removes units; the same units lose their masks here, globally and per layer."""
+    compared = 0
+    for seed in range(3):
+        for normalizer in (None, *group.NORMALIZERS):
+            for ratio, scope in ((0.25, "global"), (0.5, "global"), (0.25, "layer")):
+                torch, net, model = _torch_mlp([10, 12, 8, 3], seed)
+                torch_pruning = pytest.importorskip("torch_pruning")
+                biases = [m.bias.detach().numpy().copy() for m in net if isinstance(m, torch.nn.Linear)]
+                importance = torch_pruning.importance.GroupMagnitudeImportance(normalizer=normalizer)
+                torch_pruning.pruner.MetaPruner(net, torch.randn(1, 10), importance=importance,
+                                                global_pruning=scope == "global", pruning_ratio=ratio,
+                                                ignored_layers=[net[-1]]).step()
+                left = [m.bias.detach().numpy() for m in net if isinstance(m, torch.nn.Linear)]
+                theirs = [np.isin(before, after) for before, after in zip(biases, left)]   # kept: bias left
+                prune.prune(model, ratio, "group", scope, structure="neurons", normalizer=normalizer)
+                alive = hidden_alive(model)
+                assert (alive["layers.0"] == theirs[0]).all() and (alive["layers.1"] == theirs[1]).all()
+                compared += 1
+    assert compared == 3 * 7 * 3
