@@ -134,7 +134,7 @@ def test_bad_input_is_refused_with_what_is_expected():
         tp.Pruner(model, schedule)
     with pytest.raises(ValueError, match="must be a prune.PolynomialPruning"):
         tp.Pruner.from_schedule(model, 0.5)
-    with pytest.raises(ValueError, match="end_step must be >= 1"):
+    with pytest.raises(ValueError, match="end_step must be an int >= 1, got 0"):
         tp.Pruner(model, 0.5, begin_step=0, end_step=0)
     with pytest.raises(ValueError, match="final_sparsity"):
         tp.Pruner(model, 1.5)

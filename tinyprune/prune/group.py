@@ -16,8 +16,9 @@ three steps; this module is those steps for an MLP (``GroupMagnitudeImportance``
    ``gaussian`` (``(s - mean) / (std + 1e-8)``, std with n - 1), ``lamp`` (``s_u / Σ_{v >= u} s_v`` in
    ascending order) or ``None`` (raw). Removed units take no part and score 0.
 
-Shapes: ``{"layers.l": (d_{l+1},)}`` for every hidden layer l. Derived in
-``notebooks/09_structured_pruning_and_speed.ipynb`` (neurons).
+Shapes: ``{"layers.l": (d_{l+1},)}`` for every hidden layer l. The single-member norms it generalises
+(``criteria.neuron_norm``) are derived in ``notebooks/09_structured_pruning_and_speed.ipynb``; with
+torch-pruning installed, ``tests/test_prune_group.py`` checks these scores against Torch-Pruning's own.
 
 >>> from tinyprune.core.nn import MLP
 >>> model = MLP([2, 2, 1], seed=0)

@@ -87,9 +87,8 @@ class Pruner:
             raise ValueError("a PolynomialPruning is a whole schedule: pass it as "
                              "Pruner.from_schedule(model, schedule)")
         check_int("begin_step", begin_step, 0)
-        end_step = max(begin_step, 1) if end_step is None else end_step
-        if end_step < 1:   # step() counts from 1, so a schedule that ends at step 0 would never prune
-            raise ValueError(f"end_step must be >= 1 (the first step() is step 1), got {end_step!r}")
+        # step() counts from 1, so a schedule that ends at step 0 would never prune
+        end_step = max(begin_step, 1) if end_step is None else check_int("end_step", end_step, 1)
         schedule = PolynomialPruning(sparsity, begin_step=begin_step, end_step=end_step, every=every,
                                      initial_sparsity=initial_sparsity, power=power, **prune_options)
         self._bind(model, schedule)
