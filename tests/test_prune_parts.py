@@ -25,7 +25,7 @@ def test_the_registry_lists_the_criteria_in_their_old_order_and_finds_aliases():
     assert _built_in(tpp.CRITERIA) == ("magnitude", "random", "gradient", "taylor", "hybrid", "obd",
                                        "lamp", "obs", "magnitude_activation", "movement")
     assert _built_in(tpp.NEURON_CRITERIA) == ("l1", "l2", "l1_out", "l2_out", "activation",
-                                              "taylor_activation", "random", "fpgm", "obd")
+                                              "taylor_activation", "random", "fpgm", "obd", "group")
     assert tpp.NEURON_CRITERIA["magnitude"] is tpp.NeuronL2                  # an alias is found, not listed
     assert tpp.NEURON_CRITERIA["taylor"] is tpp.NeuronTaylor
     assert "magnitude" in tpp.criterion_names("neurons") and "magnitude" not in list(tpp.NEURON_CRITERIA)

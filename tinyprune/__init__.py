@@ -6,6 +6,7 @@ The public face, one import away::
     tp.data.load("mnist-5k")                    embedded digits; "mnist", "fashion-mnist" from disk or https
     tp.fit, tp.evaluate, tp.predict             training (tinyprune.training over tinyprune.core.train)
     tp.prune.prune(model, 0.9, ...)             pruning: criteria, selection, masks, compaction, schedules
+    tp.Pruner(model, 0.9, end_step=1000)        the same schedules in your own loop: pruner.step() each step
     tp.recover.finetune(model, data.train, ...) recovery: fine-tune, rewind, retrain, distill, reconstruct
     tp.metrics.summary(model)                   parameters, nonzeros, FLOPs, compression
     tp.checkpoint.save / load                   npz checkpoints: sparse, atomic, no pickle
@@ -50,13 +51,14 @@ from tinyprune.fast import optim
 from tinyprune.fast.optim import SGD, Adam
 from tinyprune.fast.switch import plain
 from tinyprune.gradcheck import gradcheck as check_gradient
+from tinyprune.prune.pruner import Pruner
 from tinyprune.training import Callback, History, WeightSnapshot, evaluate, fit, predict
 
 __version__ = "0.3.0"
 
 __all__ = [
     "Adam", "Callback", "CheckpointError", "DataError", "History", "Linear", "MLP", "Module",
-    "Parameter", "DEFAULT_RECIPE", "RECIPES", "ReLU", "Recipe", "RecipeError", "Report", "SGD",
+    "Parameter", "Pruner", "DEFAULT_RECIPE", "RECIPES", "ReLU", "Recipe", "RecipeError", "Report", "SGD",
     "Sequential", "ShapeError", "Sweep", "Tensor",
     "TinypruneError",
     "WeightSnapshot", "__version__", "autograd", "backprop", "check_gradient", "checkpoint", "data",

@@ -127,7 +127,8 @@ class Gradual(PruneSchedule):
                        power=r.power, **run.prune_options(r.criterion, scores=movement))
         if within_obd:
             pruning.ranking_options = run.prune_options("obd")
-        return _ClosedFormTimed(pruning, run) if r.criterion == "obs" else pruning
+        pruner = prune.Pruner.from_schedule(run.model, pruning)   # the object a user's own loop steps
+        return _ClosedFormTimed(pruner, run) if r.criterion == "obs" else pruner
 
 
 @register_schedule

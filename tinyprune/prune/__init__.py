@@ -6,10 +6,12 @@ joins with ``register_criterion``) or its name; ``magnitude``,
 ``random``, ``gradient``, ``taylor``, ``hybrid``, ``obd``, ``lamp``, ``neurons``, ``n_m``, ``blocks``
 and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer mapping, which
 ``allocate`` chooses (uniform, ERK, LAMP, sensitivity). Modules, one concept each: ``criteria``
-(scores), ``movement`` (scores accumulated during training), ``select`` (scores to masks, blocks),
-``masks`` (the mask laws), ``obs`` (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact``
-(physically smaller MLPs), ``schedules`` (one-shot; polynomial and geometric curves), ``sparsify``
-(L1 and soft-threshold training), ``sensitivity`` (one layer at a time). Derived in
+(scores), ``movement`` (scores accumulated during training), ``group`` (Torch-Pruning's group
+importance of neurons), ``select`` (scores to masks, blocks), ``masks`` (the mask laws), ``obs``
+(Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLPs),
+``schedules`` (one-shot; polynomial and geometric curves), ``pruner`` (``Pruner``: a schedule stepped
+by your own training loop), ``sparsify`` (L1 and soft-threshold training), ``sensitivity`` (one layer
+at a time). Derived in
 ``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
@@ -21,7 +23,7 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 [20, 4, 4, 3]
 """
 
-from tinyprune.prune import criteria, masks, movement, obs, parts, select
+from tinyprune.prune import criteria, group, masks, movement, obs, parts, select
 from tinyprune.prune.allocate import METHODS, allocate, implied_sparsity
 from tinyprune.prune.compact import compact, compaction_report
 from tinyprune.prune.core import (
@@ -68,6 +70,7 @@ from tinyprune.prune.parts import (
     MagnitudeActivation,
     Movement,
     NeuronActivation,
+    NeuronGroup,
     NeuronL1Out,
     NeuronL2,
     NeuronL2Out,
@@ -83,6 +86,7 @@ from tinyprune.prune.parts import (
     register_criterion,
     unregister_criterion,
 )
+from tinyprune.prune.pruner import Pruner
 from tinyprune.prune.regrow import RigLRegrowth, regrow
 from tinyprune.prune.schedules import (
     IterativePruning,
@@ -97,14 +101,15 @@ from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyRepor
 
 __all__ = [
     "FPGM", "OBD", "OBS", "Criterion", "Gradient", "Hybrid", "Lamp", "Magnitude", "MagnitudeActivation",
-    "Movement", "NeuronActivation", "NeuronL1Out", "NeuronL2", "NeuronL2Out", "NeuronNorm", "NeuronOBD",
+    "Movement", "NeuronActivation", "NeuronGroup", "NeuronL1Out", "NeuronL2", "NeuronL2Out", "NeuronNorm",
+    "NeuronOBD",
     "NeuronRandom", "NeuronTaylor", "Random", "Taylor", "criterion_class", "criterion_names",
     "make_criterion", "parts", "register_criterion", "unregister_criterion",
     "CRITERIA", "METHODS", "NEEDS_DATA", "NEURON_CRITERIA", "SCOPES", "STRUCTURES", "IterativePruning",
-    "L1Regularized", "MovementScore", "PolynomialPruning", "SensitivityTable", "SoftThreshold",
+    "L1Regularized", "MovementScore", "PolynomialPruning", "Pruner", "SensitivityTable", "SoftThreshold",
     "SparsifyReport", "allocate",
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
-    "get_masks", "gradient", "hybrid", "implied_sparsity", "is_pruned",
+    "get_masks", "gradient", "group", "hybrid", "implied_sparsity", "is_pruned",
     "lamp", "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores",
     "obd", "obs", "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random",
     "regrow", "remove", "reset", "RigLRegrowth",

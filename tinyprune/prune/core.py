@@ -182,7 +182,8 @@ def prune(model: MLP, sparsity: Sparsity | None, criterion: CriterionLike = "mag
     - ``scope``: ``"global"`` (one threshold over all eligible entries) or ``"layer"`` (each parameter,
       or each hidden layer for neurons, to the same sparsity). Ignored by ``"n:m"``. For neurons the
       global comparison divides each layer's scores by the mean |score| of its living neurons
-      (``normalise_neuron_scores``) and keeps at least one neuron per hidden layer.
+      (``normalise_neuron_scores``; not for a criterion that normalises itself, ``scales_layers``, as
+      ``"group"`` does) and keeps at least one neuron per hidden layer.
     - ``structure``: ``"weights"`` (unstructured), ``"neurons"`` (whole hidden neurons: a column of
       ``W_l``, the entry of ``b_l``, the row of ``W_{l+1}``; ``sparsity`` is the fraction of hidden
       neurons), ``"blocks"`` (``block=(r, c)`` tiles of ``W``; ``sparsity`` is the fraction of *blocks*,
@@ -361,10 +362,13 @@ def normalise_neuron_scores(scores: Sequence[np.ndarray],
     return normalised
 
 
-def _global_neurons(scores: list[np.ndarray], sparsity: float, alive: list[np.ndarray]) -> list[np.ndarray]:
-    """Exactly ``round(s · Σ h_l)`` neurons go, the lowest normalised scores across layers, and the best
-    living neuron of every layer stays (the floor: one neuron per hidden layer)."""
-    normalised = normalise_neuron_scores(scores, alive)
+def _global_neurons(scores: list[np.ndarray], sparsity: float, alive: list[np.ndarray],
+                    scaled: bool = False) -> list[np.ndarray]:
+    """Exactly ``round(s · Σ h_l)`` neurons go, the lowest normalised scores across layers (``scaled``:
+    the criterion normalised them itself), and the best living neuron of every layer stays (the floor:
+    one neuron per hidden layer)."""
+    normalised = ([np.asarray(score, dtype=np.float64).copy() for score in scores] if scaled
+                  else normalise_neuron_scores(scores, alive))
     total = sum(score.size for score in normalised)
     k = round(sparsity * total)
     if k > total - len(normalised):
@@ -395,7 +399,7 @@ def _prune_neurons(model: MLP, sparsity: Sparsity, part: Criterion, scope: str, 
     if targets is not None:
         keep = select.layerwise(chosen, targets, alive)
     elif scope == "global":
-        keep = _global_neurons(chosen, sparsity, alive)
+        keep = _global_neurons(chosen, sparsity, alive, part.scales_layers)
     else:
         keep = select.layerwise(chosen, sparsity, alive)
     for name, flags in zip(layers, keep):

@@ -48,7 +48,7 @@ from tinyprune.checks import check_choice, check_fraction, check_int, check_numb
 from tinyprune.core import losses
 from tinyprune.core.nn import MLP
 from tinyprune.core.random import Seed
-from tinyprune.prune import criteria, obs
+from tinyprune.prune import criteria, group, obs
 
 Scores = dict[str, np.ndarray]
 UNITS = ("weights", "neurons")
@@ -60,7 +60,10 @@ class Criterion(ABC):
 
     A subclass declares ``name`` (and maybe ``aliases``), ``unit``, ``needs``, and takes its options as
     constructor arguments (a dataclass's fields). ``moves_survivors = True`` marks a criterion that also
-    moves the weights that stay (Optimal Brain Surgeon): it then defines ``prune_layers``.
+    moves the weights that stay (Optimal Brain Surgeon): it then defines ``prune_layers``. A neuron
+    criterion with ``scales_layers = True`` puts its layers on one scale itself (``NeuronGroup``'s
+    normaliser), so the global selection compares its scores as they are, without dividing each layer by
+    its mean (``prune.core.normalise_neuron_scores``).
     """
 
     name: ClassVar[str] = ""
@@ -68,6 +71,7 @@ class Criterion(ABC):
     unit: ClassVar[str] = "weights"
     needs: ClassVar[tuple[str, ...]] = ()
     moves_survivors: ClassVar[bool] = False
+    scales_layers: ClassVar[bool] = False
 
     @abstractmethod
     def score(self, model: MLP, X: np.ndarray | None = None, y: np.ndarray | None = None, *,
@@ -129,7 +133,7 @@ def criterion_names(structure: str = "weights", aliases: bool = True) -> tuple[s
     """The names ``prune`` accepts for ``structure`` (``"neurons"``, or one of weights, blocks, n:m).
 
     >>> criterion_names("neurons", aliases=False)
-    ('l1', 'l2', 'l1_out', 'l2_out', 'activation', 'taylor_activation', 'random', 'fpgm', 'obd')
+    ('l1', 'l2', 'l1_out', 'l2_out', 'activation', 'taylor_activation', 'random', 'fpgm', 'obd', 'group')
     """
     unit = _unit_of(structure)
     return tuple(name for (kind, name), cls in _REGISTRY.items()
@@ -521,6 +525,36 @@ class NeuronOBD(OBD):
         return criteria.neuron_obd(model, X, y, self.hessian, self.loss, self.batch_size)
 
 
+@register_criterion
+@dataclass(frozen=True)
+class NeuronGroup(Criterion):
+    """Torch-Pruning's group importance (``prune.group``): a unit's incoming and outgoing weights (and,
+    with ``bias``, its bias) each give ``Σ |w|^p``, reduced over the members (``reduction``: mean, sum,
+    max, prod, first) and normalised over the layer's living units (``normalizer``: mean, max, sum,
+    standarization, gaussian, lamp, or None). The defaults are Torch-Pruning's
+    ``GroupMagnitudeImportance()``; global selection uses these scores as they are (``scales_layers``).
+    """
+
+    name = "group"
+    unit = "neurons"
+    scales_layers = True
+    p: float = 2
+    reduction: str = "mean"
+    normalizer: str | None = "mean"
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        check_number("p", self.p, 0, None, low_open=True, meaning="the power summed: Σ |w|^p")
+        check_choice("reduction", self.reduction, group.REDUCTIONS)
+        if self.normalizer is not None:
+            check_choice("normalizer", self.normalizer, group.NORMALIZERS)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias must be True or False (whether the bias is a member), got {self.bias!r}")
+
+    def score(self, model: MLP, X: Any = None, y: Any = None, *, seed: Seed = 0) -> Scores:
+        return group.group_importance(model, self.p, self.reduction, self.normalizer, self.bias)
+
+
 CRITERIA = RegistryView(("weights",))               # name -> class, live: a registered one appears
 NEURON_CRITERIA = RegistryView(("neurons",))
 NEEDS_DATA = RegistryView(UNITS, needing="inputs")   # the criteria that read calibration rows
@@ -528,7 +562,8 @@ NEEDS_DATA = RegistryView(UNITS, needing="inputs")   # the criteria that read ca
 __all__ = [
     "CRITERIA", "FPGM", "NEEDS", "NEEDS_DATA", "NEURON_CRITERIA", "OBD", "OBS", "UNITS", "Criterion",
     "Gradient", "Hybrid", "Lamp", "Magnitude", "MagnitudeActivation", "Movement", "NeuronActivation",
-    "NeuronL2", "NeuronL1Out", "NeuronL2Out", "NeuronNorm", "NeuronOBD", "NeuronRandom", "NeuronTaylor",
+    "NeuronGroup", "NeuronL2", "NeuronL1Out", "NeuronL2Out", "NeuronNorm", "NeuronOBD", "NeuronRandom",
+    "NeuronTaylor",
     "Random", "RegistryView", "Taylor", "criterion_class", "criterion_names", "data_free_names",
     "make_criterion", "register_criterion", "unregister_criterion",
 ]
