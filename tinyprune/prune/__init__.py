@@ -9,7 +9,7 @@ and ``threshold`` are its short forms. ``sparsity`` is a number or a per-layer m
 (scores), ``movement`` (scores accumulated during training), ``group`` (Torch-Pruning's group
 importance of neurons), ``select`` (scores to masks, blocks), ``masks`` (the mask laws), ``obs``
 (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLPs),
-``schedules`` (one-shot; polynomial and geometric curves), ``pruner`` (``Pruner``: a schedule stepped
+``sparsity_steps`` (the sparsity at each step: one-shot, polynomial and geometric curves), ``pruner`` (``Pruner``: a schedule stepped
 by your own training loop), ``sparsify`` (L1 and soft-threshold training), ``sensitivity`` (one layer
 at a time). Derived in
 ``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
@@ -88,7 +88,9 @@ from tinyprune.prune.parts import (
 )
 from tinyprune.prune.pruner import Pruner
 from tinyprune.prune.regrow import RigLRegrowth, regrow
-from tinyprune.prune.schedules import (
+from tinyprune.prune.sensitivity import SensitivityTable, sensitivity
+from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyReport, sparsify
+from tinyprune.prune.sparsity_steps import (
     IterativePruning,
     PolynomialPruning,
     geometric_steps,
@@ -96,8 +98,6 @@ from tinyprune.prune.schedules import (
     polynomial_sparsity,
     polynomial_steps,
 )
-from tinyprune.prune.sensitivity import SensitivityTable, sensitivity
-from tinyprune.prune.sparsify import L1Regularized, SoftThreshold, SparsifyReport, sparsify
 
 __all__ = [
     "FPGM", "OBD", "OBS", "Criterion", "Gradient", "Hybrid", "Lamp", "Magnitude", "MagnitudeActivation",

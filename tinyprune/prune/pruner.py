@@ -10,7 +10,7 @@ runs its own loop. ``Pruner`` carries the pruning schedule into that loop, as TF
             p.data -= lr * grads[name]
         pruner.step()                                        # W <- W ⊙ M, then prune if the schedule says so
 
-At step t the schedule is Zhu & Gupta's polynomial (``schedules.PolynomialPruning``): at the steps
+At step t the schedule is Zhu & Gupta's polynomial (``sparsity_steps.PolynomialPruning``): at the steps
 ``t_0, t_0 + every, ...`` and at ``t_end`` the model is pruned to
 ``s_t = s_f + (s_i - s_f)(1 - (t - t_0)/(t_end - t_0))^p``; a plain number with no ``end_step`` is
 one-shot pruning at ``begin_step`` (the first step by default).
@@ -23,7 +23,7 @@ foreign update may have moved pruned weights: read the model after ``step()``.
 
 ``fit`` uses the same object: a ``Pruner`` is a ``fit`` callback (its ``on_step_end`` calls ``step`` with
 fit's global step), and the experiment's gradual schedule prunes through one.
-Derived in ``notebooks/05_pruning_criteria.ipynb`` ("schedules").
+Derived in ``notebooks/05_pruning_criteria.ipynb`` ("when to prune").
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tinyprune.checks import check_int
 from tinyprune.core.nn import MLP
 from tinyprune.prune.core import Sparsity
 from tinyprune.prune.masks import get_masks, reapply
-from tinyprune.prune.schedules import PolynomialPruning
+from tinyprune.prune.sparsity_steps import PolynomialPruning
 
 
 class Pruner:

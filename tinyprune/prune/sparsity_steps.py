@@ -1,4 +1,7 @@
-"""When to prune: all at once, in rounds with recovery between them, or gradually during training.
+"""Sparsity steps: how much is pruned at each step, all at once, in rounds, or gradually during training.
+
+(Three words kept apart: these are *sparsity steps*; a *pruning schedule* is the recipe's part that decides
+when the mask changes, ``experiment.schedules``; a *learning-rate schedule* is ``tinyprune.lr_schedules``.)
 
 Two curves, one family each:
 
