@@ -11,7 +11,8 @@ importance of neurons), ``select`` (scores to masks, blocks), ``masks`` (the mas
 (Optimal Brain Surgeon), ``allocate`` (sparsity per layer), ``compact`` (physically smaller MLPs),
 ``sparsity_steps`` (the sparsity at each step: one-shot, polynomial and geometric curves), ``pruner``
 (``Pruner``: sparsity steps stepped by your own training loop), ``sparsify`` (L1 and soft-threshold
-training), ``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb`` and ``notebooks/09_structured_pruning_and_speed.ipynb``.
+training), ``sensitivity`` (one layer at a time). Derived in ``notebooks/05_pruning_criteria.ipynb``
+and ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
 >>> import numpy as np
 >>> from tinyprune.core.nn import MLP
