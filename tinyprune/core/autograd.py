@@ -288,6 +288,16 @@ class Tensor:
         active = self.data > 0
         return Tensor._result(np.maximum(self.data, 0), (self,), lambda g: (g * active,))
 
+    def tanh(self) -> Tensor:
+        """y = tanh x;  dy/dx = 1 - y²."""
+        out_data = np.tanh(self.data)
+        return Tensor._result(out_data, (self,), lambda g: (g * (1 - out_data**2),))
+
+    def sigmoid(self) -> Tensor:
+        """y = 1 / (1 + e^-x) (computed as (1 + tanh(x/2)) / 2, which cannot overflow);  dy/dx = y (1 - y)."""
+        out_data = 0.5 * np.tanh(0.5 * self.data) + 0.5
+        return Tensor._result(out_data, (self,), lambda g: (g * out_data * (1 - out_data),))
+
     def log_softmax(self, axis: int = -1) -> Tensor:
         """y = z - log sum_j e^{z_j} (stable: z_max subtracted first);  dy_i/dz_j = [i = j] - softmax(z)_j, so
         the gradient is ``g - softmax(z) * sum(g)`` along ``axis`` (notebooks/02_backprop_by_hand.ipynb)."""

@@ -1,17 +1,17 @@
 """The backward pass of an MLP derived by hand: the chain rule, one line per equation.
 
-For weight layers ``l = 1..D`` with ``A_0 = X``, ``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)`` (the
+For weight layers ``l = 1..D`` with ``A_0 = X``, ``Z_l = A_{l-1} W_l + b_l``, ``A_l = act(Z_l)`` (the
 last layer outputs ``Z_D``, the logits; ``L`` is the loss, symbols as in ``notebooks/README.md``), the
 document's section 4 reads, in matrix form:
 
 1. ``δ_D = dL/dZ_D``                                  (the error at the logits: ``(P - Y)/n`` for CE)
 2. ``dW_l = A_{l-1}^T δ_l``,  ``db_l = Σ_rows δ_l``   (``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``, summed over rows)
-3. ``δ_{l-1} = (δ_l W_l^T) ⊙ relu'(Z_{l-1})``           (the error flows back through ``W_l`` and the ReLU)
+3. ``δ_{l-1} = (δ_l W_l^T) ⊙ act'(Z_{l-1})``            (back through ``W_l`` and the activation: ``derivative``)
 
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
 
->>> from tinyprune.core.nn import MLP, Parameter
+>>> from tinyprune.core.nn import GELU_A, GELU_C, MLP, Parameter, activate, activation_name
 >>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
 >>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
 >>> sorted(grads), grads["layers.0.W"].shape
@@ -27,7 +27,7 @@ import numpy as np
 
 from tinyprune.core import losses
 from tinyprune.core.errors import ShapeError
-from tinyprune.core.nn import MLP, Parameter
+from tinyprune.core.nn import GELU_A, GELU_C, MLP, Parameter, activate, activation_name
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _check_model_and_input(model: MLP, X: np.ndarray) -> None:
 
 
 def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
-    """``Z_l = A_{l-1} W_l + b_l``, ``A_l = relu(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
+    """``Z_l = A_{l-1} W_l + b_l``, ``A_l = act(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
 
     ``check=False`` skips the checks of ``X`` (shape, finite values): for a loop over a ``Dataset`` checked
     once. Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
@@ -69,7 +69,7 @@ def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
         Z = activation @ layer.W.data
         Z += layer.b.data                                               # Z_l = A_{l-1} W_l + b_l
         pre_activations.append(Z)
-        activation = np.maximum(Z, 0) if index < last else Z           # A_l = relu(Z_l)
+        activation = activate(Z, model.activation) if index < last else Z      # A_l = act(Z_l)
     return Cache(inputs, pre_activations)
 
 
@@ -79,7 +79,7 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
 
     Keys are ``named_parameters()`` names (``layers.0.W``, ...); a gradient is 0 where the mask is ``False``.
     ``dhidden[l-1] = ∂L/∂A_l`` (or ``None``), for a loss that also reads the hidden activations
-    (``recover.Distillation``), joins the error: ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ relu'(Z_l)``.
+    (``recover.Distillation``), joins the error: ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ act'(Z_l)``.
     ``masked=False`` keeps the pruned entries' gradients too (RigL regrows by them: ``prune.regrow``).
     """
     if dlogits.shape != cache.logits.shape:
@@ -100,8 +100,27 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
             delta = delta @ layer.W.data.T                              # δ_l W_l^T ...
             if dhidden is not None and dhidden[index - 1] is not None:
                 delta += dhidden[index - 1]                             # ... + ∂L/∂A_{l-1} ...
-            delta *= cache.Z[index - 1] > 0                             # ... ⊙ relu'(Z_{l-1})
+            delta *= derivative(cache.Z[index - 1], model.activation)   # ... ⊙ act'(Z_{l-1})
     return dict(reversed(grads.items()))      # named_parameters() order: layers.0.W, layers.0.b, ...
+
+
+def derivative(Z: np.ndarray, spec: str) -> np.ndarray | float:
+    """``act'(Z)`` elementwise, derived by hand (``tests/test_backprop.py`` checks each against autograd and
+    finite differences). At the kink z = 0, ReLU and leaky ReLU take their left slope (0 and s)."""
+    name, slope = activation_name(spec)
+    if name == "relu":
+        return Z > 0                                                   # 1 if z > 0 else 0
+    if name == "tanh":
+        return 1 - np.tanh(Z) ** 2                                     # 1 - tanh² z
+    if name == "sigmoid":
+        s = activate(Z, "sigmoid")
+        return s * (1 - s)                                             # σ(z) (1 - σ(z))
+    if name == "gelu_tanh":
+        t = np.tanh(GELU_C * (Z + GELU_A * Z**3))                      # t = tanh(u), u = c(z + a z³)
+        return 0.5 * (1 + t) + 0.5 * Z * (1 - t**2) * GELU_C * (1 + 3 * GELU_A * Z**2)   # ½(1+t) + ½z(1-t²)u'
+    if name == "leaky_relu":
+        return np.where(Z > 0, 1.0, slope).astype(Z.dtype)             # 1 if z > 0 else s
+    return 1.0                                                         # identity
 
 
 def _masked(grad: np.ndarray, parameter: Parameter) -> np.ndarray:

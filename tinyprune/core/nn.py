@@ -2,7 +2,7 @@
 
 Conventions (``notebooks/01_mlp_and_losses.ipynb``): a batch ``X`` has shape ``(n, d)``; a layer
 holds ``W`` of shape ``(d, h)`` and ``b`` of shape ``(h,)`` and computes ``Z = X @ W + b``; hidden
-layers apply ``A = relu(Z)``. The last layer returns logits; softmax lives in the loss.
+layers apply ``A = act(Z)`` (``activate``; ReLU unless told). The last layer returns logits.
 
 Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its mask
 entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a pruned model stays pruned.
@@ -16,6 +16,8 @@ entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a 
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +27,9 @@ from tinyprune.core.autograd import Tensor
 from tinyprune.core.errors import ShapeError
 from tinyprune.core.random import Seed, rng
 
-ACTIVATIONS = ("relu",)
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu_tanh", "leaky_relu", "identity")
+LEAKY_SLOPE = 0.01                  # "leaky_relu" (torch's default); "leaky_relu:0.2" states another slope
+GELU_C, GELU_A = math.sqrt(2 / math.pi), 0.044715     # gelu_tanh's constants (Hendrycks & Gimpel 2016)
 DTYPES = ("float32", "float64")     # training runs in float32, gradient checks in float64
 MASK_SUFFIX = ".mask"               # state_dict key of a parameter's mask: "layers.0.W.mask"
 
@@ -183,6 +187,52 @@ class Sequential(Module):
         return x
 
 
+def activation_name(spec: Any) -> tuple[str, float]:
+    """``(name, slope)`` of an activation spec: ``"tanh"`` -> ``("tanh", 0.0)``, ``"leaky_relu:0.2"`` ->
+    ``("leaky_relu", 0.2)``. ``gelu_tanh`` is GELU's tanh approximation (torch's ``approximate="tanh"``);
+    the exact (erf) GELU, torch's and Keras's default, is not here (NumPy has no erf): ``"gelu"`` is refused."""
+    name, _, slope = str(spec).partition(":")
+    if spec not in ACTIVATIONS and not (name == "leaky_relu" and _is_slope(slope)):
+        close = difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if "gelu" in str(spec).lower():
+            hint = "; gelu_tanh is GELU's tanh approximation (the exact erf GELU is not available)"
+        raise ValueError(f"unknown activation {spec!r}{hint}; expected one of {ACTIVATIONS} or "
+                         "leaky_relu:SLOPE (SLOPE >= 0)")
+    return name, (float(slope) if slope else LEAKY_SLOPE) if name == "leaky_relu" else 0.0
+
+
+def _is_slope(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and float(text) >= 0
+    except ValueError:
+        return False
+
+
+def activate(Z: Any, spec: str) -> Any:
+    """``A = act(Z)`` elementwise, on an ndarray (NumPy) or a ``Tensor`` (the autograd graph's own ops).
+
+    >>> activate(np.array([-2.0, 0.0, 2.0]), "leaky_relu:0.5")
+    array([-1.,  0.,  2.])
+    """
+    name, slope = activation_name(spec)
+    if isinstance(Z, Tensor):
+        return {"relu": Z.relu, "tanh": Z.tanh, "sigmoid": Z.sigmoid, "identity": lambda: Z,
+                "leaky_relu": lambda: Z.relu() - (-Z).relu() * slope,              # max(z,0) + s·min(z,0)
+                "gelu_tanh": lambda: Z * 0.5 * ((Z + Z**3 * GELU_A) * GELU_C).tanh() + Z * 0.5}[name]()
+    if name == "relu":
+        return np.maximum(Z, 0)                                        # max(z, 0)
+    if name == "tanh":
+        return np.tanh(Z)                                              # tanh z
+    if name == "sigmoid":
+        return 0.5 * np.tanh(0.5 * Z) + 0.5                            # 1/(1+e^-z), without overflow
+    if name == "gelu_tanh":
+        return 0.5 * Z * (1 + np.tanh(GELU_C * (Z + GELU_A * Z**3)))   # z/2 (1 + tanh(c(z + a z³)))
+    if name == "leaky_relu":
+        return np.where(Z > 0, Z, slope * Z)                           # z if z > 0 else s z
+    return Z                                                           # identity
+
+
 def _is_size(size: Any) -> bool:
     """A layer width: a positive integer, and not a bool (``True`` is an int to Python, not a width)."""
     return isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)) and size >= 1
@@ -200,7 +250,7 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 
 class MLP(Module):
-    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ReLU between layers, logits out.
+    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ``activation`` between layers, logits out.
 
     ``MLP([784, 64, 64, 10])`` is the document's model (55,050 parameters). Called on a ``Tensor``
     it builds the autograd graph; called on an ndarray it returns the logits as an ndarray.
@@ -213,8 +263,7 @@ class MLP(Module):
         if len(sizes) < 2 or not all(_is_size(s) for s in sizes):
             raise ValueError(f"sizes must list at least two positive integers (input, ..., output), "
                              f"got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
+        activation_name(activation)
         self.sizes = [int(s) for s in sizes]
         self.activation = activation
         self.dtype = _float_dtype(dtype)
@@ -230,7 +279,7 @@ class MLP(Module):
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index < last:
-                x = x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
+                x = activate(x, self.activation)
         return x
 
     def config(self) -> dict[str, Any]:
