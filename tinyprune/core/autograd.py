@@ -34,14 +34,7 @@ _grad_enabled = True
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
-    """Within this block, operations record no graph (inference, or updating weights by hand).
-
-    >>> w = Tensor([1.0], requires_grad=True)
-    >>> with no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
-    """
+    """Within this block, operations record no graph (inference, or updating weights by hand)."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:
@@ -215,17 +208,11 @@ class Tensor:
         """z = -x;  dz/dx = -1."""
         return Tensor._result(-self.data, (self,), lambda g: (-g,))
 
-    def __radd__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) + self
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) - self
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) * self
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) / self
+    # number + Tensor, number - Tensor, ...: the number becomes a constant Tensor on the left
+    def __radd__(self, other: Any) -> Tensor: return _tensor(other, like=self) + self  # noqa: E704
+    def __rsub__(self, other: Any) -> Tensor: return _tensor(other, like=self) - self  # noqa: E704
+    def __rmul__(self, other: Any) -> Tensor: return _tensor(other, like=self) * self  # noqa: E704
+    def __rtruediv__(self, other: Any) -> Tensor: return _tensor(other, like=self) / self  # noqa: E704
 
     def __matmul__(self, other: Any) -> Tensor:
         """Z = A @ B;  dZ/dA: g @ B^T,  dZ/dB: A^T @ g. Shapes: A (n, d) @ B (d, h) -> (n, h); a 1-D

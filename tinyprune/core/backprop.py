@@ -6,7 +6,7 @@ document's section 4 reads, in matrix form:
 
 1. ``δ_D = dL/dZ_D``                                  (the error at the logits: ``(P - Y)/n`` for CE)
 2. ``dW_l = A_{l-1}^T δ_l``,  ``db_l = Σ_rows δ_l``   (``Δw = Σ_i ∂L/∂ŷ_i · ∂ŷ_i/∂w``, summed over rows)
-3. ``δ_{l-1} = (δ_l W_l^T) ⊙ act'(Z_{l-1})``            (back through ``W_l`` and the activation: ``derivative``)
+3. ``δ_{l-1} = (δ_l W_l^T) ⊙ act'(Z_{l-1})``            (back through ``W_l`` and ``act``: ``derivative``)
 
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
@@ -105,22 +105,16 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
 
 
 def derivative(Z: np.ndarray, spec: str) -> np.ndarray | float:
-    """``act'(Z)`` elementwise, derived by hand (``tests/test_backprop.py`` checks each against autograd and
-    finite differences). At the kink z = 0, ReLU and leaky ReLU take their left slope (0 and s)."""
-    name, slope = activation_name(spec)
-    if name == "relu":
-        return Z > 0                                                   # 1 if z > 0 else 0
-    if name == "tanh":
-        return 1 - np.tanh(Z) ** 2                                     # 1 - tanh² z
-    if name == "sigmoid":
-        s = activate(Z, "sigmoid")
-        return s * (1 - s)                                             # σ(z) (1 - σ(z))
-    if name == "gelu_tanh":
-        t = np.tanh(GELU_C * (Z + GELU_A * Z**3))                      # t = tanh(u), u = c(z + a z³)
-        return 0.5 * (1 + t) + 0.5 * Z * (1 - t**2) * GELU_C * (1 + 3 * GELU_A * Z**2)   # ½(1+t) + ½z(1-t²)u'
-    if name == "leaky_relu":
-        return np.where(Z > 0, 1.0, slope).astype(Z.dtype)             # 1 if z > 0 else s
-    return 1.0                                                         # identity
+    """``act'(Z)`` elementwise, by hand (``tests/test_backprop.py`` checks each against autograd and finite
+    differences). At the kink z = 0, ReLU and leaky ReLU take their left slope (0 and s)."""
+    name, s = activation_name(spec)
+    t = np.tanh(GELU_C * (Z + GELU_A * Z**3)) if name == "gelu_tanh" else None     # t = tanh(u)
+    return {"relu": lambda: Z > 0,                                               # 1 if z > 0 else 0
+            "tanh": lambda: 1 - np.tanh(Z) ** 2,                                 # 1 - tanh² z
+            "sigmoid": lambda: activate(Z, "sigmoid") * (1 - activate(Z, "sigmoid")),   # σ (1 - σ)
+            "gelu_tanh": lambda: 0.5 * (1 + t) + 0.5 * Z * (1 - t**2) * GELU_C * (1 + 3 * GELU_A * Z**2),
+            "leaky_relu": lambda: np.where(Z > 0, 1, s).astype(Z.dtype),         # 1 if z > 0 else s
+            "identity": lambda: 1}[name]()                                       # d z / dz
 
 
 def _masked(grad: np.ndarray, parameter: Parameter) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -188,49 +189,35 @@ class Sequential(Module):
 
 
 def activation_name(spec: Any) -> tuple[str, float]:
-    """``(name, slope)`` of an activation spec: ``"tanh"`` -> ``("tanh", 0.0)``, ``"leaky_relu:0.2"`` ->
-    ``("leaky_relu", 0.2)``. ``gelu_tanh`` is GELU's tanh approximation (torch's ``approximate="tanh"``);
-    the exact (erf) GELU, torch's and Keras's default, is not here (NumPy has no erf): ``"gelu"`` is refused."""
+    """``(name, slope)``: ``"tanh"`` -> ``("tanh", 0.0)``, ``"leaky_relu:0.2"`` -> ``("leaky_relu", 0.2)``.
+    ``gelu_tanh`` is GELU's tanh approximation (torch's ``approximate="tanh"``); the exact erf GELU, torch's
+    and Keras's default, is not here (NumPy has no erf), so ``"gelu"`` is refused."""
     name, _, slope = str(spec).partition(":")
-    if spec not in ACTIVATIONS and not (name == "leaky_relu" and _is_slope(slope)):
-        close = difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        if "gelu" in str(spec).lower():
-            hint = "; gelu_tanh is GELU's tanh approximation (the exact erf GELU is not available)"
-        raise ValueError(f"unknown activation {spec!r}{hint}; expected one of {ACTIVATIONS} or "
-                         "leaky_relu:SLOPE (SLOPE >= 0)")
+    if spec not in ACTIVATIONS and not (name == "leaky_relu" and re.fullmatch(r"\d+(\.\d*)?", slope)):
+        close = ["gelu_tanh (the erf GELU is not available)"] if "gelu" in str(spec) else \
+            difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5)
+        raise ValueError(f"unknown activation {spec!r}{f'; did you mean {close[0]}?' if close else ''}; "
+                         f"expected one of {ACTIVATIONS} or leaky_relu:SLOPE (a number >= 0)")
     return name, (float(slope) if slope else LEAKY_SLOPE) if name == "leaky_relu" else 0.0
 
 
-def _is_slope(text: str) -> bool:
-    try:
-        return math.isfinite(float(text)) and float(text) >= 0
-    except ValueError:
-        return False
-
-
 def activate(Z: Any, spec: str) -> Any:
-    """``A = act(Z)`` elementwise, on an ndarray (NumPy) or a ``Tensor`` (the autograd graph's own ops).
+    """``A = act(Z)`` elementwise, on an ndarray (NumPy) or a ``Tensor`` (built from autograd's own ops).
 
     >>> activate(np.array([-2.0, 0.0, 2.0]), "leaky_relu:0.5")
     array([-1.,  0.,  2.])
     """
-    name, slope = activation_name(spec)
+    name, s = activation_name(spec)
     if isinstance(Z, Tensor):
         return {"relu": Z.relu, "tanh": Z.tanh, "sigmoid": Z.sigmoid, "identity": lambda: Z,
-                "leaky_relu": lambda: Z.relu() - (-Z).relu() * slope,              # max(z,0) + s·min(z,0)
+                "leaky_relu": lambda: Z.relu() - (-Z).relu() * s,               # max(z,0) + s·min(z,0)
                 "gelu_tanh": lambda: Z * 0.5 * ((Z + Z**3 * GELU_A) * GELU_C).tanh() + Z * 0.5}[name]()
-    if name == "relu":
-        return np.maximum(Z, 0)                                        # max(z, 0)
-    if name == "tanh":
-        return np.tanh(Z)                                              # tanh z
-    if name == "sigmoid":
-        return 0.5 * np.tanh(0.5 * Z) + 0.5                            # 1/(1+e^-z), without overflow
-    if name == "gelu_tanh":
-        return 0.5 * Z * (1 + np.tanh(GELU_C * (Z + GELU_A * Z**3)))   # z/2 (1 + tanh(c(z + a z³)))
-    if name == "leaky_relu":
-        return np.where(Z > 0, Z, slope * Z)                           # z if z > 0 else s z
-    return Z                                                           # identity
+    return {"relu": lambda: np.maximum(Z, 0),                                    # max(z, 0)
+            "tanh": lambda: np.tanh(Z),                                          # tanh z
+            "sigmoid": lambda: 0.5 * np.tanh(0.5 * Z) + 0.5,                     # 1/(1+e^-z), cannot overflow
+            "gelu_tanh": lambda: 0.5 * Z * (1 + np.tanh(GELU_C * (Z + GELU_A * Z**3))),  # z/2 (1+tanh(u))
+            "leaky_relu": lambda: np.where(Z > 0, Z, s * Z),                     # z if z > 0 else s z
+            "identity": lambda: Z}[name]()
 
 
 def _is_size(size: Any) -> bool:
