@@ -126,8 +126,9 @@ def test_sparse_inference_and_reconstruction_read_the_activation(spec):
     assert report.error_after[0] <= report.error_before[0] + 1e-9      # least squares on the true inputs
 
 
-@pytest.mark.parametrize(("bad", "hint"), [("gelu", "gelu_tanh"), ("tanhh", "tanh"), ("Sigmoid", "sigmoid"),
-                                           ("leaky_relu:-1", "leaky_relu"), ("softmax", "expected one of")])
+@pytest.mark.parametrize(("bad", "hint"), [("gelu", "gelu_tanh"), ("tanhh", "did you mean tanh"),
+                                           ("Sigmoid", "sigmoid"), ("leaky_relu:-1", "leaky_relu"),
+                                           ("softmax", "expected one of")])
 def test_bad_names_are_refused_with_a_suggestion(bad, hint):
     with pytest.raises(ValueError, match=f"unknown activation '{bad}'.*{hint}"):
         MLP([2, 2], activation=bad)

@@ -1,13 +1,11 @@
 """Reverse-mode automatic differentiation over NumPy arrays: the ``Tensor``.
 
-A ``Tensor`` wraps an array. Every operation on tensors returns a new tensor that remembers its
-parents and a *backward rule*: given the upstream gradient ``g = dL/d(out)``, it returns
-``dL/d(parent)`` for each parent (the chain rule, one local derivative at a time).
-``loss.backward()`` visits the graph in reverse topological order, so each node's gradient is
-complete before it is passed on. Derived step by step in ``notebooks/03_autograd.ipynb``.
-
-Broadcasting: when NumPy stretched an operand (shape ``(h,)`` added to ``(n, h)``), the same
-value was used ``n`` times, so its gradient is the *sum* over the stretched axes (``_unbroadcast``).
+A ``Tensor`` wraps an array. Every operation on tensors returns a new tensor that remembers its parents
+and a *backward rule*: given the upstream gradient ``g = dL/d(out)``, it returns ``dL/d(parent)`` for each
+parent (the chain rule, one local derivative at a time). ``loss.backward()`` visits the graph in reverse
+topological order, so each node's gradient is complete before it is passed on. Derived step by step in
+``notebooks/03_autograd.ipynb``. Broadcasting: when NumPy stretched an operand (``(h,)`` added to
+``(n, h)``), the same value was used ``n`` times, so its gradient is the *sum* over the stretched axes.
 
 >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
 >>> y = (x * x).sum()          # y = sum x_i^2
@@ -279,11 +277,6 @@ class Tensor:
         """y = tanh x;  dy/dx = 1 - y²."""
         out_data = np.tanh(self.data)
         return Tensor._result(out_data, (self,), lambda g: (g * (1 - out_data**2),))
-
-    def sigmoid(self) -> Tensor:
-        """y = 1 / (1 + e^-x) (computed as (1 + tanh(x/2)) / 2, which cannot overflow);  dy/dx = y (1 - y)."""
-        out_data = 0.5 * np.tanh(0.5 * self.data) + 0.5
-        return Tensor._result(out_data, (self,), lambda g: (g * out_data * (1 - out_data),))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """y = z - log sum_j e^{z_j} (stable: z_max subtracted first);  dy_i/dz_j = [i = j] - softmax(z)_j, so

@@ -11,7 +11,7 @@ document's section 4 reads, in matrix form:
 Derived in ``notebooks/02_backprop_by_hand.ipynb``; ``tests/test_backprop.py`` checks it against
 autograd and finite differences. A masked weight's gradient is exactly 0.
 
->>> from tinyprune.core.nn import GELU_A, GELU_C, MLP, Parameter, activate, activation_name
+>>> from tinyprune.core.nn import MLP, Parameter
 >>> model = MLP([4, 3, 2], seed=0, dtype=np.float64)
 >>> loss, grads = gradients(model, np.ones((5, 4)), np.array([0, 1, 0, 1, 1]))
 >>> sorted(grads), grads["layers.0.W"].shape
@@ -53,11 +53,8 @@ def _check_model_and_input(model: MLP, X: np.ndarray) -> None:
 
 
 def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
-    """``Z_l = A_{l-1} W_l + b_l``, ``A_l = act(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``.
-
-    ``check=False`` skips the checks of ``X`` (shape, finite values): for a loop over a ``Dataset`` checked
-    once. Shapes: X (n, d_0) -> ``Cache`` with ``Z[l]`` of shape (n, d_{l+1}).
-    """
+    """``Z_l = A_{l-1} W_l + b_l``, ``A_l = act(Z_l)``, keeping every ``A_{l-1}`` and ``Z_l``; ``check=False``
+    skips the checks of ``X`` (a ``Dataset`` checked it once). Shapes: X (n, d_0) -> ``Z[l]`` (n, d_{l+1})."""
     X = np.asarray(X)
     if check:
         _check_model_and_input(model, X)
@@ -127,8 +124,7 @@ def _masked(grad: np.ndarray, parameter: Parameter) -> np.ndarray:
 def gradients(model: MLP, X: np.ndarray, y: Any,
               loss: str = "cross_entropy") -> tuple[float, dict[str, np.ndarray]]:
     """The loss (``losses.loss_and_grad``'s ``"cross_entropy"`` or ``"squared_error"``) and ``{name: dL/dθ}``
-    for a batch, by the hand-derived chain rule. Shapes: X (n, d_0), y (n,) -> (float, {name: array}).
-    """
+    for a batch, by the hand-derived chain rule. Shapes: X (n, d_0), y (n,) -> (float, {name: array})."""
     cache = forward(model, X)
     value, dlogits = losses.loss_and_grad(loss, cache.logits, y)
     return value, backward(model, cache, dlogits)

@@ -102,7 +102,6 @@ class Module:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
-
         A ``"<name>.mask"`` entry (bool, ``False`` only where the value is 0) replaces that parameter's
         mask; a parameter without one keeps its mask, applied to the new values (``W <- W_new ⊙ M``: rewinding
         a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
@@ -147,7 +146,6 @@ def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
 
 class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
-
     Glorot uniform: ``W ~ U(-a, a)``, ``a = sqrt(6 / (d_in + d_out))``, so ``Var(W) = 2 / (d_in + d_out)``
     keeps the signal's variance from layer to layer for linear layers (Glorot & Bengio 2010); ReLU halves it
     (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway.
@@ -168,12 +166,10 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``A = max(Z, 0)`` elementwise."""
+    """``A = max(Z, 0)`` elementwise (``activate`` has the others)."""
 
     def forward(self, x: Any) -> Any:
-        if isinstance(x, Tensor):
-            return x.relu()
-        return np.maximum(x, 0)
+        return activate(x, "relu")
 
 
 class Sequential(Module):
@@ -194,22 +190,22 @@ def activation_name(spec: Any) -> tuple[str, float]:
     and Keras's default, is not here (NumPy has no erf), so ``"gelu"`` is refused."""
     name, _, slope = str(spec).partition(":")
     if spec not in ACTIVATIONS and not (name == "leaky_relu" and re.fullmatch(r"\d+(\.\d*)?", slope)):
-        close = ["gelu_tanh (the erf GELU is not available)"] if "gelu" in str(spec) else \
-            difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5)
-        raise ValueError(f"unknown activation {spec!r}{f'; did you mean {close[0]}?' if close else ''}; "
-                         f"expected one of {ACTIVATIONS} or leaky_relu:SLOPE (a number >= 0)")
+        close = difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5) + [""]
+        hint = "gelu_tanh, GELU's tanh form (the erf GELU is not here)" if "gelu" in str(spec) else close[0]
+        raise ValueError(f"unknown activation {spec!r}; {f'did you mean {hint}? ' if hint else ''}expected "
+                         f"one of {ACTIVATIONS} or leaky_relu:SLOPE (a number >= 0)")
     return name, (float(slope) if slope else LEAKY_SLOPE) if name == "leaky_relu" else 0.0
 
 
 def activate(Z: Any, spec: str) -> Any:
     """``A = act(Z)`` elementwise, on an ndarray (NumPy) or a ``Tensor`` (built from autograd's own ops).
-
     >>> activate(np.array([-2.0, 0.0, 2.0]), "leaky_relu:0.5")
     array([-1.,  0.,  2.])
     """
     name, s = activation_name(spec)
     if isinstance(Z, Tensor):
-        return {"relu": Z.relu, "tanh": Z.tanh, "sigmoid": Z.sigmoid, "identity": lambda: Z,
+        return {"relu": Z.relu, "tanh": Z.tanh, "identity": lambda: Z,
+                "sigmoid": lambda: (Z * 0.5).tanh() * 0.5 + 0.5,                 # σ(z) = (1 + tanh(z/2)) / 2
                 "leaky_relu": lambda: Z.relu() - (-Z).relu() * s,               # max(z,0) + s·min(z,0)
                 "gelu_tanh": lambda: Z * 0.5 * ((Z + Z**3 * GELU_A) * GELU_C).tanh() + Z * 0.5}[name]()
     return {"relu": lambda: np.maximum(Z, 0),                                    # max(z, 0)
@@ -238,11 +234,8 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 class MLP(Module):
     """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ``activation`` between layers, logits out.
-
-    ``MLP([784, 64, 64, 10])`` is the document's model (55,050 parameters). Called on a ``Tensor``
-    it builds the autograd graph; called on an ndarray it returns the logits as an ndarray.
-    Shapes: X (n, sizes[0]) -> logits (n, sizes[-1]).
-    """
+    ``MLP([784, 64, 64, 10])`` is the document's model (55,050 parameters). Called on a ``Tensor`` it builds
+    the autograd graph; on an ndarray it returns the logits. Shapes: X (n, sizes[0]) -> (n, sizes[-1])."""
 
     def __init__(self, sizes: list[int], activation: str = "relu", seed: Seed = 0,
                  dtype: Any = np.float32) -> None:
