@@ -13,6 +13,8 @@ from tinyprune.cli import main
 from tinyprune.core.nn import MLP
 
 pytest.importorskip("h5py")
+# these files are ReLU models read without activation=: the assumption's warning is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
 pytest.importorskip("safetensors")
 
 
