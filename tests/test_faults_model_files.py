@@ -22,6 +22,8 @@ from tinyprune.errors import CheckpointError
 from tinyprune.interop import export_model, import_model
 
 h5py = pytest.importorskip("h5py")
+# these files are ReLU models read without activation=: the assumption's warning is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
 
 SECRET = np.arange(12, dtype=np.float32)          # the bytes of "another file" on the reader's disk
 

@@ -18,6 +18,8 @@ from tinyprune.interop import export_model, format_of, import_model
 from tinyprune.testing import mlp_sizes, seeds
 
 h5py = pytest.importorskip("h5py")
+# these files are ReLU models read without activation=: the assumption's warning is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 DOCUMENT_SIZES = [784, 64, 64, 10]

@@ -276,8 +276,8 @@ def test_bad_sizes_raise(sizes):
 
 
 def test_bad_activation_and_layer_sizes_raise():
-    with pytest.raises(ValueError, match="unknown activation 'tanh'"):
-        MLP([3, 2], activation="tanh")
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        MLP([3, 2], activation="swish")
     with pytest.raises(ValueError, match="d_in must be a positive integer, got 0"):
         Linear(0, 3)
     with pytest.raises(ValueError, match="d_out must be a positive integer"):

@@ -360,7 +360,7 @@ def _architecture(config: Any, path: Path) -> dict[str, Any]:
     if config.get("dtype") not in DTYPES:
         raise CheckpointError(f"{path}: model.json dtype must be one of {DTYPES}, "
                               f"got {config.get('dtype')!r}")
-    return config
+    return {"activation": "relu", **config}      # a checkpoint without one predates activations: ReLU
 
 
 def _expected_parameters(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -798,13 +798,18 @@ def run_export(args: argparse.Namespace) -> int:
 def add_import_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "import", help="read a PyTorch safetensors or Keras 3 MLP into a tinyprune checkpoint",
-        description="Read the weights of an MLP (a PyTorch nn.Sequential of Linear and ReLU saved as "
-                    "safetensors, or a Keras 3 Sequential of Dense layers as .weights.h5 or .keras) and "
-                    "save them as a tinyprune checkpoint, ready for evaluate, run --dense, or export.")
+        description="Read the weights of an MLP (a PyTorch nn.Sequential of Linear layers and one "
+                    "activation saved as safetensors, or a Keras 3 Sequential of Dense layers as "
+                    ".weights.h5 or .keras) and save them as a tinyprune checkpoint, ready for evaluate, "
+                    "run --dense, or export.")
     parser.add_argument("file", metavar="FILE", help="a .safetensors, .weights.h5, .keras or .npz file")
     parser.add_argument("--out", required=True, metavar="CHECKPOINT", help="the checkpoint to write (.npz)")
     parser.add_argument("--format", choices=("npz", "safetensors", "keras"), default=None,
                         help="the input format (default: from the extension of FILE)")
+    parser.add_argument("--activation", metavar="NAME", default=None,
+                        help="the activation between the layers of a weights-only file (safetensors, "
+                             ".weights.h5): relu, tanh, sigmoid, gelu_tanh, leaky_relu[:SLOPE], identity "
+                             "(default: relu, assumed and said; a .keras or .npz file names its own)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(handler=run_import)
 
@@ -815,12 +820,16 @@ def run_import(args: argparse.Namespace) -> int:
 
     kind = interop.format_of(args.file, args.format)
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work
+    assumed = args.activation is None and interop.weights_only(args.file, kind)
     try:
-        model = interop.import_model(args.file, kind)
+        activation = interop.ASSUMED if assumed else args.activation
+        model = interop.import_model(args.file, kind, activation=activation)
     except ImportError as error:
         raise TinypruneError(str(error)) from None
-    path = checkpoint.save(args.out, model, meta={"imported_from": str(args.file), "format": kind},
-                           overwrite=args.overwrite)
+    if assumed:
+        print(interop.assumption_note())
+    meta = {"imported_from": str(args.file), "format": kind, "activation_assumed": assumed}
+    path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
     print(f"read {args.file} ({kind}): {model}, {metrics.count_parameters(model):,} parameters, "
           f"{metrics.count_nonzeros(model):,} nonzero")
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")

@@ -1,6 +1,6 @@
 """Models in and out: PyTorch state dicts as safetensors, Keras 3 weights as ``.weights.h5`` or ``.keras``.
 
-Only the weights of an MLP travel (``Linear``/``Dense`` layers with ReLU between them, logits out); the
+Only the weights of an MLP travel (``Linear``/``Dense`` layers, one activation between them, logits out); the
 format libraries are optional (``pip install 'tinyprune[interop]'``: ``safetensors``, ``h5py``) and
 imported only when a file of theirs is read or written. Pruned weights travel as exact zeros; the masks
 stay in tinyprune's own checkpoints (``tinyprune.checkpoint``), except where a format has a place for
@@ -26,22 +26,29 @@ numbered in order (``dense``, ``dense_1``, ``dense_2``, ...), ``vars/0`` the ker
 compiled model adds ``/optimizer/vars/...`` (ignored here). Layers without variables that are the
 identity at inference (``dropout``, ``flatten``) are skipped; any other layer is refused. A ``.keras``
 file is a zip archive of ``config.json`` (the architecture: checked to be a ``Sequential`` of ``Dense``
-layers with ReLU between and a linear or softmax output), ``metadata.json`` and ``model.weights.h5``
-(the layout above). A softmax output comes in as logits: tinyprune keeps the softmax in the loss.
-Written: ``.weights.h5`` in that layout, and ``.keras`` with a ``Sequential`` config whose last
-``Dense`` has ``activation="softmax"`` (the source document's model).
+layers with one activation between them, ``KERAS_ACTIVATIONS``, and a linear or softmax output),
+``metadata.json`` and ``model.weights.h5`` (the layout above). A softmax output comes in as logits:
+tinyprune keeps the softmax in the loss. Written: ``.weights.h5`` in that layout, and ``.keras`` with a
+``Sequential`` config whose hidden ``Dense`` layers carry the model's activation and whose last has
+``activation="softmax"`` (the source document's model).
+
+**Activations.** Only a ``.keras`` config (and a tinyprune checkpoint) says which activation sits between
+the layers. Safetensors and ``.weights.h5`` hold weights only: ``import_model(path, activation="tanh")``
+states it; without ``activation=`` ReLU is assumed and a warning says so (``tinyprune import`` prints
+that line and records ``activation_assumed: true`` in the checkpoint's meta). Keras's ``"gelu"`` is the
+exact erf GELU, which tinyprune lacks (``gelu_tanh`` is the tanh approximation), so it is refused.
 
 Every bad input (a missing or extra key, a wrong shape, a non-float dtype, NaN or inf, layers that do
 not chain, anything that is not an MLP) raises ``CheckpointError`` naming the key; files are written
 through ``files.atomic_write`` (whole or absent).
 
 >>> import tempfile, pathlib
->>> from tinyprune.core.nn import MLP
+>>> from tinyprune.core.nn import MLP, activation_name
 >>> model = MLP([4, 3, 2], seed=0)
 >>> path = export_model(pathlib.Path(tempfile.mkdtemp()) / "mlp.safetensors", model)
 >>> sorted(torch_state_dict(model))
 ['0.bias', '0.weight', '2.bias', '2.weight']
->>> import_model(path).sizes
+>>> import_model(path, activation="relu").sizes      # safetensors hold no activation: state it
 [4, 3, 2]
 """
 
@@ -52,6 +59,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune import checkpoint
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activation_name
 from tinyprune.errors import CheckpointError
 from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular, shown
 
@@ -70,9 +78,14 @@ FORMATS = ("npz", "safetensors", "keras")
 EXTRA = "pip install 'tinyprune[interop]'"
 MAX_FILE_BYTES = 8 * checkpoint.MAX_PARAMETERS + (1 << 20)      # float64 values of the largest model, + slack
 KERAS_IDENTITY_LAYERS = ("dropout", "flatten")
+# Keras 3's activation strings and tinyprune's names (keras.activations.leaky_relu's negative_slope is 0.2)
+KERAS_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "linear": "identity",
+                     "leaky_relu": "leaky_relu:0.2"}
+ASSUMED = "relu"
 
-__all__ = ["FORMATS", "export_model", "format_of", "from_keras_layers", "from_torch_state", "import_model",
-           "keras_layers", "read_keras", "read_safetensors", "torch_state_dict", "write_keras",
+__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "assumption_note", "export_model", "format_of",
+           "from_keras_layers", "from_torch_state", "import_model", "keras_activation", "keras_layers",
+           "read_keras", "read_safetensors", "torch_state_dict", "weights_only", "write_keras",
            "write_safetensors"]
 
 
@@ -395,7 +408,8 @@ def _config_table(value: Any, key: str, where: str) -> dict[str, Any]:
 
 
 def _check_keras_config(config: Any, where: str) -> list[str]:
-    """The activations of the ``Dense`` layers of a ``.keras`` ``config.json``, checked to be an MLP."""
+    """The activations of the ``Dense`` layers of a ``.keras`` ``config.json``, checked to be an MLP
+    (``_hidden_activation`` checks that tinyprune can represent them)."""
     kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
     if kind != "Sequential":
         label = shown(kind).strip("'")
@@ -418,10 +432,6 @@ def _check_keras_config(config: Any, where: str) -> list[str]:
                                   "layers (and InputLayer, Dropout, Flatten): not an MLP")
     if not activations:
         raise CheckpointError(f"{where}: config.json has no Dense layer")
-    for position, activation in enumerate(activations[:-1]):
-        if activation != "relu":
-            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)}; "
-                                  "tinyprune's MLP has ReLU between its layers")
     if activations[-1] not in ("linear", "softmax", None):
         raise CheckpointError(f"{where}: the last Dense layer has activation {shown(activations[-1])}; "
                               "expected 'linear' or 'softmax' (tinyprune returns logits)")
@@ -458,11 +468,40 @@ def read_keras(path: PathLike) -> MLP:
     except Exception as error:                   # zipfile, zlib, json
         raise CheckpointError(f"{path}: not a readable .keras archive ({error})") from error
     activations = _check_keras_config(config, str(path))
+    hidden = _hidden_activation(activations[:-1], str(path))
     model = _read_h5(weights, f"{path}:model.weights.h5")
     if len(activations) != len(model.layers):
         raise CheckpointError(f"{path}: config.json lists {len(activations)} Dense layers but "
                               f"model.weights.h5 holds {len(model.layers)}")
+    model.activation = hidden
     return model
+
+
+def _hidden_activation(activations: list[Any], where: str) -> str:
+    """tinyprune's name for the one activation of the hidden ``Dense`` layers, or ``CheckpointError`` naming
+    the layer whose activation differs from the first's or that tinyprune cannot represent."""
+    for position, activation in enumerate(activations):
+        if not isinstance(activation, str) or activation not in KERAS_ACTIVATIONS:
+            why = ("Keras's gelu is the exact erf GELU; tinyprune has only its tanh approximation" if
+                   activation == "gelu" else f"tinyprune represents {sorted(KERAS_ACTIVATIONS)}")
+            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)}; "
+                                  + why)
+        if activation != activations[0]:
+            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)} but "
+                                  f"layer 0 has {shown(activations[0])}; tinyprune's MLP has one activation "
+                                  "between all its layers")
+    return KERAS_ACTIVATIONS[activations[0]] if activations else ASSUMED
+
+
+def keras_activation(model: MLP) -> str:
+    """The Keras 3 activation string of ``model``'s hidden layers, or ``ValueError`` if Keras has none."""
+    for keras_name, name in KERAS_ACTIVATIONS.items():
+        if activation_name(name) == activation_name(model.activation):
+            return keras_name
+    raise ValueError(f"a .keras config cannot hold activation {model.activation!r} (Keras's strings: "
+                     f"{sorted(KERAS_ACTIVATIONS)}; its 'gelu' is the erf form, its 'leaky_relu' has slope "
+                     "0.2); "
+                     "export as .weights.h5 or safetensors and state the activation when loading")
 
 
 def _h5_bytes(model: MLP) -> bytes:
@@ -481,8 +520,8 @@ def _h5_bytes(model: MLP) -> bytes:
 
 
 def _keras_config(model: MLP) -> dict[str, Any]:
-    """A Keras 3 ``config.json`` for ``Sequential([InputLayer, Dense(relu), ..., Dense(softmax)])``."""
-    dtype = model.dtype.name
+    """A Keras 3 ``config.json`` for ``Sequential([InputLayer, Dense(act), ..., Dense(softmax)])``."""
+    dtype, hidden = model.dtype.name, keras_activation(model)
     layers: list[dict[str, Any]] = [{
         "module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
         "config": {"batch_shape": [None, model.sizes[0]], "dtype": dtype, "sparse": False,
@@ -494,7 +533,7 @@ def _keras_config(model: MLP) -> dict[str, Any]:
             "module": "keras.layers", "class_name": "Dense", "registered_name": None,
             "build_config": {"input_shape": [None, fan_in]},
             "config": {"name": "dense" if index == 0 else f"dense_{index}", "trainable": True, "dtype": dtype,
-                       "units": units, "activation": "softmax" if last else "relu", "use_bias": True,
+                       "units": units, "activation": "softmax" if last else hidden, "use_bias": True,
                        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
                                               "config": {"seed": None}, "registered_name": None},
                        "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros",
@@ -513,24 +552,50 @@ def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
     weights = _h5_bytes(model)
     if Path(path).suffix.lower() != ".keras":
         return atomic_write(path, weights, overwrite=overwrite)
+    config = _keras_config(model)                 # refused before anything is written
 
     def write_archive(file: Any) -> None:
         with zipfile.ZipFile(file, "w") as archive:
             archive.writestr("metadata.json", json.dumps({"keras_version": "3", "producer": "tinyprune"}))
-            archive.writestr("config.json", json.dumps(_keras_config(model)))
+            archive.writestr("config.json", json.dumps(config))
             archive.writestr("model.weights.h5", weights)
     return atomic_write(path, write_archive, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- one door in, one door out
-def import_model(path: PathLike, format: str | None = None) -> MLP:  # noqa: A002 (the natural name)
+def import_model(path: PathLike, format: str | None = None,  # noqa: A002 (the natural name)
+                 activation: str | None = None) -> MLP:
     """The MLP stored in ``path``: a tinyprune checkpoint (``npz``), PyTorch ``safetensors`` or ``keras``
-    (``.weights.h5`` or ``.keras``); the format comes from the extension unless named. Example: see the
-    module docstring."""
+    (``.weights.h5`` or ``.keras``); the format comes from the extension unless named. ``activation``
+    states the activation of a weights-only file (``weights_only``); without it ReLU is assumed, with a
+    ``UserWarning`` saying so. A file that names its activation must agree with ``activation`` if given.
+    Example: see the module docstring."""
     kind = format_of(path, format)
+    if activation is not None:
+        activation_name(activation)                # an unknown name is refused before the file is read
     if kind == "npz":
-        return checkpoint.load(path).model
-    return read_safetensors(path) if kind == "safetensors" else read_keras(path)
+        model = checkpoint.load(path).model
+    else:
+        model = read_safetensors(path) if kind == "safetensors" else read_keras(path)
+    if weights_only(path, kind):
+        if activation is None:
+            warnings.warn(assumption_note(), UserWarning, stacklevel=2)
+        model.activation = ASSUMED if activation is None else activation
+    elif activation is not None and activation_name(activation) != activation_name(model.activation):
+        raise CheckpointError(f"{path}: the file says activation {model.activation!r}, but "
+                              f"activation={activation!r} was given; leave it out to use the file's")
+    return model
+
+
+def weights_only(path: PathLike, format: str | None = None) -> bool:  # noqa: A002
+    """Whether ``path`` holds weights without the activation between them (safetensors, ``.weights.h5``)."""
+    kind = format_of(path, format)
+    return kind == "safetensors" or (kind == "keras" and Path(path).suffix.lower() != ".keras")
+
+
+def assumption_note() -> str:
+    """The one line that says an import assumed its activation."""
+    return f"assumed {ASSUMED}: a weights-only file does not say; pass --activation (API: activation=)"
 
 
 def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # noqa: A002

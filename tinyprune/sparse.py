@@ -16,7 +16,7 @@ than BLAS, so sparsity pays only when the density is low enough; where exactly d
 and the batch (``benchmarks/bench_sparse.py`` measures it, ``choose`` encodes the measured rule).
 Notebook 09 compares this with compaction (removing whole neurons), which needs no gather at all.
 
->>> from tinyprune.core.nn import MLP
+>>> from tinyprune.core.nn import MLP, activate
 >>> from tinyprune.prune.core import magnitude
 >>> model = MLP([20, 16, 3], seed=0)
 >>> _ = magnitude(model, 0.9, scope="layer")
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activate
 from tinyprune.errors import ShapeError
 
 KERNELS = ("dense", "reduceat", "gather")
@@ -160,8 +160,8 @@ class SparseMLP:
     ``kernels="dense"``, ``"reduceat"``, ``"gather"`` or a list (one per layer) forces them.
     """
 
-    def __init__(self, layers: list[SparseLayer], sizes: list[int]) -> None:
-        self.layers, self.sizes = layers, sizes
+    def __init__(self, layers: list[SparseLayer], sizes: list[int], activation: str = "relu") -> None:
+        self.layers, self.sizes, self.activation = layers, sizes, activation
 
     @classmethod
     def from_model(cls, model: MLP, kernels: str | list[str] = "auto", batch: int = 1000) -> SparseMLP:
@@ -176,7 +176,7 @@ class SparseMLP:
         if len(chosen) != len(model.layers):
             raise ValueError(f"one kernel per layer: {len(model.layers)} layers, got {len(chosen)} kernels")
         built = [build_layer(layer.W.data, layer.b.data, k) for layer, k in zip(model.layers, chosen)]
-        return cls(built, list(model.sizes))
+        return cls(built, list(model.sizes), model.activation)
 
     @property
     def kernels(self) -> list[str]:
@@ -191,8 +191,8 @@ class SparseMLP:
         XT = np.ascontiguousarray(X.T)                  # one feature per row: gathers copy whole rows
         for index, layer in enumerate(self.layers):
             XT = layer(XT)
-            if index < last:
-                np.maximum(XT, 0, out=XT)
+            if index < last:                            # ReLU in place; others as the model computes them
+                XT = np.maximum(XT, 0, out=XT) if self.activation == "relu" else activate(XT, self.activation)
         return np.ascontiguousarray(XT.T)
 
     def predict(self, X: Any) -> np.ndarray:

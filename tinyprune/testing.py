@@ -21,7 +21,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("tinyprune.testing needs hypothesis: pip install 'tinyprune[dev]'") from error
 
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activate
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -94,12 +94,13 @@ def _far_from_kink(model: MLP, X: np.ndarray, margin: float) -> bool:
         Z = activation @ layer.W.data + layer.b.data
         if np.any(np.abs(Z) < margin):
             return False
-        activation = np.maximum(Z, 0)
+        activation = activate(Z, model.activation)
     return True
 
 
 @st.composite
-def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3, masked: bool = False) -> MLPCase:
+def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3, masked: bool = False,
+              activations: tuple[str, ...] = ("relu",)) -> MLPCase:
     """An ``MLPCase``: generated sizes, seed, batch of 1..max_batch rows and labels.
 
     Biases are drawn nonzero so that ReLU units are not all on the same side; examples with a
@@ -107,12 +108,12 @@ def mlp_cases(draw: st.DrawFn, max_batch: int = 8, margin: float = 1e-3, masked:
     ``masked=True`` every parameter gets a random ``mask`` (keeping each entry with a drawn
     probability 0.2, 0.5 or 0.9) and its masked entries are set to exactly 0, as pruning leaves
     them; a hidden unit whose incoming weights are all masked keeps its bias (else its
-    pre-activation would sit exactly on the kink).
+    pre-activation would sit exactly on the kink). The activation is drawn from ``activations``.
     """
     sizes = draw(mlp_sizes())
     seed = draw(seeds)
     generator = np.random.default_rng(seed)
-    model = MLP(sizes, seed=generator, dtype=np.float64)
+    model = MLP(sizes, activation=draw(st.sampled_from(activations)), seed=generator, dtype=np.float64)
     for layer in model.layers:
         layer.b.data[...] = generator.uniform(-0.5, 0.5, size=layer.b.shape)
     if masked:

@@ -1,13 +1,11 @@
 """Reverse-mode automatic differentiation over NumPy arrays: the ``Tensor``.
 
-A ``Tensor`` wraps an array. Every operation on tensors returns a new tensor that remembers its
-parents and a *backward rule*: given the upstream gradient ``g = dL/d(out)``, it returns
-``dL/d(parent)`` for each parent (the chain rule, one local derivative at a time).
-``loss.backward()`` visits the graph in reverse topological order, so each node's gradient is
-complete before it is passed on. Derived step by step in ``notebooks/03_autograd.ipynb``.
-
-Broadcasting: when NumPy stretched an operand (shape ``(h,)`` added to ``(n, h)``), the same
-value was used ``n`` times, so its gradient is the *sum* over the stretched axes (``_unbroadcast``).
+A ``Tensor`` wraps an array. Every operation on tensors returns a new tensor that remembers its parents
+and a *backward rule*: given the upstream gradient ``g = dL/d(out)``, it returns ``dL/d(parent)`` for each
+parent (the chain rule, one local derivative at a time). ``loss.backward()`` visits the graph in reverse
+topological order, so each node's gradient is complete before it is passed on. Derived step by step in
+``notebooks/03_autograd.ipynb``. Broadcasting: when NumPy stretched an operand (``(h,)`` added to
+``(n, h)``), the same value was used ``n`` times, so its gradient is the *sum* over the stretched axes.
 
 >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
 >>> y = (x * x).sum()          # y = sum x_i^2
@@ -34,14 +32,7 @@ _grad_enabled = True
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
-    """Within this block, operations record no graph (inference, or updating weights by hand).
-
-    >>> w = Tensor([1.0], requires_grad=True)
-    >>> with no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
-    """
+    """Within this block, operations record no graph (inference, or updating weights by hand)."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:
@@ -215,17 +206,11 @@ class Tensor:
         """z = -x;  dz/dx = -1."""
         return Tensor._result(-self.data, (self,), lambda g: (-g,))
 
-    def __radd__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) + self
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) - self
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) * self
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _tensor(other, like=self) / self
+    # number + Tensor, number - Tensor, ...: the number becomes a constant Tensor on the left
+    def __radd__(self, other: Any) -> Tensor: return _tensor(other, like=self) + self  # noqa: E704
+    def __rsub__(self, other: Any) -> Tensor: return _tensor(other, like=self) - self  # noqa: E704
+    def __rmul__(self, other: Any) -> Tensor: return _tensor(other, like=self) * self  # noqa: E704
+    def __rtruediv__(self, other: Any) -> Tensor: return _tensor(other, like=self) / self  # noqa: E704
 
     def __matmul__(self, other: Any) -> Tensor:
         """Z = A @ B;  dZ/dA: g @ B^T,  dZ/dB: A^T @ g. Shapes: A (n, d) @ B (d, h) -> (n, h); a 1-D
@@ -287,6 +272,11 @@ class Tensor:
         """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (we take 0 at the kink x = 0)."""
         active = self.data > 0
         return Tensor._result(np.maximum(self.data, 0), (self,), lambda g: (g * active,))
+
+    def tanh(self) -> Tensor:
+        """y = tanh x;  dy/dx = 1 - y²."""
+        out_data = np.tanh(self.data)
+        return Tensor._result(out_data, (self,), lambda g: (g * (1 - out_data**2),))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """y = z - log sum_j e^{z_j} (stable: z_max subtracted first);  dy_i/dz_j = [i = j] - softmax(z)_j, so

@@ -61,7 +61,6 @@ def check_labels(y: np.ndarray | list, num_classes: int | None = None) -> tuple[
 
 def one_hot(y: np.ndarray | list, num_classes: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
     """One-hot encode integer labels: row i is all zeros but a 1 in column y[i]. Shapes: (n,) -> (n, k).
-
     >>> one_hot([1, 0], 3).tolist()
     [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
     """
@@ -111,11 +110,9 @@ class Dataset:
         return Dataset(self.X[indices], self.y[indices], num_classes=self.num_classes)
 
     def split(self, fraction: float, seed: Seed = 0) -> tuple[Dataset, Dataset]:
-        """Split into two Datasets, the first with ``round(fraction * n)`` rows, stratified by class.
-
-        Each class goes to the first part in (nearly) the proportion ``fraction``, so both parts keep the
-        class balance; which rows go where is drawn with ``seed``. Rows keep their original order.
-
+        """Split into two Datasets, the first with ``round(fraction * n)`` rows, stratified by class: each
+        class goes to the first part in (nearly) the proportion ``fraction``; which rows go where is drawn
+        with ``seed``; rows keep their original order.
         >>> a, b = Dataset(np.ones((10, 1)), [0, 1] * 5).split(0.6, seed=0)
         >>> len(a), len(b), np.bincount(a.y).tolist()
         (6, 4, [3, 3])
@@ -132,9 +129,8 @@ class Dataset:
 
     def minibatches(self, batch_size: int, shuffle: bool = True,
                     rng: Seed = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(Xb, yb)`` batches covering every row once; the last batch may be smaller.
-
-        With ``shuffle`` the order is a permutation drawn from ``rng`` (a seed or Generator; the same
+        """Yield ``(Xb, yb)`` batches covering every row once; the last batch may be smaller. With ``shuffle``
+        the order is a permutation drawn from ``rng`` (a seed or Generator; the same
         Generator every epoch gives a new, reproducible order each time) and each batch is gathered by
         ``X[rows]``; without, the batches are views of ``X`` and ``y``. Shapes: Xb (b, d), yb (b,).
         """
@@ -155,7 +151,6 @@ class Dataset:
 
 def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted positions of ``n_chosen`` rows drawn so that every class is represented in proportion.
-
     Class c gets ``floor(share_c)`` rows, ``share_c = n_chosen * count_c / n``; the rows still missing go
     to the classes with the largest remainders, so the total is exact.
     """

@@ -53,7 +53,6 @@ def check_logits(logits: np.ndarray) -> None:
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``p_j = e^{z_j - z_max} / sum_k e^{z_k - z_max}``, ``z_max = max_k z_k`` (the shift keeps e^. finite).
-
     >>> softmax(np.array([1000.0, 1000.0]))
     array([0.5, 0.5])
     """
@@ -64,7 +63,6 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``log p_j = (z_j - z_max) - log sum_k e^{z_k - z_max}``: log-sum-exp, finite for any finite z.
-
     >>> log_softmax(np.array([0.0, -1e4]))[1]
     np.float64(-10000.0)
     """
@@ -91,11 +89,8 @@ def cross_entropy(logits: Tensor | np.ndarray, labels: Any) -> Tensor | float:
 
 
 def cross_entropy_grad(logits: np.ndarray, labels: Any) -> np.ndarray:
-    """Gradient of the mean softmax cross-entropy with respect to the logits.
-
-    With P = softmax(z) and one-hot targets Y = onehot(y), dL/dz = (P - Y) / n for a batch of n rows
-    (notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log"). Shapes: (n, k), (n,) -> (n, k).
-    """
+    """dL/dz of the mean softmax cross-entropy: with P = softmax(z), Y = onehot(y), dL/dz = (P - Y) / n
+    (notebooks/02_backprop_by_hand.ipynb, "the softmax meets the log"). Shapes: (n, k), (n,) -> (n, k)."""
     check_logits(logits)
     labels = check_labels(labels, logits.shape[0], logits.shape[1])
     grad = softmax(logits)
@@ -118,11 +113,8 @@ def _rows(values: np.ndarray) -> int:
 
 
 def squared_error(y_hat: Tensor | np.ndarray, target: Any, reduction: str = "sum") -> Tensor | float:
-    """The document's loss ``L = 1/2 sum_i (y_hat_i - y_i)^2`` (its section 4.1).
-
-    ``reduction="sum"`` as written; ``"mean"`` divides by the rows n, so the scale does not grow with the
-    batch. The 1/2 makes the gradient ``y_hat - y``. Tensor in -> Tensor out; array in -> float.
-    """
+    """The document's loss ``L = 1/2 sum_i (y_hat_i - y_i)^2`` (its section 4.1; the 1/2 makes the gradient
+    ``y_hat - y``). ``reduction="mean"`` divides by the rows n. Tensor in -> Tensor out; array in -> float."""
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
     data = y_hat.data if isinstance(y_hat, Tensor) else np.asarray(y_hat)
     _check_pair(data, target_data, reduction)
@@ -164,8 +156,7 @@ def loss_and_grad(name: str, logits: np.ndarray, y: Any) -> tuple[float, np.ndar
       ``dL/dz = softmax_backward(p, (p - Y) / n)``.
     Shapes: logits (n, k) -> (float, (n, k)).
     """
-    check_loss_name(name)
-    if name == "cross_entropy":
+    if check_loss_name(name) == "cross_entropy":
         return cross_entropy(logits, y), cross_entropy_grad(logits, y)
     check_logits(logits)
     probabilities = softmax(logits)
@@ -187,11 +178,10 @@ class Loss:
     """A training loss as a part of ``train.fit``: ``Loss("cross_entropy")`` or ``Loss("squared_error")`` on
     the labels (``loss_and_grad``, ``loss_tensor``), or a subclass of yours (``recover.Distillation`` is one).
 
-    ``fit`` calls ``bind(X)`` once with the training input (a loss whose targets depend on the row computes
-    them there), then per batch ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or
-    ``tensor(logits, y, rows)`` (``"autograd"``); ``rows`` are the batch's rows of ``X`` (or ``None``).
-    ``evaluate_as`` names the label loss that ``fit`` reports on the validation rows.
-
+    ``fit`` calls ``bind(X)`` once with the training input (per-row targets are computed there), then per
+    batch ``value_and_grad(logits, y, rows)`` (engine ``"backprop"``) or ``tensor(logits, y, rows)``
+    (``"autograd"``), ``rows`` the batch's rows of ``X`` (or ``None``); ``evaluate_as`` names the label loss
+    that ``fit`` reports on the validation rows.
     >>> value, grad = Loss("cross_entropy").value_and_grad(np.zeros((2, 2)), np.array([0, 1]), None)
     >>> round(value, 4), grad.shape
     (0.6931, (2, 2))
@@ -224,7 +214,6 @@ class Loss:
 
 def as_loss(loss: str | Loss) -> Loss:
     """A ``Loss`` part from a name of ``LOSSES`` or a ``Loss`` as it is; anything else is refused.
-
     >>> as_loss("squared_error")
     Loss('squared_error')
     """

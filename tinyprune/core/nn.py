@@ -2,7 +2,7 @@
 
 Conventions (``notebooks/01_mlp_and_losses.ipynb``): a batch ``X`` has shape ``(n, d)``; a layer
 holds ``W`` of shape ``(d, h)`` and ``b`` of shape ``(h,)`` and computes ``Z = X @ W + b``; hidden
-layers apply ``A = relu(Z)``. The last layer returns logits; softmax lives in the loss.
+layers apply ``A = act(Z)`` (``activate``; ReLU unless told). The last layer returns logits.
 
 Pruning enters the core only through ``Parameter.mask``: a pruned weight is an exact 0 and its mask
 entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a pruned model stays pruned.
@@ -16,6 +16,9 @@ entry ``False``; ``state_dict()`` keeps each mask under ``"<name>.mask"``, so a 
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +28,9 @@ from tinyprune.core.autograd import Tensor
 from tinyprune.core.errors import ShapeError
 from tinyprune.core.random import Seed, rng
 
-ACTIVATIONS = ("relu",)
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu_tanh", "leaky_relu", "identity")
+LEAKY_SLOPE = 0.01                  # "leaky_relu" (torch's default); "leaky_relu:0.2" states another slope
+GELU_C, GELU_A = math.sqrt(2 / math.pi), 0.044715     # gelu_tanh's constants (Hendrycks & Gimpel 2016)
 DTYPES = ("float32", "float64")     # training runs in float32, gradient checks in float64
 MASK_SUFFIX = ".mask"               # state_dict key of a parameter's mask: "layers.0.W.mask"
 
@@ -97,7 +102,6 @@ class Module:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
-
         A ``"<name>.mask"`` entry (bool, ``False`` only where the value is 0) replaces that parameter's
         mask; a parameter without one keeps its mask, applied to the new values (``W <- W_new ⊙ M``: rewinding
         a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
@@ -142,7 +146,6 @@ def _checked_mask(name: str, mask: Any, values: np.ndarray) -> np.ndarray:
 
 class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
-
     Glorot uniform: ``W ~ U(-a, a)``, ``a = sqrt(6 / (d_in + d_out))``, so ``Var(W) = 2 / (d_in + d_out)``
     keeps the signal's variance from layer to layer for linear layers (Glorot & Bengio 2010); ReLU halves it
     (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway.
@@ -163,12 +166,10 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``A = max(Z, 0)`` elementwise."""
+    """``A = max(Z, 0)`` elementwise (``activate`` has the others)."""
 
     def forward(self, x: Any) -> Any:
-        if isinstance(x, Tensor):
-            return x.relu()
-        return np.maximum(x, 0)
+        return activate(x, "relu")
 
 
 class Sequential(Module):
@@ -181,6 +182,38 @@ class Sequential(Module):
         for module in self.layers:
             x = module(x)
         return x
+
+
+def activation_name(spec: Any) -> tuple[str, float]:
+    """``(name, slope)``: ``"tanh"`` -> ``("tanh", 0.0)``, ``"leaky_relu:0.2"`` -> ``("leaky_relu", 0.2)``.
+    ``gelu_tanh`` is GELU's tanh approximation (torch's ``approximate="tanh"``); the exact erf GELU, torch's
+    and Keras's default, is not here (NumPy has no erf), so ``"gelu"`` is refused."""
+    name, _, slope = str(spec).partition(":")
+    if spec not in ACTIVATIONS and not (name == "leaky_relu" and re.fullmatch(r"\d+(\.\d*)?", slope)):
+        close = difflib.get_close_matches(str(spec).lower(), ACTIVATIONS, n=1, cutoff=0.5) + [""]
+        hint = "gelu_tanh, GELU's tanh form (the erf GELU is not here)" if "gelu" in str(spec) else close[0]
+        raise ValueError(f"unknown activation {spec!r}; {f'did you mean {hint}? ' if hint else ''}expected "
+                         f"one of {ACTIVATIONS} or leaky_relu:SLOPE (a number >= 0)")
+    return name, (float(slope) if slope else LEAKY_SLOPE) if name == "leaky_relu" else 0.0
+
+
+def activate(Z: Any, spec: str) -> Any:
+    """``A = act(Z)`` elementwise, on an ndarray (NumPy) or a ``Tensor`` (built from autograd's own ops).
+    >>> activate(np.array([-2.0, 0.0, 2.0]), "leaky_relu:0.5")
+    array([-1.,  0.,  2.])
+    """
+    name, s = activation_name(spec)
+    if isinstance(Z, Tensor):
+        return {"relu": Z.relu, "tanh": Z.tanh, "identity": lambda: Z,
+                "sigmoid": lambda: (Z * 0.5).tanh() * 0.5 + 0.5,                 # σ(z) = (1 + tanh(z/2)) / 2
+                "leaky_relu": lambda: Z.relu() - (-Z).relu() * s,               # max(z,0) + s·min(z,0)
+                "gelu_tanh": lambda: Z * 0.5 * ((Z + Z**3 * GELU_A) * GELU_C).tanh() + Z * 0.5}[name]()
+    return {"relu": lambda: np.maximum(Z, 0),                                    # max(z, 0)
+            "tanh": lambda: np.tanh(Z),                                          # tanh z
+            "sigmoid": lambda: 0.5 * np.tanh(0.5 * Z) + 0.5,                     # 1/(1+e^-z), cannot overflow
+            "gelu_tanh": lambda: 0.5 * Z * (1 + np.tanh(GELU_C * (Z + GELU_A * Z**3))),  # z/2 (1+tanh(u))
+            "leaky_relu": lambda: np.where(Z > 0, Z, s * Z),                     # z if z > 0 else s z
+            "identity": lambda: Z}[name]()
 
 
 def _is_size(size: Any) -> bool:
@@ -200,12 +233,9 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 
 class MLP(Module):
-    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ReLU between layers, logits out.
-
-    ``MLP([784, 64, 64, 10])`` is the document's model (55,050 parameters). Called on a ``Tensor``
-    it builds the autograd graph; called on an ndarray it returns the logits as an ndarray.
-    Shapes: X (n, sizes[0]) -> logits (n, sizes[-1]).
-    """
+    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``: ``activation`` between layers, logits out.
+    ``MLP([784, 64, 64, 10])`` is the document's model (55,050 parameters). Called on a ``Tensor`` it builds
+    the autograd graph; on an ndarray it returns the logits. Shapes: X (n, sizes[0]) -> (n, sizes[-1])."""
 
     def __init__(self, sizes: list[int], activation: str = "relu", seed: Seed = 0,
                  dtype: Any = np.float32) -> None:
@@ -213,8 +243,7 @@ class MLP(Module):
         if len(sizes) < 2 or not all(_is_size(s) for s in sizes):
             raise ValueError(f"sizes must list at least two positive integers (input, ..., output), "
                              f"got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
+        activation_name(activation)
         self.sizes = [int(s) for s in sizes]
         self.activation = activation
         self.dtype = _float_dtype(dtype)
@@ -230,7 +259,7 @@ class MLP(Module):
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index < last:
-                x = x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
+                x = activate(x, self.activation)
         return x
 
     def config(self) -> dict[str, Any]:

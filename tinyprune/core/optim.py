@@ -116,11 +116,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent: ``w <- w - α d`` (the document's update when ``momentum=0``).
-
-    With weight decay λ, ``g = ∂L/∂w + λ w``. With momentum μ the direction is the velocity
-    ``v <- μ v + g`` (``d = v``), or Nesterov's look-ahead ``d = g + μ v``.
-    """
+    """Stochastic gradient descent: ``w <- w - α d`` (the document's update when ``momentum=0``). Weight decay
+    λ: ``g = ∂L/∂w + λ w``; momentum μ: ``v <- μ v + g``, ``d = v`` (Nesterov: ``d = g + μ v``)."""
 
     slots = ("velocity",)
 
@@ -142,8 +139,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction; defaults are Keras' (``eps = 1e-7``).
-
+    """Adam (Kingma & Ba 2015) with bias correction; defaults are Keras' (``eps = 1e-7``):
     ``m <- β1 m + (1-β1) g``, ``v <- β2 v + (1-β2) g²``, ``m̂ = m / (1-β1^t)``, ``v̂ = v / (1-β2^t)``,
     ``w <- w - α m̂ / (sqrt(v̂) + ε)``. (Keras adds ε to ``sqrt(v)`` before the correction; the two
     differ only in how ε is scaled.) ``weight_decay`` adds ``λ w`` to the gradient (L2, not AdamW).

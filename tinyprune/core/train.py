@@ -201,7 +201,6 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
     - ``val``: a Dataset (or ``(X, y)``) evaluated once per epoch, after its steps.
     - ``seed``: epoch ``e`` is shuffled by ``epoch_rng(seed, e)``; the same seed gives bit-identical weights.
     - ``callbacks``: objects with any of the methods of ``tinyprune.training.Callback``.
-
     Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels.
     """
     epoch_numbers, batch_size = _epoch_numbers(epochs), positive_int("batch_size", batch_size)
@@ -234,11 +233,9 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
 
 def evaluate(model: Module, dataset: DataLike, loss: str = "cross_entropy",
              batch_size: int = 1000) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``dataset``: ``{"loss": L, "accuracy": a}``.
-
+    """Mean loss and accuracy of ``model`` on ``dataset``: ``{"loss": L, "accuracy": a}``, where
     ``L = (1/n) Σ_i loss(z_i, y_i)`` and ``a = (1/n) Σ_i [argmax_j z_ij = y_i]`` over all n rows, computed
     ``batch_size`` rows at a time without building a graph. Shapes: ``dataset.X`` (n, d), ``dataset.y`` (n,).
-
     >>> from tinyprune.core.nn import MLP
     >>> scores = evaluate(MLP([3, 2], seed=0), (np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])))
     >>> sorted(scores), scores["accuracy"]
@@ -259,7 +256,6 @@ def evaluate(model: Module, dataset: DataLike, loss: str = "cross_entropy",
 
 def predict(model: Module, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """The predicted class of every row: ``argmax_j z_ij`` of the logits. Shapes: X (n, d) -> (n,) int64.
-
     >>> from tinyprune.core.nn import MLP
     >>> predict(MLP([3, 4], seed=0), np.zeros((2, 3), np.float32))
     array([0, 0])

@@ -2,8 +2,10 @@
 
 A hidden neuron j of layer l can go, exactly, when
 - its outgoing row ``W_{l+1}[j, :]`` is all 0: nothing downstream listens; or
-- its incoming column ``W_l[:, j]`` is all 0: its activation is the constant ``relu(b_l[j])``, which is
-  *folded* into the next bias, ``b_{l+1} += relu(b_l[j]) · W_{l+1}[j, :]``, before it goes.
+- its incoming column ``W_l[:, j]`` is all 0: its activation is the constant ``act(b_l[j])``, which is
+  *folded* into the next bias, ``b_{l+1} += act(b_l[j]) · W_{l+1}[j, :]``, before it goes. With ReLU, tanh,
+  GELU, leaky ReLU and identity ``act(0) = 0``, so a unit whose bias is pruned too folds nothing; a sigmoid
+  unit still emits ``σ(0) = 1/2`` and folds ``W_{l+1}[j, :] / 2``: pruning its weights does not silence it.
 Removing a neuron deletes a row or column of its neighbours, which may make more neurons dead, so the
 two rules run to a fixed point. Input and output units are never removed. Surviving weights keep their
 (unstructured) masks, except a bias entry that receives a folded constant, which is no longer pruned.
@@ -14,7 +16,7 @@ dense matrix) unless a block happens to cover a neuron's whole column or row; a 
 zero blocks costs what it did (``benchmarks/bench_allocation.py``).
 Derived in ``notebooks/09_structured_pruning_and_speed.ipynb``.
 
->>> from tinyprune.core.nn import MLP
+>>> from tinyprune.core.nn import MLP, activate
 >>> from tinyprune.prune.core import neurons
 >>> model = MLP([6, 8, 5, 3], seed=0)
 >>> _ = neurons(model, 0.5, scope="layer")
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activate
 from tinyprune.prune import masks
 
 
@@ -62,7 +64,7 @@ def compact(model: MLP) -> MLP:
                 continue                                  # already the single zero neuron kept below
             fold = dead_in & ~dead_out
             if fold.any():
-                constant = np.maximum(bs[l][fold], 0) @ Ws[l + 1][fold]
+                constant = activate(bs[l][fold], model.activation) @ Ws[l + 1][fold]
                 bs[l + 1] = bs[l + 1] + constant
                 if b_masks[l + 1] is not None:
                     b_masks[l + 1] = b_masks[l + 1] | (constant != 0)

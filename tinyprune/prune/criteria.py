@@ -79,7 +79,8 @@ def _per_sample_deltas(model: MLP, cache: backprop.Cache, yb: Any, loss: str) ->
     delta = dlogits * cache.logits.shape[0]          # the mean's 1/n undone: one row per sample
     deltas = [delta]
     for index in range(len(model.layers) - 1, 0, -1):
-        delta = (delta @ model.layers[index].W.data.T) * (cache.Z[index - 1] > 0)
+        slope = backprop.derivative(cache.Z[index - 1], model.activation)        # act'(Z_{l-1})
+        delta = (delta @ model.layers[index].W.data.T) * slope
         deltas.append(delta)
     return deltas[::-1]
 
@@ -183,7 +184,8 @@ def hessian_diagonal(model: MLP, X: np.ndarray, y: Any = None, hessian: str = "l
     - ``"lecun"``: LeCun's diagonal recursion (LeCun, Denker & Solla 1990, OBD's own): at the logits
       ``c_k = ∂²ℓ/∂z_k²`` (cross-entropy: ``p_k (1 - p_k)``; the document's squared error on softmax:
       the Gauss–Newton diagonal ``Σ_m J_mk²`` of the softmax Jacobian ``J``); backwards, dropping
-      off-diagonal terms and ``f'' = 0`` for ReLU, ``c_{l-1,j} = relu'(z_j)² Σ_k W_jk² c_{l,k}``; then
+      off-diagonal terms and the ``f''(z) ∂ℓ/∂a`` term (0 for ReLU; OBD's Levenberg–Marquardt step drops it
+      for any activation), ``c_{l-1,j} = f'(z_j)² Σ_k W_jk² c_{l,k}``; then
       ``h(W_l[j, k]) = mean_i x_ij² c_ik`` and ``h(b_l[k]) = mean_i c_ik``. Exact for the output layer;
       for hidden layers it is *not* the Gauss–Newton diagonal (the dropped cross terms), hence the name.
     - ``"fisher"``: the empirical Fisher diagonal ``mean_i (∂ℓ_i/∂w)²`` (per-sample gradients squared);
@@ -233,7 +235,7 @@ def _lecun_curvatures(model: MLP, cache: backprop.Cache, yb: Any, loss: str) -> 
     curvatures = [c]
     for index in range(len(model.layers) - 1, 0, -1):
         W = model.layers[index].W.data.astype(np.float64)
-        c = (c @ (W**2).T) * (cache.Z[index - 1] > 0)
+        c = (c @ (W**2).T) * backprop.derivative(cache.Z[index - 1], model.activation) ** 2
         curvatures.append(c)
     return curvatures[::-1]
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.core.nn import MLP, Parameter
+from tinyprune.core.nn import MLP, Parameter, activate
 from tinyprune.core.random import rng
 from tinyprune.errors import ShapeError
 from tinyprune.prune.masks import apply_mask
@@ -427,7 +427,7 @@ def saliency(model: MLP, X: Any, *, damping: float = 0.01, max_samples: int | No
         scores[f"layers.{index}.W"] = W**2 / inverse_diagonal[:-1, None]
         scores[f"layers.{index}.b"] = b**2 / inverse_diagonal[-1]
         Z = A @ W + b
-        A = np.maximum(Z, 0) if index < last else Z
+        A = activate(Z, model.activation) if index < last else Z
     return scores
 
 
@@ -446,7 +446,7 @@ def _prune_layers(model: MLP, X: Any, sparsity: float | dict[int, float], layers
         if index in per_layer:
             masks[f"layers.{index}.W"] = prune_layer(layer, A, per_layer[index])
         Z = A @ layer.W.data.astype(np.float64) + layer.b.data
-        A = np.maximum(Z, 0) if index < last else Z
+        A = activate(Z, model.activation) if index < last else Z
     return masks
 
 

@@ -31,7 +31,7 @@ pruned model is taught what every layer of the dense one computes, not only its 
 with finite differences.
 Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 
->>> from tinyprune.core.nn import MLP
+>>> from tinyprune.core.nn import MLP, activate
 >>> teacher, student = MLP([4, 3, 2], seed=0), MLP([4, 3, 2], seed=1)
 >>> z_s, z_t = student(np.ones((5, 4))), teacher(np.ones((5, 4)))
 >>> value, dlogits = distillation_loss(z_s, z_t)
@@ -49,7 +49,7 @@ import numpy as np
 from tinyprune.core import backprop, losses
 from tinyprune.core.autograd import Tensor
 from tinyprune.core.batches import Dataset
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activate
 from tinyprune.recover.finetune import finetune
 from tinyprune.training import History, predict
 
@@ -207,7 +207,7 @@ def hidden_distillation_tensor(model: MLP, X: np.ndarray, teacher_logits: np.nda
     for index, layer in enumerate(model.layers):
         activation = layer(activation)
         if index < len(model.layers) - 1:
-            activation = activation.relu()
+            activation = activate(activation, model.activation)
             hidden.append(activation)
     value = distillation_loss_tensor(activation, teacher_logits, labels, **options)
     n = np.asarray(X).shape[0]
@@ -227,7 +227,7 @@ class Distillation(losses.Loss):
     With ``hidden_weight`` β > 0, ``bind`` keeps the teacher's hidden activations too and each step adds
     the residual at every hidden layer (``hidden_residual_loss``; engine ``"backprop"`` only).
 
-    >>> from tinyprune.core.nn import MLP
+    >>> from tinyprune.core.nn import MLP, activate
     >>> part = Distillation(MLP([4, 3], seed=0)); part.bind(np.ones((2, 4)))
     >>> value, grad = part.value_and_grad(part.teacher_logits, np.array([0, 0]), np.arange(2))
     >>> value, bool(np.all(grad == 0))
@@ -309,7 +309,7 @@ def distill(model: MLP, teacher: MLP, data: Any, *, output: str = "logits", temp
 
     Shapes: data X (n, d_0) -> a ``train.History`` (``loss`` is the distillation loss).
 
-    >>> from tinyprune.core.nn import MLP
+    >>> from tinyprune.core.nn import MLP, activate
     >>> X = np.random.default_rng(0).random((64, 4)).astype(np.float32)
     >>> teacher, student = MLP([4, 8, 3], seed=0), MLP([4, 8, 3], seed=1)
     >>> before = np.mean((student(X) - teacher(X)) ** 2)

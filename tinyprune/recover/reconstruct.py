@@ -26,7 +26,7 @@ Derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
 Cost: one forward pass of the dense and the pruned model over X, and per layer one (d+1)² Gram matrix and
 one linear solve per distinct mask column: about a second for 784-64-64-10 on 2,000 inputs.
 
->>> from tinyprune.core.nn import MLP
+>>> from tinyprune.core.nn import MLP, activate
 >>> dense = MLP([6, 4, 3], seed=0, dtype=np.float64)
 >>> X = np.random.default_rng(0).random((200, 6)); X[:, 5] = X[:, 4]   # column 5 repeats column 4
 >>> import copy; pruned = copy.deepcopy(dense)
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from tinyprune.core import backprop
-from tinyprune.core.nn import MLP
+from tinyprune.core.nn import MLP, activate
 from tinyprune.errors import ShapeError
 from tinyprune.prune.obs import _damping_value, _features, _layers, _mask_of, _subsample
 
@@ -160,7 +160,7 @@ def reconstruct(model: MLP, dense: MLP, X: Any, *, damping: float = 1e-4, layers
             report.error_before.append(before)
             report.error_after.append(_relative_error(A @ layer.W.data + layer.b.data, targets[index]))
         Z = A @ layer.W.data.astype(np.float64) + layer.b.data
-        A = np.maximum(Z, 0) if index < last else Z
+        A = activate(Z, model.activation) if index < last else Z
     report.seconds = time.perf_counter() - start
     return report
 
