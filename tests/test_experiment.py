@@ -12,6 +12,7 @@ from tinyprune import experiment
 from tinyprune.data import Dataset
 from tinyprune.experiment import RECOVERIES, Report, prune_and_recover, sweep
 from tinyprune.experiment.recipe import Recipe
+from tinyprune.experiment.run import split_in_place
 
 FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400)
 
@@ -293,3 +294,25 @@ def test_the_default_recipe_takes_any_structure(structure, changes, dense, clust
     report = prune_and_recover(model, clusters, structure=structure, epochs=1, calibration=200, **changes)
     assert report.recipe["head_start_criterion"] == "obs" and report.closed_form_seconds > 0
     assert report.sparsity > 0.3
+
+
+def test_splitting_in_place_holds_the_training_rows_once_and_chooses_the_same_rows():
+    g = np.random.default_rng(3)
+    X, y = g.normal(size=(1000, 7)).astype(np.float32), g.integers(0, 4, size=1000)
+    loaded = Dataset(X.copy(), y)
+    copied = experiment.three_splits((Dataset(X.copy(), y), Dataset(X[:9], y[:9])), 0.1, seed=5)
+    moved = experiment.three_splits((loaded, Dataset(X[:9], y[:9])), 0.1, seed=5, in_place=True)
+    for mine, theirs in zip(moved, copied):
+        assert np.array_equal(mine.X, theirs.X) and np.array_equal(mine.y, theirs.y)
+        assert mine.num_classes == theirs.num_classes
+    assert np.shares_memory(moved[0].X, loaded.X) and np.shares_memory(moved[0].y, loaded.y)
+    assert not np.shares_memory(moved[1].X, loaded.X)       # the validation rows: a copy, taken first
+
+
+def test_splitting_in_place_refuses_what_split_refuses_and_copies_read_only_rows():
+    rows = np.ones((10, 2), dtype=np.float32)
+    with pytest.raises(tp.errors.DataError, match="strictly between 0 and 1"):
+        split_in_place(Dataset(rows, [0, 1] * 5), 1.0)
+    rows.flags.writeable = False
+    first, _ = split_in_place(Dataset(rows, [0, 1] * 5), 0.6, seed=0)
+    assert len(first) == 6 and not np.shares_memory(first.X, rows)
