@@ -316,3 +316,32 @@ def test_splitting_in_place_refuses_what_split_refuses_and_copies_read_only_rows
     rows.flags.writeable = False
     first, _ = split_in_place(Dataset(rows, [0, 1] * 5), 0.6, seed=0)
     assert len(first) == 6 and not np.shares_memory(first.X, rows)
+
+
+def _gradual_obd_masks(model, data, kind, steps=9):
+    pruning = kind(0.9, begin_step=0, end_step=steps - 1, every=1, initial_sparsity=0.5, criterion="obd",
+                   data=data)
+    for step in range(steps):
+        for layer in model.layers:          # as if training moved the weights between pruning steps
+            layer.W.data *= np.float32(1.0 + 0.01 * (step % 3))
+        pruning.on_step_end(model, None, 0, step)
+    return [layer.W.mask.copy() for layer in model.layers]
+
+
+def test_gradual_obd_reuses_its_hessian_diagonal_between_steps_and_computes_it_at_the_last(
+        dense, clusters, monkeypatch):
+    from tinyprune.experiment import schedules
+
+    data = (clusters[0].X[:200], clusters[0].y[:200])
+    computed = []
+    diagonal = tp.prune.criteria.hessian_diagonal
+    monkeypatch.setattr(tp.prune.criteria, "hessian_diagonal",
+                        lambda model, *a, **k: computed.append(1) or diagonal(model, *a, **k))
+    monkeypatch.setattr(schedules, "CURVATURE_EVERY", 4)
+    _gradual_obd_masks(copy.deepcopy(dense[0]), data, schedules._GradualOBD, steps=8)
+    assert len(computed) == 3                # of 8 pruning steps: the 1st and 5th (every 4th), the 8th (last)
+    monkeypatch.setattr(schedules, "CURVATURE_EVERY", 1)    # every step: the plain gradual OBD, exactly
+    ours = _gradual_obd_masks(copy.deepcopy(dense[0]), data, schedules._GradualOBD)
+    plain = _gradual_obd_masks(copy.deepcopy(dense[0]), data, tp.prune.PolynomialPruning)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, plain))
+
