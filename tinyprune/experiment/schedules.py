@@ -158,7 +158,7 @@ class RigL(Gradual):
 #: Pruning steps of gradual OBD between two computations of the Hessian diagonal (the last step always
 #: computes it afresh); 1 computes it at every step. Chosen on validation: benchmarks/README.md,
 #: "Gradual OBD: the curvature reused between steps".
-CURVATURE_EVERY = 4
+CURVATURE_EVERY = 2
 
 
 @dataclass(frozen=True)
