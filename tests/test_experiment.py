@@ -345,3 +345,14 @@ def test_gradual_obd_reuses_its_hessian_diagonal_between_steps_and_computes_it_a
     plain = _gradual_obd_masks(copy.deepcopy(dense[0]), data, tp.prune.PolynomialPruning)
     assert all(np.array_equal(a, b) for a, b in zip(ours, plain))
 
+
+
+def test_calibration_on_every_training_row_is_the_training_rows_not_a_copy(clusters):
+    from tinyprune.experiment.run import calibration_rows
+
+    train = clusters[0]
+    X, y = calibration_rows(train, 10_000, seed=0)
+    assert X is train.X and y is train.y
+    X, y = calibration_rows(train, 50, seed=0)
+    rows = np.sort(np.random.default_rng(0).choice(len(train), 50, replace=False))
+    assert np.array_equal(X, train.X[rows]) and np.array_equal(y, train.y[rows])
