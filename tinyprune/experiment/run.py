@@ -308,4 +308,5 @@ def describe_step(step: Step, rows: int) -> str:
     return f"{head}: {accuracies}; validation vs dense {step.versus_dense}"
 
 
-__all__ = ["Run", "Step", "describe_step", "masked_copy", "split_in_place", "three_splits", "weight_sparsity"]
+__all__ = ["Run", "Step", "calibration_rows", "describe_step", "masked_copy", "split_in_place",
+           "three_splits", "weight_sparsity"]
