@@ -12,6 +12,7 @@ from tinyprune import experiment
 from tinyprune.data import Dataset
 from tinyprune.experiment import RECOVERIES, Report, prune_and_recover, sweep
 from tinyprune.experiment.recipe import Recipe
+from tinyprune.experiment.run import split_in_place
 
 FAST = Recipe.from_file("document").replace(batch_size=50, lr_schedule="constant", calibration=400)
 
@@ -322,3 +323,65 @@ def test_a_layer_left_with_a_handful_of_weights_is_one_warning_line(dense, clust
                                sparsity={"layers.0.W": 0.99, "layers.1.W": 0.5})
     assert any(w.startswith("layers.0.W keeps 6 of 640 weights") for w in report.warnings)
     assert sum(line.startswith("warning: layers.0.W") for line in str(report).splitlines()) == 1
+
+
+def test_splitting_in_place_holds_the_training_rows_once_and_chooses_the_same_rows():
+    g = np.random.default_rng(3)
+    X, y = g.normal(size=(1000, 7)).astype(np.float32), g.integers(0, 4, size=1000)
+    loaded = Dataset(X.copy(), y)
+    copied = experiment.three_splits((Dataset(X.copy(), y), Dataset(X[:9], y[:9])), 0.1, seed=5)
+    moved = experiment.three_splits((loaded, Dataset(X[:9], y[:9])), 0.1, seed=5, in_place=True)
+    for mine, theirs in zip(moved, copied):
+        assert np.array_equal(mine.X, theirs.X) and np.array_equal(mine.y, theirs.y)
+        assert mine.num_classes == theirs.num_classes
+    assert np.shares_memory(moved[0].X, loaded.X) and np.shares_memory(moved[0].y, loaded.y)
+    assert not np.shares_memory(moved[1].X, loaded.X)       # the validation rows: a copy, taken first
+
+
+def test_splitting_in_place_refuses_what_split_refuses_and_copies_read_only_rows():
+    rows = np.ones((10, 2), dtype=np.float32)
+    with pytest.raises(tp.errors.DataError, match="strictly between 0 and 1"):
+        split_in_place(Dataset(rows, [0, 1] * 5), 1.0)
+    rows.flags.writeable = False
+    first, _ = split_in_place(Dataset(rows, [0, 1] * 5), 0.6, seed=0)
+    assert len(first) == 6 and not np.shares_memory(first.X, rows)
+
+
+def _gradual_obd_masks(model, data, kind, steps=9):
+    pruning = kind(0.9, begin_step=0, end_step=steps - 1, every=1, initial_sparsity=0.5, criterion="obd",
+                   data=data)
+    for step in range(steps):
+        for layer in model.layers:          # as if training moved the weights between pruning steps
+            layer.W.data *= np.float32(1.0 + 0.01 * (step % 3))
+        pruning.on_step_end(model, None, 0, step)
+    return [layer.W.mask.copy() for layer in model.layers]
+
+
+def test_gradual_obd_reuses_its_hessian_diagonal_between_steps_and_computes_it_at_the_last(
+        dense, clusters, monkeypatch):
+    from tinyprune.experiment import schedules
+
+    data = (clusters[0].X[:200], clusters[0].y[:200])
+    computed = []
+    diagonal = tp.prune.criteria.hessian_diagonal
+    monkeypatch.setattr(tp.prune.criteria, "hessian_diagonal",
+                        lambda model, *a, **k: computed.append(1) or diagonal(model, *a, **k))
+    monkeypatch.setattr(schedules, "CURVATURE_EVERY", 4)
+    _gradual_obd_masks(copy.deepcopy(dense[0]), data, schedules._GradualOBD, steps=8)
+    assert len(computed) == 3                # of 8 pruning steps: the 1st and 5th (every 4th), the 8th (last)
+    monkeypatch.setattr(schedules, "CURVATURE_EVERY", 1)    # every step: the plain gradual OBD, exactly
+    ours = _gradual_obd_masks(copy.deepcopy(dense[0]), data, schedules._GradualOBD)
+    plain = _gradual_obd_masks(copy.deepcopy(dense[0]), data, tp.prune.PolynomialPruning)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, plain))
+
+
+
+def test_calibration_on_every_training_row_is_the_training_rows_not_a_copy(clusters):
+    from tinyprune.experiment.run import calibration_rows
+
+    train = clusters[0]
+    X, y = calibration_rows(train, 10_000, seed=0)
+    assert X is train.X and y is train.y
+    X, y = calibration_rows(train, 50, seed=0)
+    rows = np.sort(np.random.default_rng(0).choice(len(train), 50, replace=False))
+    assert np.array_equal(X, train.X[rows]) and np.array_equal(y, train.y[rows])

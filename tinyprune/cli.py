@@ -467,14 +467,14 @@ def _check_dense_epochs(args: argparse.Namespace) -> None:
         raise TinypruneError(f"--dense-epochs must be an integer >= 1, got {args.dense_epochs}")
 
 
-def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, splits: data.Splits) -> list[str]:
+def _draw_figures(folder: Path, report: Any, dense: MLP, model: MLP, test: data.Dataset) -> list[str]:
     """The run's figures; a figure that cannot be drawn is reported on one line and skipped."""
     from tinyprune import prune
 
     try:
         from tinyprune import plot
 
-        table = prune.sensitivity(dense, splits.test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
+        table = prune.sensitivity(dense, test, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98))
         loop = plot.loop_steps(report, folder / "loop.png")
         if loop is None:
             print(f"no loop.png: nothing was recovered (verdict: {report.verdict}), so there is no curve")
@@ -526,11 +526,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)                     # every refusal before any training
     _check_dense_epochs(args)
     stage_context = _output_folder(args, "%Y%m%d-%H%M%S")
-    splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
+    held_out, provenance = _held_out_splits(args, recipe)          # (train, val, test): one copy of the rows
     given = checkpoint.load(args.dense) if args.dense else None
-    dense_sizes = given.model.sizes if given else [splits.train.X.shape[1], *DEFAULTS["hidden"],
-                                                   splits.num_classes]
+    dense_sizes = given.model.sizes if given else [held_out[0].X.shape[1], *DEFAULTS["hidden"],
+                                                   held_out[0].num_classes]
     recipe.check_model(dense_sizes, snapshot=not args.dense)
     leak_warning = check_dense_rows(given.meta, args.dataset, recipe) if given else ""
     if leak_warning:
@@ -538,7 +537,6 @@ def run_experiment(args: argparse.Namespace) -> int:
     with stage_context as stage:
         folder = _stage_path(stage)
         model, snapshot = _dense_model(args, held_out[0], recipe.seed, [recipe.rewind_epoch])
-        provenance = {"dataset": args.dataset, **_provenance(splits)}
         files = [] if args.dense else [_save_dense(folder, model, provenance, recipe, args.dense_epochs)]
         dense = copy.deepcopy(model)
         report = experiment.prune_and_recover(model, held_out, recipe, rewind_to=snapshot,
@@ -555,13 +553,25 @@ def run_experiment(args: argparse.Namespace) -> int:
                   "files": files, "total_seconds": time.perf_counter() - started}
         _write_report(folder, values)                          # written before the figures: never lost
         if not args.no_figures:
-            drawn = _draw_figures(folder, report, dense, model, splits)
+            drawn = _draw_figures(folder, report, dense, model, held_out[2])
             if drawn:
                 values["files"] = files = files + drawn
                 _write_report(folder, values)
     out = args.out if args.out is not None else stage.path
     print(f"wrote {', '.join(files)} to {out}/ ({time.perf_counter() - started:.1f} s in all)")
     return 0
+
+
+def _held_out_splits(args: argparse.Namespace, recipe: Any
+                     ) -> tuple[tuple[data.Dataset, ...], dict[str, Any]]:
+    """The loaded dataset as ``(train, val, test)`` with the recipe's validation rows held out, and where
+    it came from. The validation rows are split off in place (``experiment.three_splits(in_place=True)``)
+    and the loaded splits are dropped here, so the training rows are held once, not twice."""
+    from tinyprune import experiment
+
+    splits = load_dataset(args)
+    provenance = {"dataset": args.dataset, **_provenance(splits)}
+    return experiment.three_splits(splits, recipe.validation, recipe.seed, in_place=True), provenance
 
 
 def _save_dense(folder: Path, model: MLP, provenance: dict[str, Any], recipe: Any, epochs: int) -> str:
@@ -658,8 +668,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     stage_context = _output_folder(args, stem)
     target = Path(args.out if args.out is not None else f"runs/{stem}")
     journal = target.with_name(target.name + ".partial")
-    splits = load_dataset(args)
-    held_out = experiment.three_splits(splits, recipe.validation, recipe.seed)   # (train, val, test)
+    held_out, _ = _held_out_splits(args, recipe)          # (train, val, test): one copy of the rows
     print(f"each finished run is saved in {journal}/ as it completes; if the sweep stops, the same command "
           f"with --out {target} resumes it", flush=True)
     with stage_context as stage:

@@ -7,7 +7,10 @@
 - ``Gradual``: B happens *during* the recovery training, every few steps, along the same polynomial over
   the first ``ramp`` of the budget (``prune.PolynomialPruning``); every pruning step counts in the budget.
   With ``criterion="movement"`` the scores are those the recovery training itself accumulates
-  (``prune.MovementScore``, Sanh et al. 2020).
+  (``prune.MovementScore``, Sanh et al. 2020). With ``criterion="obd"`` (the default recipe's) the
+  saliency ``½ h_ii w_i²`` reads the current weights at every step, but the Hessian diagonal ``h`` (all
+  of OBD's cost: a pass over every calibration row) is recomputed only every ``CURVATURE_EVERY`` pruning
+  steps and at the last one (``_GradualOBD``).
   With ``criterion="obs"`` every pruning step of the ramp is Optimal Brain Surgeon on the recipe's
   calibration rows (``prune.obs``, as OBC and SparseGPT prune): each unit drops to the step's sparsity by
   the saliency ``w_q² / [H⁻¹]_qq`` and its survivors (and bias) move by the closed form
@@ -33,9 +36,13 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tinyprune import prune
+from tinyprune.core.nn import MLP
 from tinyprune.experiment.parts import PRUNE_SCHEDULES, PruneSchedule, register_schedule
 from tinyprune.experiment.run import Run, weight_sparsity
 
@@ -122,7 +129,8 @@ class Gradual(PruneSchedule):
         """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
         r = self.recipe
         within_obd = r.criterion == "obs" and r.obs_allocation == "obd"
-        kind = _OBSWithinRanking if within_obd else prune.PolynomialPruning
+        by_obd = r.criterion == "obd" and r.structure != "neurons"      # OBD of single weights
+        kind = _OBSWithinRanking if within_obd else _GradualOBD if by_obd else prune.PolynomialPruning
         pruning = kind(run.target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
                        power=r.power, **run.prune_options(r.criterion, scores=movement))
         if within_obd:
@@ -164,16 +172,74 @@ def closed_form_estimate(sizes: list[int], rows: int) -> float:
     return work / CLOSED_FORM_RATE
 
 
+#: Pruning steps of gradual OBD between two computations of the Hessian diagonal (the last step always
+#: computes it afresh); 1 computes it at every step. Chosen on validation: benchmarks/README.md,
+#: "Gradual OBD: the curvature reused between steps".
+CURVATURE_EVERY = 2
+
+
+@dataclass(frozen=True)
+class _OBDUnderCurvature(prune.OBD):
+    """OBD's saliency ``s = ½ h_ii w_i²`` with a Hessian diagonal ``h`` computed earlier (``diagonal``) and
+    the model's current weights: ``criteria.obd`` without recomputing ``h``, which is all of its cost (a
+    forward pass and LeCun's backward recursion over every calibration row)."""
+
+    diagonal: Any = field(default=None, repr=False, compare=False)
+
+    def score(self, model: MLP, X: Any = None, y: Any = None, *, seed: Any = 0) -> dict[str, np.ndarray]:
+        return {name: 0.5 * self.diagonal[name] * p.data.astype(np.float64) ** 2
+                for name, p in model.named_parameters()}
+
+
+class _Curvature:
+    """The Hessian diagonal of gradual OBD, recomputed every ``CURVATURE_EVERY`` pruning steps and at the
+    last; in between, ``h`` changes slowly (a few hundred optimizer steps, a fraction of a percent of the
+    weights pruned) while ``w²`` is read at every step, so the ranking follows the weights."""
+
+    def __init__(self) -> None:
+        self.steps, self.criterion = 0, prune.OBD()
+
+    def obd(self, model: MLP, data: tuple[np.ndarray, np.ndarray], last: bool) -> prune.OBD:
+        """The criterion for this pruning step: OBD under a fresh or a kept Hessian diagonal."""
+        if last or self.steps % CURVATURE_EVERY == 0:
+            obd = prune.OBD()
+            self.criterion = _OBDUnderCurvature(diagonal=prune.criteria.hessian_diagonal(
+                model, *data, hessian=obd.hessian, loss=obd.loss, batch_size=obd.batch_size))
+        self.steps += 1
+        return self.criterion
+
+
+class _GradualOBD(prune.PolynomialPruning):
+    """Gradual OBD whose Hessian diagonal is reused between close steps (``_Curvature``)."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.curvature = _Curvature()
+
+    def prune_model(self, model: Any, sparsity: Any) -> None:
+        obd = self.curvature.obd(model, self.prune_options["data"], last=sparsity == self.final_sparsity)
+        prune.prune(model, sparsity, **{**self.prune_options, "criterion": obd})
+
+
 class _OBSWithinRanking(prune.PolynomialPruning):
     """Gradual OBS whose layer sparsities at each step are those of one global ranking (``ranking_options``,
-    e.g. OBD's): a copy of the model is pruned by that ranking to the step's sparsity, and OBS then prunes
-    each layer of the model to the copy's layer sparsity, with its update."""
+    e.g. OBD's, its Hessian diagonal reused between close steps as in ``_GradualOBD``): a copy of the
+    model is pruned by that ranking to the step's sparsity, and OBS then prunes each layer of the model
+    to the copy's layer sparsity, with its update."""
 
     ranking_options: dict[str, Any]
 
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.curvature = _Curvature()
+
     def prune_model(self, model: Any, sparsity: Any) -> None:
         probe = copy.deepcopy(model)
-        masks = prune.prune(probe, sparsity, **self.ranking_options)
+        options = self.ranking_options
+        if options["criterion"] == "obd" and options["structure"] != "neurons":
+            last = sparsity == self.final_sparsity
+            options = {**options, "criterion": self.curvature.obd(probe, options["data"], last)}
+        masks = prune.prune(probe, sparsity, **options)
         layers = {name: 1.0 - float(mask.mean()) for name, mask in masks.items()}
         prune.prune(model, layers, **{**self.prune_options, "scope": "layer"})
 
