@@ -220,7 +220,7 @@ def end_to_end_verdict(folder: str | Path, tolerance: float = 0.01) -> tuple[boo
                       for stage, yours, ours in zip(stages, result["yours"], result["tinyprune"]))
     calls = ", ".join(f"{name} x{count}" for name, count in sorted(result["student_calls"].items()))
     if not result["student_calls"]:
-        return False, "none of your functions ran: write layer_backward, softmax_cross_entropy_grad or " \
-                      "global_magnitude_masks first"
+        return False, "none of your functions ran: write layer_backward, softmax_cross_entropy_grad, " \
+                      "masked_adam_step or global_magnitude_masks first"
     passed = all(abs(a - b) <= tolerance for a, b in zip(result["yours"], result["tinyprune"]))
     return passed, f"test accuracy on your code: {table}; your functions ran: {calls}"
