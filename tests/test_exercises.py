@@ -304,3 +304,57 @@ def test_use_hooks_distillation_and_reconstruction_only_where_they_are_the_exerc
     assert usage.student["distillation_kl_grad"] > 0
     for a, b in zip(theirs.parameters(), ours.parameters()):
         assert np.allclose(a.data, b.data, atol=1e-6)
+
+
+def _train_prune_train(optimizer_name: str, options: dict, answers: dict | None) -> tuple:
+    """Train one epoch, prune half the weights (the optimizer's state is from before the mask), train one
+    more; on the student's steps (``use(answers)``) or on tinyprune's (``plain()``, the same code path)."""
+    import contextlib
+
+    from tinyprune.core.nn import MLP
+    from tinyprune.data import Dataset
+    from tinyprune.exercises.hooks import use
+    from tinyprune.fast.optim import make_optimizer
+    from tinyprune.fast.switch import plain
+    from tinyprune.prune import magnitude
+    from tinyprune.training import fit
+
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.normal(size=(60, 6)).astype(np.float32), rng.integers(0, 3, size=60))
+    model = MLP([6, 5, 3], seed=0)
+    optimizer = make_optimizer(optimizer_name, model.parameters(), **options)
+    with (use(answers) if answers else contextlib.nullcontext()) as usage, plain():
+        for _ in range(2):
+            fit(model, data, epochs=1, batch_size=16, seed=0, optimizer=optimizer, progress=False)
+            if model.layers[0].W.mask is None:
+                magnitude(model, 0.5, scope="global")
+    return [p.data.copy() for p in model.parameters()], optimizer.state_dict(), usage
+
+
+@pytest.mark.parametrize("optimizer_name, options, exercise, slip", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}, "masked_sgd_step", 0),   # velocity unmasked
+    ("sgd", {"lr": 0.1}, "masked_sgd_step", 0),
+    ("adam", {"lr": 0.01, "weight_decay": 1e-3}, "masked_adam_step", 1)])                # no bias correction
+def test_use_steps_the_optimizers_with_the_students_update(optimizer_name, options, exercise, slip) -> None:
+    from tinyprune.core import optim
+
+    originals = (optim.sgd_update, optim.adam_update)
+    ours, our_state, _ = _train_prune_train(optimizer_name, options, None)
+    theirs, their_state, usage = _train_prune_train(optimizer_name, options,
+                                                    {exercise: getattr(solutions, exercise)})
+    assert usage.student[exercise] == 2 * 4 * 4 and not usage.library        # 2 epochs x 4 steps x 4 arrays
+    assert all(np.array_equal(a, b) for a, b in zip(theirs, ours))            # the same code, bit for bit
+    assert all(np.array_equal(their_state[key], our_state[key]) for key in our_state)
+    assert (optim.sgd_update, optim.adam_update) == originals
+    if options.get("momentum") or optimizer_name == "adam":                   # the slip shows in w or state
+        wrong, wrong_state, _ = _train_prune_train(optimizer_name, options, {exercise: WRONG[exercise][slip]})
+        assert not (all(np.array_equal(a, b) for a, b in zip(wrong, ours))
+                    and all(np.array_equal(wrong_state[key], our_state[key]) for key in our_state))
+
+
+def test_use_leaves_nesterov_to_the_library_and_counts_it() -> None:
+    options = {"lr": 0.1, "momentum": 0.9, "nesterov": True}
+    ours, _, _ = _train_prune_train("sgd", options, None)
+    theirs, _, usage = _train_prune_train("sgd", options, {"masked_sgd_step": solutions.masked_sgd_step})
+    assert usage.library["masked_sgd_step"] == 32 and not usage.student
+    assert all(np.array_equal(a, b) for a, b in zip(theirs, ours))

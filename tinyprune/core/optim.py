@@ -35,9 +35,9 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
 
 
 class Optimizer:
-    """The parameters, the learning rate (or its schedule), the step count ``t`` and the state:
-    ``state[slot][i]`` is parameter i's buffer of each of the ``slots`` (``"m"``, ...), updated in place.
-    A subclass's ``direction(i, g)`` returns the step ``d`` (``w <- w - d``) from the gradient and state."""
+    """The parameters, the learning rate (or its schedule), the step count ``t`` and ``state[slot][i]``,
+    parameter i's buffer of each of the ``slots``. A subclass's ``move(w, g, state, mask)`` returns the new
+    ``(w, *state)`` from ``sgd_update`` / ``adam_update``, called by name: ``exercises.use`` swaps them."""
 
     slots: tuple[str, ...] = ()
     weight_decay = 0.0
@@ -71,25 +71,17 @@ class Optimizer:
         self.steps += 1
 
     def update(self, i: int, parameter: Parameter) -> None:
-        """``w <- (w - d) ⊙ M`` with ``d = direction(g)``, ``g = (∂L/∂w + λ w) ⊙ M`` and the state ⊙ M."""
+        """``g = ∂L/∂w + λ w``, then the subclass's masked step ``move`` (all mask 1 if no mask), in place."""
         grad = np.asarray(parameter.grad)
-        if grad.shape != parameter.shape:
-            raise ShapeError(f"parameter {i} has shape {parameter.shape} but its gradient has "
-                             f"shape {grad.shape}")
+        if (shape := parameter.shape) != grad.shape:
+            raise ShapeError(f"parameter {i} has shape {shape} but its gradient has shape {grad.shape}")
         g = grad.astype(parameter.dtype, copy=False)
         if self.weight_decay:
             g = g + self.weight_decay * parameter.data    # g = ∂L/∂w + λ w
-        mask = parameter.mask
-        if mask is not None:
-            g = g * mask                                   # no gradient through a pruned weight
-            for buffers in self.state.values():
-                buffers[i] *= mask                         # no memory of one either
-        parameter.data -= self.direction(i, g)             # w <- w - d
-        if mask is not None:
-            parameter.data *= mask
-
-    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        mask = np.ones(parameter.shape, bool) if parameter.mask is None else parameter.mask
+        buffers = [parameter.data, *(self.state[slot][i] for slot in self.slots)]
+        for buffer, value in zip(buffers, self.move(buffers[0], g, buffers[1:], mask)):
+            buffer[...] = value                            # in place: the fast optimizers' views stay
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays only (no pickle): ``steps``, ``lr`` and ``<slot>.<index>`` for every buffer."""
@@ -130,20 +122,13 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = nesterov
 
-    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
-        if self.momentum:
-            v = self.state["velocity"][i]
-            v[...] = self.momentum * v + g                 # v <- μ v + g
-            g = g + self.momentum * v if self.nesterov else v   # d = g + μ v (Nesterov), else d = v
-        return g * self.lr                                 # α d
+    def move(self, w: np.ndarray, g: np.ndarray, state: list[np.ndarray], mask: np.ndarray) -> tuple:
+        return sgd_update(w, g, state[0], mask, self.lr, self.momentum, self.nesterov)
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction; defaults are Keras' (``eps = 1e-7``):
-    ``m <- β1 m + (1-β1) g``, ``v <- β2 v + (1-β2) g²``, ``m̂ = m / (1-β1^t)``, ``v̂ = v / (1-β2^t)``,
-    ``w <- w - α m̂ / (sqrt(v̂) + ε)``. (Keras adds ε to ``sqrt(v)`` before the correction; the two
-    differ only in how ε is scaled.) ``weight_decay`` adds ``λ w`` to the gradient (L2, not AdamW).
-    """
+    """Adam (Kingma & Ba 2015) with bias correction, ``adam_update``; defaults are Keras' (``eps = 1e-7``;
+    Keras adds ε to ``sqrt(v)`` before the bias correction). ``weight_decay``: L2, not AdamW."""
 
     slots = ("m", "v")
 
@@ -158,11 +143,27 @@ class Adam(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
 
-    def direction(self, i: int, g: np.ndarray) -> np.ndarray:
-        m, v, t = self.state["m"][i], self.state["v"][i], self.steps
-        m[...] = self.beta1 * m + (1 - self.beta1) * g                 # m <- β1 m + (1-β1) g
-        v[...] = self.beta2 * v + (1 - self.beta2) * g**2              # v <- β2 v + (1-β2) g²
-        m_hat = m / (1 - self.beta1**t)                                # m̂ = m / (1-β1^t)
-        v_hat = v / (1 - self.beta2**t)                                # v̂ = v / (1-β2^t)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)           # α m̂ / (sqrt(v̂) + ε)
+    def move(self, w: np.ndarray, g: np.ndarray, state: list[np.ndarray], mask: np.ndarray) -> tuple:
+        return adam_update(w, g, *state, self.steps, mask, self.lr, self.beta1, self.beta2, self.eps)
 
+
+def sgd_update(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray, lr: float,
+               momentum: float, nesterov: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One masked SGD step, new arrays ``(w, u)``: the exercise ``masked_sgd_step`` (plus Nesterov)."""
+    g = grad * mask                                        # no gradient through a pruned weight
+    velocity = velocity * mask                             # no memory of one either
+    if momentum:
+        velocity = momentum * velocity + g                 # u <- μ u + g
+        g = g + momentum * velocity if nesterov else velocity   # d = g + μ u (Nesterov), else d = u
+    return (w - g * lr) * mask, velocity                   # w <- (w - α d) ⊙ M
+
+
+def adam_update(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, mask: np.ndarray,
+                lr: float, beta1: float, beta2: float, eps: float) -> tuple[np.ndarray, ...]:
+    """One masked Adam step (step ``t`` from 1), new ``(w, m, v)``: the exercise ``masked_adam_step``.
+    ``m <- β1 m + (1-β1) g``, ``v <- β2 v + (1-β2) g²``, ``w <- w - α m̂ / (sqrt(v̂) + ε)``, all ⊙ M."""
+    g = grad * mask
+    m = beta1 * (m * mask) + (1 - beta1) * g                # m <- β1 m + (1-β1) g
+    v = beta2 * (v * mask) + (1 - beta2) * g**2             # v <- β2 v + (1-β2) g²
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)   # m̂ = m / (1-β1^t), v̂ = v / (1-β2^t)
+    return (w - lr * m_hat / (np.sqrt(v_hat) + eps)) * mask, m, v   # w <- (w - α m̂ / (sqrt(v̂) + ε)) ⊙ M

@@ -53,7 +53,7 @@ def find(name: str) -> Exercise:
     raise ValueError(f"unknown exercise {name!r}; expected one of {[e.name for e in EXERCISES]}")
 
 
-from tinyprune.exercises.loading import _files, foreign, load_functions  # noqa: E402
+from tinyprune.exercises.loading import _files, foreign, load_functions, yours_or_reference  # noqa: E402
 
 
 def grade(name: str, function: Callable, max_examples: int = 30, shrink: bool = True) -> Result:
@@ -189,7 +189,7 @@ def listing() -> str:
 
 
 __all__ = ["EXERCISES", "Exercise", "Result", "check", "compare", "find", "foreign", "grade", "listing",
-           "load_functions", "use"]
+           "load_functions", "use", "yours_or_reference"]
 
 
 def __getattr__(name: str) -> object:

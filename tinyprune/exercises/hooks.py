@@ -2,11 +2,13 @@
 
 MiniTorch's way: once a student has written an operator, every later module runs on it. Inside
 ``with use("my_answers") as usage:``, ``fit`` back-propagates with the student's ``layer_backward``,
-takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, global
-magnitude pruning chooses with their ``global_magnitude_masks``, distillation with ``output="kl"``
-steps along their ``distillation_kl_grad``, and ``recover.reconstruct(..., damping=0)`` refits each
-layer with their ``reconstruct_layer``. (The optimizers' steps, OBS and compaction are not hooked yet:
-their library functions are not one-to-one with the exercises.) Each hook point is one module attribute
+takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, SGD and Adam
+move every parameter with their ``masked_sgd_step`` / ``masked_adam_step``, global magnitude pruning
+chooses with their ``global_magnitude_masks``, distillation with ``output="kl"`` steps along their
+``distillation_kl_grad``, and ``recover.reconstruct(..., damping=0)`` refits each layer with their
+``reconstruct_layer``. (OBS and compaction are not hooked: no library function is one-to-one with
+``obs_prune_one`` or ``remove_neuron``; ``_obs_unit`` removes blocks of weights among candidates that
+exclude the bias and shrinks ``H⁻¹`` as it goes.) Each hook point is one module attribute
 (``HOOKS``), swapped for an adapter and put back on exit, whatever happens inside. An adapter hands a
 call it cannot express with the student's function (a hidden-layer loss, unmasked gradients, a prior
 mask, float targets) to the library's own, and ``usage`` counts both, so nothing is claimed that did
@@ -111,12 +113,39 @@ def _reconstruct(student: Callable, original: Callable, usage: Usage) -> Callabl
     return reconstruct_layer
 
 
+def _sgd(student: Callable, original: Callable, usage: Usage) -> Callable:
+    def sgd_update(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray, lr: float,
+                   momentum: float, nesterov: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if nesterov:                                        # the exercise has no look-ahead
+            usage.library["masked_sgd_step"] += 1
+            return original(w, grad, velocity, mask, lr, momentum, nesterov)
+        usage.student["masked_sgd_step"] += 1
+        new_w, new_velocity = student(w.copy(), grad.copy(), velocity.copy(), mask.copy(), lr, momentum)
+        if not momentum:                                    # tinyprune keeps no velocity without momentum
+            new_velocity = velocity * mask
+        return np.asarray(new_w, dtype=w.dtype), np.asarray(new_velocity, dtype=w.dtype)
+    return sgd_update
+
+
+def _adam(student: Callable, usage: Usage) -> Callable:
+    def adam_update(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, mask: np.ndarray,
+                    lr: float, beta1: float, beta2: float, eps: float) -> tuple[np.ndarray, ...]:
+        usage.student["masked_adam_step"] += 1
+        new = student(w.copy(), grad.copy(), m.copy(), v.copy(), t, mask.copy(), lr, beta1, beta2, eps)
+        return tuple(np.asarray(array, dtype=w.dtype) for array in new)
+    return adam_update
+
+
 # exercise(s) -> (module, attribute, adapter factory): the hook points, one module attribute each
 HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
     (("layer_backward",), "tinyprune.core.backprop", "backward",
      lambda f, original, usage: _backward(f["layer_backward"], original, usage)),
     (("softmax_cross_entropy_grad", "squared_error_softmax_grad"), "tinyprune.core.losses", "loss_and_grad",
      _loss_and_grad),
+    (("masked_sgd_step",), "tinyprune.core.optim", "sgd_update",
+     lambda f, original, usage: _sgd(f["masked_sgd_step"], original, usage)),
+    (("masked_adam_step",), "tinyprune.core.optim", "adam_update",
+     lambda f, original, usage: _adam(f["masked_adam_step"], usage)),
     (("global_magnitude_masks",), "tinyprune.prune.select", "global_",
      lambda f, original, usage: _global(f["global_magnitude_masks"], original, usage)),
     (("distillation_kl_grad",), "tinyprune.recover.distill", "distillation_loss",
@@ -191,7 +220,7 @@ def end_to_end_verdict(folder: str | Path, tolerance: float = 0.01) -> tuple[boo
                       for stage, yours, ours in zip(stages, result["yours"], result["tinyprune"]))
     calls = ", ".join(f"{name} x{count}" for name, count in sorted(result["student_calls"].items()))
     if not result["student_calls"]:
-        return False, "none of your functions ran: write layer_backward, softmax_cross_entropy_grad or " \
-                      "global_magnitude_masks first"
+        return False, "none of your functions ran: write layer_backward, softmax_cross_entropy_grad, " \
+                      "masked_adam_step or global_magnitude_masks first"
     passed = all(abs(a - b) <= tolerance for a, b in zip(result["yours"], result["tinyprune"]))
     return passed, f"test accuracy on your code: {table}; your functions ran: {calls}"

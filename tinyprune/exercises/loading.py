@@ -53,6 +53,23 @@ def foreign(functions: dict[str, Callable], path: str | Path) -> dict[str, str]:
     return {name: file for name, file in where.items() if not file or Path(file).resolve() not in own}
 
 
+def yours_or_reference(folder: str | Path, names: list[str]) -> tuple[dict[str, Callable], list[str]]:
+    """For each exercise of ``names``: the function written in ``folder``, else the reference solution;
+    and the names that are the student's. A stub still raising ``NotImplementedError`` (the same code as
+    ``student.py``'s) is not written; no ``folder`` at all (the course's own test runs) means none is.
+
+    >>> functions, written = yours_or_reference("no_such_folder", ["masked_sgd_step"])
+    >>> functions["masked_sgd_step"].__module__, written
+    ('tinyprune.exercises.solutions', [])
+    """
+    from tinyprune.exercises import solutions, student
+
+    loaded = load_functions(folder) if Path(folder).exists() else {}
+    written = [name for name in names if name in loaded and
+               loaded[name].__code__.co_code != getattr(student, name).__code__.co_code]
+    return {name: loaded[name] if name in written else getattr(solutions, name) for name in names}, written
+
+
 def _import_file(file: Path) -> ModuleType:
     name = f"_tinyprune_exercise_{abs(hash(str(file.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, file)
