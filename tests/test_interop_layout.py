@@ -174,3 +174,62 @@ def test_a_hand_edited_layout_record_is_refused_naming_it(tmp_path, capsys, user
     assert main(["export", str(source), "--out", str(tmp_path / "out.safetensors")]) == 2
     assert "meta['torch_layout']: names 2 Linear layers" in capsys.readouterr().err
     assert not (tmp_path / "out.safetensors").exists()
+
+
+# ------------------------------------------------------------------ real torch (optional: skipped without it)
+def load_pruned_state(module, path):
+    """The README's recipe: load a ``tinyprune export --masks`` file into the user's own ``module``, masks
+    of weights and biases included (each ``<name>_mask`` key prunes ``<name>`` of its submodule first)."""
+    import torch.nn.utils.prune as torch_prune
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    for key, mask in state.items():
+        if key.endswith("_mask"):
+            owner, _, name = key[: -len("_mask")].rpartition(".")
+            torch_prune.custom_from_mask(module.get_submodule(owner), name, mask)
+    module.load_state_dict(state, strict=True)
+
+
+def test_the_users_own_torch_module_takes_both_exports_strictly(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    class UserModel(torch.nn.Module):                # Flatten first, Dropout between, under an attribute
+        def __init__(self):
+            super().__init__()
+            layers = [torch.nn.Flatten()]
+            for fan_in, fan_out in ((12, 7), (7, 5)):
+                layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+            self.net = torch.nn.Sequential(*layers, torch.nn.Linear(5, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    torch.manual_seed(0)
+    user, imported = tmp_path / "user.safetensors", tmp_path / "imported.npz"
+    save_file(UserModel().state_dict(), str(user))
+    assert main(["import", str(user), "--out", str(imported), "--activation", "relu"]) == 0
+    restored = checkpoint.load(imported)
+    model = restored.model
+    prune.neurons(model, 0.4, scope="layer")            # masked biases, the case identity() alone misses
+    prune.magnitude(model, 0.5)
+    pruned = checkpoint.save(tmp_path / "pruned.npz", model, meta=restored.meta)
+    x = np.random.default_rng(0).normal(size=(16, 3, 4)).astype(np.float32)
+    expected = model(x.reshape(16, 12))
+    for flags in ([], ["--masks"]):
+        out = tmp_path / f"out{len(flags)}.safetensors"
+        assert main(["export", str(pruned), "--out", str(out), *flags]) == 0
+        mine = UserModel().eval()
+        load_pruned_state(mine, str(out))              # no mask keys: a plain strict load_state_dict
+        with torch.no_grad():
+            logits = mine(torch.from_numpy(x)).numpy()
+        difference = float(np.abs(logits - expected).max())
+        print(f"export {' '.join(flags) or '(plain)'}: max |torch - tinyprune| logit {difference:.2e}")
+        assert difference < 1e-5
+    assert torch.equal(mine.net[1].bias == 0, torch.from_numpy(~model.layers[0].b.mask))   # biases pruned
+    optimizer = torch.optim.SGD(mine.parameters(), lr=0.1)
+    mine.train()
+    mine(torch.from_numpy(x)).square().mean().backward()
+    optimizer.step()
+    assert torch.equal(mine.net[4].weight == 0, torch.from_numpy(~model.layers[1].W.mask.T))  # masks hold
