@@ -6,6 +6,10 @@ A user's ``nn.Sequential(Flatten(), Linear, ReLU, Dropout, Linear, ...)`` under 
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -177,18 +181,20 @@ def test_a_hand_edited_layout_record_is_refused_naming_it(tmp_path, capsys, user
 
 
 # ------------------------------------------------------------------ real torch (optional: skipped without it)
-def load_pruned_state(module, path):
-    """The README's recipe: load a ``tinyprune export --masks`` file into the user's own ``module``, masks
-    of weights and biases included (each ``<name>_mask`` key prunes ``<name>`` of its submodule first)."""
-    import torch.nn.utils.prune as torch_prune
-    from safetensors.torch import load_file
+def readme_recipe() -> str:
+    """The README's ``load_pruned_state`` (a ```text block: the README's python blocks run without torch)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [block for block in re.findall(r"```text\n(.*?)```", readme, flags=re.S)
+              if "def load_pruned_state(module, path):" in block]
+    assert len(blocks) == 1, "the README shows load_pruned_state once"
+    return blocks[0]
 
-    state = load_file(path)
-    for key, mask in state.items():
-        if key.endswith("_mask"):
-            owner, _, name = key[: -len("_mask")].rpartition(".")
-            torch_prune.custom_from_mask(module.get_submodule(owner), name, mask)
-    module.load_state_dict(state, strict=True)
+
+def test_the_readme_recipe_is_python_that_loads_masks_before_the_strict_load():
+    tree = ast.parse(readme_recipe())
+    calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute)}
+    assert {"custom_from_mask", "get_submodule", "load_state_dict"} <= calls
 
 
 def test_the_users_own_torch_module_takes_both_exports_strictly(tmp_path, capsys):
@@ -206,6 +212,9 @@ def test_the_users_own_torch_module_takes_both_exports_strictly(tmp_path, capsys
         def forward(self, x):
             return self.net(x)
 
+    namespace: dict = {}
+    exec(readme_recipe(), namespace)                    # the README's own code, run as the reader runs it
+    load_pruned_state = namespace["load_pruned_state"]
     torch.manual_seed(0)
     user, imported = tmp_path / "user.safetensors", tmp_path / "imported.npz"
     save_file(UserModel().state_dict(), str(user))
