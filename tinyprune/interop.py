@@ -12,12 +12,16 @@ them (PyTorch's ``weight_mask``, read below, and written on request).
 parameter-free modules such as ``Dropout`` only shift the numbers). tinyprune's ``W`` is ``weight.T``.
 Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"module."`` (from
 ``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
-``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. Written: the plain
-layout with ``i = 0, 2, 4, ...`` and metadata ``{"format": "pt"}``, loadable by
-``nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``; with ``masks=True`` a pruned
-layer is written in ``torch.nn.utils.prune``'s layout instead, loadable after
-``torch.nn.utils.prune.identity(linear, "weight")`` on each pruned ``Linear`` (which creates the
-``weight_orig`` parameter and ``weight_mask`` buffer the state dict fills).
+``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. The names of the
+``Linear`` modules (``"<prefix><i>"``, such as ``net.1, net.4, net.7`` for ``self.net = Sequential(Flatten(),
+Linear, ReLU, Dropout, ...)``) are the file's *layout* (``torch_layout``). Written: metadata
+``{"format": "pt"}`` and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
+model), by default ``nn.Sequential``'s ``i = 0, 2, 4, ...``, so that the user's own module takes it with
+``load_state_dict(safetensors.torch.load_file(path), strict=True)``; with ``masks=True`` a pruned parameter
+is written in ``torch.nn.utils.prune``'s layout instead, loadable after
+``torch.nn.utils.prune.custom_from_mask(submodule, name, mask)`` for each ``<name>_mask`` key (which
+creates the ``<name>_orig`` parameter and ``<name>_mask`` buffer the state dict fills; the README's
+``load_pruned_state`` does it).
 
 **Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` of ``Dense`` layers): an HDF5 file
 where each layer's variables sit in ``/layers/<name>/vars/<k>``, ``<name>`` the snake-case class name
