@@ -764,6 +764,10 @@ def add_export_parser(subparsers: Any) -> None:
     parser.add_argument("--masks", action="store_true",
                         help="safetensors: write pruned layers as torch.nn.utils.prune does (<i>.weight_orig "
                              "and a 0/1 <i>.weight_mask), so the masks travel (a .npz keeps them anyway)")
+    parser.add_argument("--like", default=None, metavar="FILE",
+                        help="safetensors: name the Linear layers as in this safetensors file (the user's "
+                             "own module's state dict; it must fit the model) (default: the names recorded "
+                             "by tinyprune import, else 0, 2, 4, ...)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(handler=run_export)
 
@@ -784,6 +788,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.masks and kind == "keras":
         raise TinypruneError("--masks: Keras weight files have no place for masks (pruned weights travel as "
                              "zeros); export as .safetensors or .npz to keep them")
+    if args.like is not None and kind != "safetensors":
+        raise TinypruneError(f"--like names PyTorch's keys: it applies to a .safetensors --out, not {kind}")
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work
     restored = checkpoint.load(args.checkpoint)
     model = prune.compact(restored.model) if args.compact else restored.model
@@ -792,7 +798,9 @@ def run_export(args: argparse.Namespace) -> int:
             meta = {**restored.meta, "exported_from": str(args.checkpoint), "compacted": bool(args.compact)}
             path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
         else:
-            path = interop.export_model(args.out, model, kind, masks=args.masks, overwrite=args.overwrite)
+            layout = _export_layout(args, restored.meta, model) if kind == "safetensors" else None
+            path = interop.export_model(args.out, model, kind, masks=args.masks, layout=layout,
+                                        overwrite=args.overwrite)
     except ImportError as error:
         raise TinypruneError(str(error)) from None
     print(f"{'':<8} {'sizes':<22} {'parameters':>11} {'nonzeros':>10} {'FLOPs':>11} "
@@ -801,6 +809,23 @@ def run_export(args: argparse.Namespace) -> int:
     print(_size_row("after", model, path.stat().st_size))
     print(f"wrote {path} ({kind})")
     return 0
+
+
+def _export_layout(args: argparse.Namespace, meta: dict[str, Any], model: MLP) -> list[str]:
+    """The names of the ``Linear`` modules to write: ``--like``'s, else those ``import`` recorded, else
+    ``nn.Sequential``'s ``0, 2, 4, ...``; checked to fit ``model``, and said in one line."""
+    from tinyprune import interop
+
+    if args.like is not None:
+        layout, source = interop.layout_like(args.like, model), f"as in {args.like}"
+    elif "torch_layout" in meta:
+        where = f"{args.checkpoint}: meta['torch_layout']"
+        layout = interop.check_layout(model, meta["torch_layout"], where)
+        source = f"as recorded from {meta.get('imported_from', 'the imported file')}"
+    else:
+        layout, source = interop.check_layout(model), "nn.Sequential's numbering"
+    print(f"Linear layers named {', '.join(layout)} ({source})")
+    return layout
 
 
 # --------------------------------------------------------------------------- import
@@ -838,6 +863,8 @@ def run_import(args: argparse.Namespace) -> int:
     if assumed:
         print(interop.assumption_note())
     meta = {"imported_from": str(args.file), "format": kind, "activation_assumed": assumed}
+    if kind == "safetensors":                  # the source's key names, written back by export
+        meta["torch_layout"] = interop.read_torch_layout(args.file)
     path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
     print(f"read {args.file} ({kind}): {model}, {metrics.count_parameters(model):,} parameters, "
           f"{metrics.count_nonzeros(model):,} nonzero")

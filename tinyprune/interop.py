@@ -12,12 +12,16 @@ them (PyTorch's ``weight_mask``, read below, and written on request).
 parameter-free modules such as ``Dropout`` only shift the numbers). tinyprune's ``W`` is ``weight.T``.
 Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"module."`` (from
 ``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
-``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. Written: the plain
-layout with ``i = 0, 2, 4, ...`` and metadata ``{"format": "pt"}``, loadable by
-``nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``; with ``masks=True`` a pruned
-layer is written in ``torch.nn.utils.prune``'s layout instead, loadable after
-``torch.nn.utils.prune.identity(linear, "weight")`` on each pruned ``Linear`` (which creates the
-``weight_orig`` parameter and ``weight_mask`` buffer the state dict fills).
+``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. The names of the
+``Linear`` modules (``"<prefix><i>"``, such as ``net.1, net.4, net.7`` for ``self.net = Sequential(Flatten(),
+Linear, ReLU, Dropout, ...)``) are the file's *layout* (``torch_layout``). Written: metadata
+``{"format": "pt"}`` and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
+model), by default ``nn.Sequential``'s ``i = 0, 2, 4, ...``, so that the user's own module takes it with
+``load_state_dict(safetensors.torch.load_file(path), strict=True)``; with ``masks=True`` a pruned parameter
+is written in ``torch.nn.utils.prune``'s layout instead, loadable after
+``torch.nn.utils.prune.custom_from_mask(submodule, name, mask)`` for each ``<name>_mask`` key (which
+creates the ``<name>_orig`` parameter and ``<name>_mask`` buffer the state dict fills; the README's
+``load_pruned_state`` does it).
 
 **Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` of ``Dense`` layers): an HDF5 file
 where each layer's variables sit in ``/layers/<name>/vars/<k>``, ``<name>`` the snake-case class name
@@ -61,7 +65,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -83,10 +87,10 @@ KERAS_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "line
                      "leaky_relu": "leaky_relu:0.2"}
 ASSUMED = "relu"
 
-__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "assumption_note", "export_model", "format_of",
+__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "assumption_note", "check_layout", "export_model", "format_of",
            "from_keras_layers", "from_torch_state", "import_model", "keras_activation", "keras_layers",
-           "read_keras", "read_safetensors", "torch_state_dict", "weights_only", "write_keras",
-           "write_safetensors"]
+           "layout_like", "read_keras", "read_safetensors", "read_torch_layout", "torch_layout",
+           "torch_state_dict", "weights_only", "write_keras", "write_safetensors"]
 
 
 def _library(module: str) -> ModuleType:
@@ -163,61 +167,120 @@ def _build(layers: list[tuple[str, np.ndarray, str, np.ndarray]], where: str) ->
 # --------------------------------------------------------------------------- PyTorch
 _TORCH_KEY = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\."
                         r"(?P<name>(?:weight|bias)(?:_orig|_mask)?)$")
+_TORCH_MODULE = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)$")
 
 
-def _torch_entries(model: MLP, masks: bool) -> list[tuple[str, np.ndarray, bool]]:
-    """``(key, source, is_mask)`` of each tensor of the state dict: the tensor is ``source.T`` (``W`` (in,
-    out) gives ``weight`` (out, in); a bias is its own transpose), read as 0/1 values of the parameter's
-    dtype when ``is_mask``."""
+def _torch_entries(model: MLP, masks: bool, modules: list[str]) -> list[tuple[str, np.ndarray, bool]]:
+    """``(key, source, is_mask)`` of each tensor of the state dict, layer ``l`` named ``modules[l]``: the
+    tensor is ``source.T`` (``W`` (in, out) gives ``weight`` (out, in); a bias is its own transpose), read
+    as 0/1 values of the parameter's dtype when ``is_mask``."""
     entries = []
-    for index, layer in enumerate(model.layers):
+    for module, layer in zip(modules, model.layers):
         for kind, parameter in (("weight", layer.W), ("bias", layer.b)):
             if masks and parameter.mask is not None:
-                entries.append((f"{2 * index}.{kind}_orig", parameter.data, False))
-                entries.append((f"{2 * index}.{kind}_mask", parameter.mask, True))
+                entries.append((f"{module}.{kind}_orig", parameter.data, False))
+                entries.append((f"{module}.{kind}_mask", parameter.mask, True))
             else:
-                entries.append((f"{2 * index}.{kind}", parameter.data, False))
+                entries.append((f"{module}.{kind}", parameter.data, False))
     return entries
 
 
-def torch_state_dict(model: MLP, *, masks: bool = False) -> dict[str, np.ndarray]:
+def torch_state_dict(model: MLP, *, masks: bool = False, layout: Sequence[str] | None = None
+                     ) -> dict[str, np.ndarray]:
     """The state dict of ``nn.Sequential(Linear, ReLU, ..., Linear)`` for ``model``: ``"<2l>.weight"`` =
     ``W_l.T`` (out, in) and ``"<2l>.bias"`` = ``b_l``, as contiguous arrays. With ``masks=True`` a masked
     parameter is written as ``torch.nn.utils.prune`` keeps it: ``"<2l>.weight_orig"`` (the values, pruned
-    ones 0) and a 0/1 ``"<2l>.weight_mask"`` of the same dtype (likewise for a masked bias).
+    ones 0) and a 0/1 ``"<2l>.weight_mask"`` of the same dtype (likewise for a masked bias). ``layout``
+    names the ``Linear`` modules instead of ``"<2l>"`` (``check_layout``): the user's own module's names.
 
     >>> {key: value.shape for key, value in torch_state_dict(MLP([4, 3, 2])).items()}
     {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
+    >>> sorted(torch_state_dict(MLP([4, 3, 2]), layout=["net.1", "net.4"]))
+    ['net.1.bias', 'net.1.weight', 'net.4.bias', 'net.4.weight']
     >>> from tinyprune import prune
     >>> pruned = MLP([4, 3, 2], seed=0); _ = prune.magnitude(pruned, 0.5)
     >>> sorted(torch_state_dict(pruned, masks=True))[:3]
     ['0.bias', '0.weight_mask', '0.weight_orig']
     """
+    modules = check_layout(model, layout)
     return {key: np.array(source.T, dtype=model.dtype, order="C")        # a copy; (out, in) for a weight
-            for key, source, _ in _torch_entries(model, masks)}
+            for key, source, _ in _torch_entries(model, masks, modules)}
 
 
-def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict") -> MLP:
-    """An MLP from a PyTorch ``Sequential`` state dict (the layouts in the module docstring), masks from
-    ``weight_mask``/``bias_mask`` entries included. Every key is accounted for, or the error names it."""
-    groups: dict[int, dict[str, str]] = {}
-    prefixes = set()
+def check_layout(model: MLP, layout: Any = None, where: str = "layout") -> list[str]:
+    """The names of ``model``'s ``Linear`` modules in a state dict: ``layout`` checked, or the
+    ``nn.Sequential`` default ``["0", "2", "4", ...]`` when it is ``None``.
+
+    A layout is what ``torch_layout`` reads from a file: one name per layer, ``"<prefix><index>"`` with one
+    prefix and increasing indices, so that the file reads back into the same layers in the same order;
+    anything else raises ``CheckpointError`` naming the entry and what was expected.
+
+    >>> check_layout(MLP([4, 3, 2])), check_layout(MLP([4, 3, 2]), ["net.1", "net.4"])
+    (['0', '2'], ['net.1', 'net.4'])
+    """
+    if layout is None:
+        return [str(2 * index) for index in range(len(model.layers))]
+    if isinstance(layout, str | bytes) or not isinstance(layout, Sequence):
+        raise CheckpointError(f"{where}: {shown(layout)} is not a list of module names; expected one name "
+                              f"per Linear layer, such as ['net.1', 'net.4']")
+    if len(layout) != len(model.layers):
+        raise CheckpointError(f"{where}: names {len(layout)} Linear layers ({', '.join(map(str, layout))}); "
+                              f"the model {model.sizes} has {len(model.layers)}")
+    matches = [_TORCH_MODULE.match(name) if isinstance(name, str) else None for name in layout]
+    for name, match in zip(layout, matches):
+        if match is None:
+            raise CheckpointError(f"{where}: module name {shown(name)} is not '<prefix><index>' (such as "
+                                  "'net.1' or '0'): not a Linear of an nn.Sequential")
+    for (name, match), (next_name, next_match) in zip(zip(layout, matches), zip(layout[1:], matches[1:])):
+        if next_match["prefix"] != match["prefix"] or int(next_match["index"]) <= int(match["index"]):
+            raise CheckpointError(f"{where}: {next_name!r} after {name!r}; expected one prefix and "
+                                  "increasing indices (the order a state dict is read back in)")
+    return list(layout)
+
+
+def _torch_groups(state: Mapping[str, np.ndarray], where: str) -> list[tuple[str, dict[str, str]]]:
+    """``[(module name, {"weight": key, "bias": key, ...})]`` of a state dict's ``Linear`` layers, in the
+    order of their index; every key is accounted for, or the error names it."""
+    groups: dict[str, dict[str, str]] = {}
     for key in state:
         match = _TORCH_KEY.match(key)
         if match is None:
             raise CheckpointError(f"{where}: unexpected key {key!r}; expected '<i>.weight' and '<i>.bias' of "
                                   "the Linear layers of an nn.Sequential (not an MLP of linear layers?)")
-        prefixes.add(match["prefix"])
-        names = groups.setdefault(int(match["index"]), {})
-        names[match["name"]] = key
+        groups.setdefault(f"{match['prefix']}{match['index']}", {})[match["name"]] = key
+    prefixes = {_TORCH_MODULE.match(module)["prefix"] for module in groups}
     if len(prefixes) > 1:
         raise CheckpointError(f"{where}: keys with different prefixes {sorted(prefixes)}; expected one model")
+    by_index: dict[int, str] = {}
+    for module in groups:
+        index = int(_TORCH_MODULE.match(module)["index"])
+        if index in by_index:                   # "net.1" and "net.01": which one is the Linear at 1?
+            raise CheckpointError(f"{where}: modules {by_index[index]!r} and {module!r} both have index "
+                                  f"{index}; the order of the layers is ambiguous")
+        by_index[index] = module
+    return [(by_index[index], groups[by_index[index]]) for index in sorted(by_index)]
+
+
+def torch_layout(state: Mapping[str, np.ndarray], where: str = "state dict") -> list[str]:
+    """The names of the ``Linear`` modules of a state dict, in order: its layout, which ``torch_state_dict``
+    and ``export_model`` write back (``tinyprune import`` records it as ``meta["torch_layout"]``).
+
+    >>> weight, bias = np.zeros((3, 4), np.float32), np.zeros(3, np.float32)
+    >>> torch_layout({"net.4.weight": weight[:2, :3], "net.4.bias": bias[:2], "net.1.weight": weight,
+    ...               "net.1.bias": bias})
+    ['net.1', 'net.4']
+    """
+    return [module for module, _ in _torch_groups(state, where)]
+
+
+def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict") -> MLP:
+    """An MLP from a PyTorch ``Sequential`` state dict (the layouts in the module docstring), masks from
+    ``weight_mask``/``bias_mask`` entries included. Every key is accounted for, or the error names it."""
     layers, masks = [], []
-    for index in sorted(groups):
-        names = groups[index]
+    for module, names in _torch_groups(state, where):
         arrays, layer_masks = {}, {}
         for kind in ("weight", "bias"):
-            arrays[kind], layer_masks[kind] = _torch_parameter(state, names, kind, index, where)
+            arrays[kind], layer_masks[kind] = _torch_parameter(state, names, kind, module, where)
         weight = arrays["weight"]
         layers.append((names.get("weight", names.get("weight_orig")), np.ascontiguousarray(weight.T),
                        names.get("bias", names.get("bias_orig")), arrays["bias"]))
@@ -233,18 +296,18 @@ def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict")
     return model
 
 
-def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kind: str, index: int,
+def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kind: str, module: str,
                      where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(values, mask or None)`` of layer ``index``'s ``kind`` ("weight" or "bias"): plain, or as
+    """``(values, mask or None)`` of module ``module``'s ``kind`` ("weight" or "bias"): plain, or as
     ``torch.nn.utils.prune`` stores it (``<kind>_orig`` times a 0/1 ``<kind>_mask``)."""
     ndim = 2 if kind == "weight" else 1
     if kind in names:
         if f"{kind}_orig" in names or f"{kind}_mask" in names:
-            raise CheckpointError(f"{where}: layer {index} has both {kind} and {kind}_orig/{kind}_mask")
+            raise CheckpointError(f"{where}: {module} has both {kind} and {kind}_orig/{kind}_mask")
         return _float_array(state[names[kind]], names[kind], where, ndim), None
     if f"{kind}_orig" not in names or f"{kind}_mask" not in names:
         present = sorted(names.values())
-        raise CheckpointError(f"{where}: layer {index} has no {kind} (missing key '{index}.{kind}'; it has "
+        raise CheckpointError(f"{where}: {module} has no {kind} (missing key '{module}.{kind}'; it has "
                               f"{present}); a Linear without bias is not supported")
     orig = _float_array(state[names[f"{kind}_orig"]], names[f"{kind}_orig"], where, ndim)
     mask_values = _float_array(state[names[f"{kind}_mask"]], names[f"{kind}_mask"], where, ndim)
@@ -254,24 +317,54 @@ def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kin
     return np.where(mask, orig, 0).astype(orig.dtype), mask
 
 
-def read_safetensors(path: PathLike) -> MLP:
-    """The MLP in a safetensors file of a PyTorch ``Sequential`` state dict (see the module docstring)."""
+def _safetensors_state(path: PathLike) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file, by key (read from a regular file of bounded size)."""
     safetensors_numpy = _library("safetensors.numpy")
-    path = Path(path)
     try:
-        state = safetensors_numpy.load(_read_bytes(path))
+        return safetensors_numpy.load(_read_bytes(Path(path)))
     except CheckpointError:
         raise
     except Exception as error:                   # the Rust parser's SafetensorError, or a dtype NumPy lacks
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
-    return from_torch_state(state, str(path))
 
 
-def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, overwrite: bool = True) -> Path:
-    """Write ``torch_state_dict(model, masks=masks)`` as safetensors (metadata ``{"format": "pt"}``),
-    atomically, by the ``safetensors`` library straight into the file (no serialized copy in memory)."""
+def read_safetensors(path: PathLike) -> MLP:
+    """The MLP in a safetensors file of a PyTorch ``Sequential`` state dict (see the module docstring)."""
+    return from_torch_state(_safetensors_state(path), str(path))
+
+
+def read_torch_layout(path: PathLike) -> list[str]:
+    """The names of the ``Linear`` modules of the MLP in a safetensors file (``torch_layout``), in order."""
+    state = _safetensors_state(path)
+    from_torch_state(state, str(path))           # the file must hold an MLP, checked as on import
+    return torch_layout(state, str(path))
+
+
+def layout_like(path: PathLike, model: MLP) -> list[str]:
+    """The layout of the safetensors file ``path`` (``read_torch_layout``), checked to fit ``model``: as
+    many ``Linear`` layers, each weight of the model's shape (out, in), else ``CheckpointError`` naming the
+    key and the shape expected."""
+    state = _safetensors_state(path)
+    reference = from_torch_state(state, str(path))
+    layout = torch_layout(state, str(path))
+    if len(reference.layers) != len(model.layers):
+        raise CheckpointError(f"{path}: has {len(layout)} Linear layers ({', '.join(layout)}); the model "
+                              f"{model.sizes} has {len(model.layers)}: its layout does not fit")
+    for module, theirs, ours in zip(layout, reference.layers, model.layers):
+        if theirs.W.shape != ours.W.shape:
+            key = f"{module}.weight" if f"{module}.weight" in state else f"{module}.weight_orig"
+            raise CheckpointError(f"{path}: {key} has shape {theirs.W.shape[::-1]}; the model's layer there "
+                                  f"needs (out, in) = {ours.W.shape[::-1]}: its layout does not fit")
+    return layout
+
+
+def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, layout: Sequence[str] | None = None,
+                      overwrite: bool = True) -> Path:
+    """Write ``torch_state_dict(model, masks=masks, layout=layout)`` as safetensors (metadata
+    ``{"format": "pt"}``), atomically, by the ``safetensors`` library straight into the file (no serialized
+    copy in memory)."""
     safetensors_numpy = _library("safetensors.numpy")
-    state = torch_state_dict(model, masks=masks)
+    state = torch_state_dict(model, masks=masks, layout=layout)
 
     def write(name: Path) -> None:
         safetensors_numpy.save_file(state, str(name), metadata={"format": "pt"})
@@ -599,22 +692,32 @@ def assumption_note() -> str:
 
 
 def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # noqa: A002
-                 masks: bool = False, overwrite: bool = True) -> Path:
+                 masks: bool = False, layout: Sequence[str] | None = None, like: PathLike | None = None,
+                 overwrite: bool = True) -> Path:
     """Write ``model`` to ``path`` as a tinyprune checkpoint, PyTorch safetensors or Keras 3 weights
     (format from the extension unless named); atomically (``overwrite=False`` refuses an existing file).
     ``masks=True`` writes safetensors in ``torch.nn.utils.prune``'s layout (a checkpoint keeps its masks
-    anyway; Keras has no place for them, so it is refused there). Returns the path."""
+    anyway; Keras has no place for them, so it is refused there). Safetensors keys name the ``Linear``
+    modules ``0, 2, 4, ...`` unless ``layout`` names them (``check_layout``; ``tinyprune import`` records
+    the source's as ``meta["torch_layout"]``) or ``like`` is a safetensors file whose layout to copy
+    (``layout_like``: it must fit the model). Every refusal comes before anything is written. Returns the
+    path."""
     if not isinstance(model, MLP):
         raise ValueError(f"export_model writes an MLP, got {type(model).__name__}")
     kind = format_of(path, format)
     if masks and kind == "keras":
         raise ValueError("masks: Keras weight files have no place for masks (pruned weights travel as "
                          "zeros); export as safetensors or npz to keep them")
+    if (layout is not None or like is not None) and kind != "safetensors":
+        raise ValueError(f"layout/like name PyTorch's keys: only a safetensors file has them, not {kind}")
+    if layout is not None and like is not None:
+        raise ValueError("give layout or like, not both")
     for name, parameter in model.named_parameters():
         if not np.all(np.isfinite(parameter.data)):
             raise ValueError(f"{name} holds NaN or inf values: refusing to export it")
     if kind == "npz":
         return checkpoint.save(path, model, overwrite=overwrite)
     if kind == "safetensors":
-        return write_safetensors(path, model, masks=masks, overwrite=overwrite)
+        layout = layout_like(like, model) if like is not None else check_layout(model, layout)
+        return write_safetensors(path, model, masks=masks, layout=layout, overwrite=overwrite)
     return write_keras(path, model, overwrite=overwrite)

@@ -1,0 +1,244 @@
+"""Back into the user's own module: safetensors key names recorded on import, written back on export.
+
+A user's ``nn.Sequential(Flatten(), Linear, ReLU, Dropout, Linear, ...)`` under an attribute ``net`` has its
+``Linear`` layers at ``net.1``, ``net.4``, ``net.7``; ``load_state_dict(strict=True)`` takes only those names.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyprune import checkpoint, prune
+from tinyprune.cli import main
+from tinyprune.core.nn import MLP
+from tinyprune.errors import CheckpointError
+from tinyprune.interop import check_layout, export_model, import_model, read_torch_layout, torch_layout
+
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
+
+USER_LAYOUT = ["net.1", "net.4", "net.7"]       # Flatten at net.0, ReLU + Dropout between the Linears
+
+
+def user_state(sizes=(12, 7, 5, 3), layout=USER_LAYOUT, seed=0):
+    """The state dict the user's own module saves: ``(out, in)`` weights, nonzero biases, their names."""
+    generator = np.random.default_rng(seed)
+    state = {}
+    for module, (fan_in, fan_out) in zip(layout, zip(sizes[:-1], sizes[1:])):
+        state[f"{module}.weight"] = generator.normal(size=(fan_out, fan_in)).astype(np.float32)
+        state[f"{module}.bias"] = generator.normal(0, 0.1, size=fan_out).astype(np.float32)
+    return state
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "user.safetensors"
+    safetensors_numpy.save_file(user_state(), str(path), metadata={"format": "pt"})
+    return path
+
+
+def keys_and_values(path):
+    return {key: value for key, value in safetensors_numpy.load_file(str(path)).items()}
+
+
+def assert_same_state(left, right):
+    assert sorted(left) == sorted(right)
+    for key in left:
+        np.testing.assert_array_equal(left[key], right[key], err_msg=key)
+
+
+# ------------------------------------------------------------------ the API
+def test_the_layout_of_a_flatten_first_dropout_prefixed_module_is_read_in_order(user_file):
+    assert read_torch_layout(user_file) == USER_LAYOUT
+    model = import_model(user_file, activation="relu")
+    assert model.sizes == [12, 7, 5, 3]
+    state = user_state()
+    x = np.random.default_rng(1).normal(size=(4, 12)).astype(np.float32)
+    expected = x
+    for index, module in enumerate(USER_LAYOUT):
+        expected = expected @ state[f"{module}.weight"].T + state[f"{module}.bias"]
+        expected = np.maximum(expected, 0) if index < 2 else expected
+    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_export_with_the_layout_gives_back_the_users_keys_and_values(user_file, tmp_path):
+    model = import_model(user_file, activation="relu")
+    out = export_model(tmp_path / "back.safetensors", model, layout=read_torch_layout(user_file))
+    assert_same_state(keys_and_values(out), keys_and_values(user_file))
+    like = export_model(tmp_path / "like.safetensors", model, like=user_file)
+    assert_same_state(keys_and_values(like), keys_and_values(user_file))
+
+
+def test_masks_use_the_users_names_for_weights_and_pruned_biases(user_file, tmp_path):
+    model = import_model(user_file, activation="relu")
+    prune.neurons(model, 0.5, scope="layer")                 # whole units: their biases are masked too
+    out = export_model(tmp_path / "masked.safetensors", model, masks=True, like=user_file)
+    keys = set(keys_and_values(out))
+    assert {"net.1.weight_orig", "net.1.weight_mask", "net.1.bias_orig", "net.1.bias_mask"} <= keys
+    assert not any(key.startswith(("0.", "2.", "4.")) for key in keys)
+    back = import_model(out, activation="relu")
+    for ours, theirs in zip(model.parameters(), back.parameters()):
+        np.testing.assert_array_equal(ours.data, theirs.data)
+        assert (ours.mask is None) == (theirs.mask is None)
+        assert ours.mask is None or np.array_equal(ours.mask, theirs.mask)
+
+
+@pytest.mark.parametrize("sizes, layout, message", [
+    ((12, 7, 3), ["net.1", "net.4"], "has 2 Linear layers (net.1, net.4); the model [12, 7, 5, 3] has 3"),
+    ((12, 8, 5, 3), USER_LAYOUT, "net.1.weight has shape (8, 12); the model's layer there needs (out, in) = "
+                                 "(7, 12)"),
+])
+def test_a_like_file_that_does_not_fit_is_refused_and_nothing_is_written(tmp_path, user_file, sizes, layout,
+                                                                        message):
+    other = tmp_path / "other.safetensors"
+    safetensors_numpy.save_file(user_state(sizes, layout), str(other))
+    model = import_model(user_file, activation="relu")
+    with pytest.raises(CheckpointError, match="does not fit") as refusal:
+        export_model(tmp_path / "out.safetensors", model, like=other)
+    assert message in str(refusal.value)
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("layout, message", [
+    (["net.1", "net.4"], "names 2 Linear layers (net.1, net.4); the model [4, 3, 2, 2] has 3"),
+    (["net.1", "net.4", "head.7"], "'head.7' after 'net.4'; expected one prefix and increasing indices"),
+    (["net.4", "net.1", "net.7"], "'net.1' after 'net.4'"),
+    (["net.1", "net.fc", "net.7"], "module name 'net.fc' is not '<prefix><index>'"),
+    ("net.1", "is not a list of module names"),
+])
+def test_a_layout_that_would_not_read_back_in_order_is_refused(tmp_path, layout, message):
+    with pytest.raises(CheckpointError) as refusal:
+        export_model(tmp_path / "m.safetensors", MLP([4, 3, 2, 2]), layout=layout)
+    assert message in str(refusal.value)
+    assert not (tmp_path / "m.safetensors").exists()
+    assert check_layout(MLP([4, 3, 2, 2])) == ["0", "2", "4"]
+
+
+def test_two_modules_with_one_index_are_refused():
+    state = user_state((4, 3, 2), ["net.1", "net.01"])
+    with pytest.raises(CheckpointError, match="'net.1' and 'net.01' both have index 1"):
+        torch_layout(state)
+
+
+def test_layout_and_like_are_for_safetensors_only(tmp_path, user_file):
+    with pytest.raises(ValueError, match="only a safetensors file has them, not keras"):
+        export_model(tmp_path / "m.weights.h5", MLP([12, 7, 5, 3]), like=user_file)
+    with pytest.raises(ValueError, match="not both"):
+        export_model(tmp_path / "m.safetensors", MLP([12, 7, 5, 3]), like=user_file, layout=USER_LAYOUT)
+
+
+# ------------------------------------------------------------------ the commands
+def test_import_records_the_layout_and_export_writes_it_back(tmp_path, capsys, user_file):
+    imported, out = tmp_path / "imported.npz", tmp_path / "back.safetensors"
+    assert main(["import", str(user_file), "--out", str(imported), "--activation", "relu"]) == 0
+    assert checkpoint.load(imported).meta["torch_layout"] == USER_LAYOUT
+    assert main(["export", str(imported), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"Linear layers named net.1, net.4, net.7 (as recorded from {user_file})" in said
+    assert_same_state(keys_and_values(out), keys_and_values(user_file))
+
+
+def test_export_like_names_a_checkpoint_without_a_record(tmp_path, capsys, user_file):
+    model = import_model(user_file, activation="relu")
+    prune.magnitude(model, 0.5)
+    pruned = checkpoint.save(tmp_path / "pruned.npz", model, meta={"report": "report.json"})  # as run writes
+    out = tmp_path / "pruned.safetensors"
+    assert main(["export", str(pruned), "--out", str(out), "--masks", "--like", str(user_file)]) == 0
+    assert f"(as in {user_file})" in capsys.readouterr().out
+    assert {key.rsplit(".", 1)[0] for key in keys_and_values(out)} == set(USER_LAYOUT)
+    assert "net.4.weight_mask" in keys_and_values(out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--like", "{other}"], "{other}: net.1.weight has shape (8, 12); the model's layer there needs"),
+    (["--like", "{user}", "--format", "npz"], "--like names PyTorch's keys: it applies to a .safetensors"),
+    (["--like", "{tmp}/absent.safetensors"], "absent.safetensors"),
+])
+def test_export_refuses_a_layout_that_does_not_fit_and_writes_nothing(tmp_path, capsys, user_file, argv,
+                                                                      message):
+    other = tmp_path / "other.safetensors"
+    safetensors_numpy.save_file(user_state((12, 8, 5, 3)), str(other))
+    source = checkpoint.save(tmp_path / "m.npz", import_model(user_file, activation="relu"))
+    argv = [a.format(other=other, user=user_file, tmp=tmp_path) for a in argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", str(source), "--out", str(tmp_path / "out.safetensors"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message.format(other=other) in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_hand_edited_layout_record_is_refused_naming_it(tmp_path, capsys, user_file):
+    source = checkpoint.save(tmp_path / "m.npz", import_model(user_file, activation="relu"),
+                             meta={"torch_layout": ["net.1", "net.4"]})
+    assert main(["export", str(source), "--out", str(tmp_path / "out.safetensors")]) == 2
+    assert "meta['torch_layout']: names 2 Linear layers" in capsys.readouterr().err
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+# ------------------------------------------------------------------ real torch (optional: skipped without it)
+def readme_recipe() -> str:
+    """The README's ``load_pruned_state`` (a ```text block: the README's python blocks run without torch)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [block for block in re.findall(r"```text\n(.*?)```", readme, flags=re.S)
+              if "def load_pruned_state(module, path):" in block]
+    assert len(blocks) == 1, "the README shows load_pruned_state once"
+    return blocks[0]
+
+
+def test_the_readme_recipe_is_python_that_loads_masks_before_the_strict_load():
+    tree = ast.parse(readme_recipe())
+    calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute)}
+    assert {"custom_from_mask", "get_submodule", "load_state_dict"} <= calls
+
+
+def test_the_users_own_torch_module_takes_both_exports_strictly(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    class UserModel(torch.nn.Module):                # Flatten first, Dropout between, under an attribute
+        def __init__(self):
+            super().__init__()
+            layers = [torch.nn.Flatten()]
+            for fan_in, fan_out in ((12, 7), (7, 5)):
+                layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+            self.net = torch.nn.Sequential(*layers, torch.nn.Linear(5, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    namespace: dict = {}
+    exec(readme_recipe(), namespace)                    # the README's own code, run as the reader runs it
+    load_pruned_state = namespace["load_pruned_state"]
+    torch.manual_seed(0)
+    user, imported = tmp_path / "user.safetensors", tmp_path / "imported.npz"
+    save_file(UserModel().state_dict(), str(user))
+    assert main(["import", str(user), "--out", str(imported), "--activation", "relu"]) == 0
+    restored = checkpoint.load(imported)
+    model = restored.model
+    prune.neurons(model, 0.4, scope="layer")            # masked biases, the case identity() alone misses
+    prune.magnitude(model, 0.5)
+    pruned = checkpoint.save(tmp_path / "pruned.npz", model, meta=restored.meta)
+    x = np.random.default_rng(0).normal(size=(16, 3, 4)).astype(np.float32)
+    expected = model(x.reshape(16, 12))
+    for flags in ([], ["--masks"]):
+        out = tmp_path / f"out{len(flags)}.safetensors"
+        assert main(["export", str(pruned), "--out", str(out), *flags]) == 0
+        mine = UserModel().eval()
+        load_pruned_state(mine, str(out))              # no mask keys: a plain strict load_state_dict
+        with torch.no_grad():
+            logits = mine(torch.from_numpy(x)).numpy()
+        difference = float(np.abs(logits - expected).max())
+        print(f"export {' '.join(flags) or '(plain)'}: max |torch - tinyprune| logit {difference:.2e}")
+        assert difference < 1e-5
+    assert torch.equal(mine.net[1].bias == 0, torch.from_numpy(~model.layers[0].b.mask))   # biases pruned
+    optimizer = torch.optim.SGD(mine.parameters(), lr=0.1)
+    mine.train()
+    mine(torch.from_numpy(x)).square().mean().backward()
+    optimizer.step()
+    assert torch.equal(mine.net[4].weight == 0, torch.from_numpy(~model.layers[1].W.mask.T))  # masks hold
