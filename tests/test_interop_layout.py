@@ -242,3 +242,16 @@ def test_the_users_own_torch_module_takes_both_exports_strictly(tmp_path, capsys
     mine(torch.from_numpy(x)).square().mean().backward()
     optimizer.step()
     assert torch.equal(mine.net[4].weight == 0, torch.from_numpy(~model.layers[1].W.mask.T))  # masks hold
+
+
+def test_run_dense_carries_the_layout_into_the_pruned_checkpoint(tmp_path, capsys):
+    source = tmp_path / "user784.safetensors"
+    safetensors_numpy.save_file(user_state(sizes=(784, 16, 10), layout=["net.1", "net.4"]), str(source),
+                                metadata={"format": "pt"})
+    imported, run, out = tmp_path / "imported.npz", tmp_path / "run", tmp_path / "pruned.safetensors"
+    assert main(["import", str(source), "--out", str(imported), "--activation", "relu"]) == 0
+    assert main(["run", "--dense", str(imported), "--recipe", "document", "--budget-epochs", "1",
+                 "--no-progress", "--no-figures", "--out", str(run)]) == 0
+    assert checkpoint.load(run / "pruned.npz").meta["torch_layout"] == ["net.1", "net.4"]
+    assert main(["export", str(run / "pruned.npz"), "--out", str(out), "--masks"]) == 0
+    assert {key.rsplit(".", 1)[0] for key in keys_and_values(out)} == {"net.1", "net.4"}

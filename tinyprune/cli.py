@@ -545,7 +545,9 @@ def run_experiment(args: argparse.Namespace) -> int:
         report.warnings[:0] = [leak_warning] if leak_warning else []
         print()
         print(report)
-        checkpoint.save(folder / "pruned.npz", model, meta={**provenance, "report": "report.json",
+        layout = {"torch_layout": given.meta["torch_layout"]} if given and "torch_layout" in given.meta \
+            else {}
+        checkpoint.save(folder / "pruned.npz", model, meta={**provenance, **layout, "report": "report.json",
                                                            "final_accuracy": report.final_accuracy,
                                                            "sparsity": report.sparsity})
         files += ["pruned.npz", "report.json"]
