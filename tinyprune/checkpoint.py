@@ -59,6 +59,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tinyprune.checks import is_int, is_number
 from tinyprune.core.nn import DTYPES, MLP, Parameter
 from tinyprune.errors import CheckpointError
 from tinyprune.fast import optim
@@ -493,20 +494,16 @@ def load(path: PathLike) -> Checkpoint:
 
 
 # --------------------------------------------------------------------------- resuming
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 _TRAINING_KEYS = {   # key: (test, what is expected)
-    "epochs": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "epochs": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
     "lr": (lambda v: _is_number(v) and v > 0, "a positive finite number"),
-    "hidden": (lambda v: isinstance(v, list) and all(_is_int(s) and s >= 1 for s in v),
+    "hidden": (lambda v: isinstance(v, list) and all(is_int(s) and s >= 1 for s in v),
                "a list of positive integers"),
     "dataset": (lambda v: isinstance(v, str) and v != "", "a dataset name"),
     "loss": (lambda v: isinstance(v, str), "a loss name"),

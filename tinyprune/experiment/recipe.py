@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyprune import prune
+from tinyprune.checks import is_int, is_number
 from tinyprune.errors import TinypruneError
 from tinyprune.experiment.parts import (
     PRUNE_SCHEDULES,
@@ -368,11 +369,13 @@ RECIPES: Mapping[str, Recipe] = _Named()
 
 # ---------------------------------------------------------------------- the checks
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite Python int or float (a recipe is written to TOML and JSON: no NumPy scalars)."""
+    return is_number(value) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A Python int, not a bool (``checks.is_int``, without NumPy's)."""
+    return is_int(value) and isinstance(value, int)
 
 
 def _refuse(name: str, value: Any, expected: str) -> RecipeError:
