@@ -24,6 +24,7 @@ from tinyprune.core.nn import MLP
 from tinyprune.core.random import rng
 from tinyprune.experiment.decide import Comparison, compare, within
 from tinyprune.fast.optim import Optimizer
+from tinyprune.prune.masks import weight_sparsity
 from tinyprune.training import predict
 
 if TYPE_CHECKING:
@@ -105,9 +106,10 @@ def split_in_place(data: Dataset, fraction: float, seed: int = 0) -> tuple[Datas
 class Step:
     """One measured moment of the flowchart: what had just been done, and the accuracies after it.
 
-    ``kind`` is ``"dense"``, ``"pruned"`` (the mask reached its target: the *dense* weights under the
-    final mask, before any weight moved back), ``"closed form"`` (a closed-form update of the survivors),
-    ``"epoch"`` (an epoch of recovery training) or ``"final"``. ``sparsity`` counts pruned weights over
+    ``kind`` is ``"dense"``, ``"pruning step"`` (an iterative schedule's step, on the current weights),
+    ``"pruned"`` (the mask reached its target: the *dense* weights under the final mask, before any weight
+    moved back), ``"closed form"`` (a closed-form update of the survivors), ``"reset"`` (weights rewound or
+    re-initialised), ``"epoch"`` (an epoch of recovery training) or ``"final"`` (the model returned). ``sparsity`` counts pruned weights over
     all weight matrices (biases excluded). ``versus_dense`` compares the validation rows with the dense
     model's answers on them (``experiment.decide``).
     """
@@ -119,13 +121,6 @@ class Step:
     val_accuracy: float
     test_accuracy: float
     versus_dense: Comparison | None
-
-
-def weight_sparsity(model: MLP) -> float:
-    """The fraction of pruned weights (mask ``False``) over all weight matrices (biases excluded)."""
-    pruned = sum(0 if layer.W.mask is None else int(np.count_nonzero(~layer.W.mask))
-                 for layer in model.layers)
-    return pruned / sum(layer.W.data.size for layer in model.layers)
 
 
 def masked_copy(dense: MLP, pruned: MLP) -> MLP:

@@ -52,6 +52,7 @@ from tinyprune.prune.masks import (
     remove,
     reset,
     set_masks,
+    weight_sparsity,
 )
 from tinyprune.prune.movement import MovementScore
 from tinyprune.prune.obs import obs_prune
@@ -111,6 +112,7 @@ __all__ = [
     "apply_mask", "blocks", "combine", "compact", "compaction_report", "criteria", "geometric_steps",
     "get_masks", "gradient", "group", "hybrid", "implied_sparsity", "is_pruned",
     "lamp", "magnitude", "mask_stats", "masks", "movement", "n_m", "neurons", "normalise_neuron_scores",
+    "weight_sparsity",
     "obd", "obs", "obs_prune", "one_shot", "polynomial_sparsity", "polynomial_steps", "prune", "random",
     "regrow", "remove", "reset", "RigLRegrowth",
     "select", "sensitivity", "set_masks", "sparsify", "taylor", "threshold",

@@ -146,6 +146,20 @@ def is_pruned(model: Module) -> bool:
     return any(parameter.is_pruned for parameter in model.parameters())
 
 
+def weight_sparsity(model: Module) -> float:
+    """The fraction of pruned weights (mask ``False``) over every weight matrix ``layers.l.W``; biases are
+    not counted: ``Σ_l |{M_l = 0}| / Σ_l |W_l|``.
+
+    >>> from tinyprune.core.nn import MLP
+    >>> model = MLP([4, 5, 2], seed=0); model.layers[0].W.mask = np.arange(20).reshape(4, 5) < 10
+    >>> weight_sparsity(model)                               # 10 of 20 + 10 weights
+    0.3333333333333333
+    """
+    pruned = sum(0 if layer.W.mask is None else int(np.count_nonzero(~layer.W.mask))
+                 for layer in model.layers)
+    return pruned / sum(layer.W.data.size for layer in model.layers)
+
+
 def mask_stats(model: Module) -> dict[str, dict[str, Any]]:
     """Per parameter ``{"total": n, "pruned": count of mask False, "sparsity": pruned / n}``."""
     stats = {}

@@ -36,7 +36,7 @@ import numpy as np
 from tinyprune.checks import check_int
 from tinyprune.core.nn import MLP
 from tinyprune.prune.core import Sparsity
-from tinyprune.prune.masks import get_masks, reapply
+from tinyprune.prune.masks import get_masks, reapply, weight_sparsity
 from tinyprune.prune.sparsity_steps import PolynomialPruning
 
 
@@ -142,11 +142,7 @@ class Pruner:
     def sparsity(self) -> float:
         """The fraction of the weight matrices' entries that are pruned (mask False), over every
         ``layers.l.W``; biases are not counted."""
-        total = pruned = 0
-        for layer in self.model.layers:
-            total += layer.W.data.size
-            pruned += 0 if layer.W.mask is None else layer.W.data.size - int(np.count_nonzero(layer.W.mask))
-        return pruned / total
+        return weight_sparsity(self.model)
 
     @property
     def final_sparsity(self) -> Sparsity:

@@ -49,7 +49,7 @@ from tinyprune.core.batches import Dataset
 from tinyprune.core.nn import MLP
 from tinyprune.core.random import Seed, rng
 from tinyprune.prune.core import prune
-from tinyprune.prune.masks import get_masks, set_masks
+from tinyprune.prune.masks import get_masks, set_masks, weight_sparsity
 from tinyprune.recover.finetune import finetune
 from tinyprune.recover.retrain import reinitialize, rewind_weights
 from tinyprune.training import WeightSnapshot, evaluate
@@ -145,11 +145,8 @@ def shuffle_mask(model: MLP, seed: Seed = 0) -> Masks:
 
 def _weight_sparsity(model: MLP) -> tuple[float, int]:
     """(fraction of the weight matrices' entries pruned, weights left); biases are not counted."""
-    total = alive = 0
-    for layer in model.layers:
-        total += layer.W.data.size
-        alive += layer.W.data.size if layer.W.mask is None else int(np.count_nonzero(layer.W.mask))
-    return 1 - alive / total, alive
+    sparsity = weight_sparsity(model)
+    return sparsity, round((1 - sparsity) * sum(layer.W.data.size for layer in model.layers))
 
 
 def _train_and_row(model: MLP, splits: Splits, *, level: int | None, branch: str, epochs: int,
