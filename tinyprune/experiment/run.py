@@ -109,9 +109,9 @@ class Step:
     ``kind`` is ``"dense"``, ``"pruning step"`` (an iterative schedule's step, on the current weights),
     ``"pruned"`` (the mask reached its target: the *dense* weights under the final mask, before any weight
     moved back), ``"closed form"`` (a closed-form update of the survivors), ``"reset"`` (weights rewound or
-    re-initialised), ``"epoch"`` (an epoch of recovery training) or ``"final"`` (the model returned). ``sparsity`` counts pruned weights over
-    all weight matrices (biases excluded). ``versus_dense`` compares the validation rows with the dense
-    model's answers on them (``experiment.decide``).
+    re-initialised), ``"epoch"`` (an epoch of recovery training) or ``"final"`` (the model returned).
+    ``sparsity`` counts pruned weights over all weight matrices (biases excluded). ``versus_dense``
+    compares the validation rows with the dense model's answers on them (``experiment.decide``).
     """
 
     kind: str
