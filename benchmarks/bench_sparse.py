@@ -136,15 +136,20 @@ def predict_rows(width: int, runs: int) -> list[dict[str, Any]]:
     dense = MLP([784, width, width, 10], seed=0)
     X = np.random.default_rng(3).random((10_000, 784), dtype=np.float32)
     rows = []
-    for sparsity in (0.9, 0.95, 0.98):
+    cases = [(s, how) for s in (0.9, 0.95, 0.98) for how in ("layer magnitude", "per unit (as OBS)")]
+    for sparsity, how in cases:
         pruned = copy.deepcopy(dense)
-        core.magnitude(pruned, sparsity, scope="layer")
+        if how == "per unit (as OBS)":
+            per_unit(pruned, sparsity)
+        else:
+            core.magnitude(pruned, sparsity, scope="layer")
         assert np.array_equal(predict(pruned, X[:2000]), core_train.predict(pruned, X[:2000]))
         t_core, t_tp = [], []
         for _ in range(runs):
             t_core.append(mean_seconds(lambda m=pruned: core_train.predict(m, X), budget=0.2))
             t_tp.append(mean_seconds(lambda m=pruned: predict(m, X), budget=0.2))
-        rows.append({"width": width, "sparsity": sparsity, "rows": len(X), "core_s": float(np.min(t_core)),
+        rows.append({"width": width, "sparsity": sparsity, "pruned_by": how, "rows": len(X),
+                     "core_s": float(np.min(t_core)),
                      "tp_s": float(np.min(t_tp)), "speedup": float(np.min(t_core) / np.min(t_tp)),
                      "kernels": sparse.choose(pruned, 1000)})
     return rows
@@ -174,9 +179,10 @@ def main() -> None:
                         "kernels"],
                        [[r["width"], r["case"], r["batch"], f"{r['dense_s'] * 1e3:.3f}",
                          f"{r['fast_s'] * 1e3:.3f}", f"{r['speedup']:.2f}x", r["kernels"]] for r in models]))
-    print("\n" + table(["width", "weights pruned (layer magnitude)", "rows", "core predict ms",
+    print("\n" + table(["width", "weights pruned", "rows", "core predict ms",
                         "tp.predict ms", "speed-up", "kernels tp.predict chose"],
-                       [[r["width"], f"{r['sparsity']:.0%}", f"{r['rows']:,}", f"{r['core_s'] * 1e3:.1f}",
+                       [[r["width"], f"{r['sparsity']:.0%}, {r['pruned_by']}", f"{r['rows']:,}",
+                         f"{r['core_s'] * 1e3:.1f}",
                          f"{r['tp_s'] * 1e3:.1f}", f"{r['speedup']:.2f}x", "-".join(r["kernels"])]
                         for r in predicts]))
     write_json("sparse", {"layers": layers, "crossovers": cross, "models": models, "predict": predicts})
