@@ -15,8 +15,9 @@ objective ``E(δ) = 1/n ||Ã δ||² + λ ||δ||²`` has the Hessian ``2 H`` with
 
 - ``obs_reference`` (the textbook's, derived and checked in
   ``notebooks/08_residual_and_reconstruction.ipynb``): greedily for every output unit (a column of ``W``),
-  each on its own copy of ``H⁻¹``, in blocks of removals (Frantar & Alistarh's OBC, 2022); about h · d³
-  multiply-adds per layer.
+  each on its own copy of ``H⁻¹``, one ``obs_prune_one`` step per removed weight (the course's exercise
+  of that name), or blocks of removals while many candidates remain (Frantar & Alistarh's OBC, 2022);
+  about h · d³ multiply-adds per layer.
 - ``obs_prune`` (what the verb runs): one Cholesky factor of ``H⁻¹`` per layer shared by all units
   (SparseGPT's sweep, Frantar & Alistarh 2023) narrows each unit to a few candidates, then the textbook's
   greedy OBS chooses among them per unit; about ``n d² + d³ + h d² + h · pool³``.
