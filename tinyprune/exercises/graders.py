@@ -10,6 +10,7 @@ examples every time. Needs ``hypothesis``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
+from tinyprune.prune.masks import apply_mask
 from tinyprune.prune.obs import _obs_unit
 from tinyprune.prune.select import global_
 from tinyprune.recover.distill import distillation_loss
@@ -494,6 +496,50 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
     prop()
     rng = np.random.default_rng(0)
     dtype_probe(function, W=rng.normal(size=(3, 2)), H_diag=rng.uniform(size=(3, 2)))
+
+
+@st.composite
+def _pruned_layer(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs X with correlated columns (as neighbouring pixels are), weights W and a mask."""
+    n, d, h = draw(st.integers(2, 7)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    generator = np.random.default_rng(draw(testing.seeds))
+    X = generator.normal(size=(n, d)) @ (np.eye(d) + 0.8 * generator.normal(size=(d, d)))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=d * h, max_size=d * h)), dtype=bool)
+    return X, draw(testing.arrays((d, h))), mask.reshape(d, h)
+
+
+def _check_pruned_layer_error(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
+    inputs = _describe(X=X, W=W, mask=mask)
+    delta_Z, exact, diagonal = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_layer_error")
+    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
+    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, 1.0     # the bias cancels in ΔZ
+    pruned = copy.deepcopy(dense)
+    apply_mask(pruned.layers[0].W, mask)
+    measured = backprop.forward(pruned, X).Z[0] - backprop.forward(dense, X).Z[0]
+    close("ΔZ = Z(pruned) - Z(dense) (tinyprune.core.backprop.forward)", delta_Z, measured, inputs)
+    for what, got in (("exact", exact), ("diagonal", diagonal)):
+        if not isinstance(got, (float, int, np.floating, np.integer)) and np.ndim(got) != 0:
+            raise WrongAnswerError(f"{what} must be one number, got {type(got).__name__}; {inputs}")
+    close("exact = (1/n)‖ΔZ‖² (measured on tinyprune's ΔZ)", exact, np.sum(measured**2) / len(X), inputs)
+    saliency = obd(dense, X, hessian="layerwise")["layers.0.W"]           # ½ (2 R_jj) w² = R_jj w²
+    close("diagonal = Σ of the removed weights' OBD saliencies (tinyprune.prune.criteria.obd, layerwise)",
+          diagonal, np.sum(saliency[~mask]), inputs)
+
+
+def grade_pruned_layer_error(function: Callable, config: settings) -> None:
+    # first a typical case: correlated columns, three rows, removed weights in both units, where the
+    # exact error and its diagonal estimate differ and every known slip gives another answer
+    typical = {"X": np.array([[1.0, 0.9, -0.5], [2.0, 2.1, 0.3], [-1.0, -0.8, 1.2]]),
+               "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
+               "mask": np.array([[False, True], [False, False], [True, True]])}
+    _check_pruned_layer_error(function, **typical)
+
+    @config
+    @given(_pruned_layer())
+    def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        _check_pruned_layer_error(function, *case)
+    prop()
+    dtype_probe(function, **typical)
 
 
 @st.composite

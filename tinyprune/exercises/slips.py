@@ -141,6 +141,31 @@ def obd_without_half(W, H_diag):
     return H_diag * W**2
 
 
+def layer_error_of_the_kept_weights(X, W, mask):
+    kept = W * mask                                        # ΔW taken as the weights kept, not removed
+    R = X.T @ X / len(X)
+    return -(X @ kept), float(np.trace(kept.T @ R @ kept)), float(np.sum(np.diag(R)[:, None] * kept**2))
+
+
+def layer_error_dense_minus_pruned(X, W, mask):
+    return (X @ (W * ~mask), *solutions.pruned_layer_error(X, W, mask)[1:])      # ΔZ = +X ΔW
+
+
+def layer_error_without_the_mean(X, W, mask):
+    delta_Z, exact, diagonal = solutions.pruned_layer_error(X, W, mask)
+    return delta_Z, exact * len(X), diagonal * len(X)      # R = XᵀX, not XᵀX / n
+
+
+def layer_error_without_cross_terms(X, W, mask):
+    delta_Z, _, diagonal = solutions.pruned_layer_error(X, W, mask)
+    return delta_Z, diagonal, diagonal                     # the removed weights' errors added up alone
+
+
+def layer_error_always_float64(X, W, mask):
+    delta_Z, exact, diagonal = solutions.pruned_layer_error(X.astype(np.float64), W.astype(np.float64), mask)
+    return delta_Z, exact, diagonal                        # ΔZ stays float64 for float32 inputs
+
+
 def obs_without_division(w, H_inv):
     q = int(np.argmin(w**2 / np.diag(H_inv)))
     new_w = w - w[q] * H_inv[:, q]
@@ -212,6 +237,14 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
         ("ranks w, not |w|", magnitude_signed),
         ("prunes every |w| <= the threshold, so ties at it prune too many", magnitude_threshold_prunes_ties)],
     "obd_saliency": [("misses the ½ of the Taylor series", obd_without_half)],
+    "pruned_layer_error": [
+        ("ΔW = W ⊙ M: the kept weights, not the removed ones", layer_error_of_the_kept_weights),
+        ("ΔZ = X ΔW, dense minus pruned: the sign is pruned minus dense, -X ΔW",
+         layer_error_dense_minus_pruned),
+        ("R = XᵀX without the 1/n: the error of a sum, not of a mean", layer_error_without_the_mean),
+        ("the exact error without R's off-diagonal terms (the diagonal estimate twice)",
+         layer_error_without_cross_terms),
+        ("returns ΔZ in float64 for float32 inputs", layer_error_always_float64)],
     "obs_prune_one": [("δw = -w_q H⁻¹e_q: forgets to divide by [H⁻¹]_qq", obs_without_division),
                       ("removes the smallest |w|, not the cheapest w_q²/[H⁻¹]_qq", obs_by_magnitude)],
     "reconstruct_layer": [("solves with every weight, then zeroes the pruned ones", reconstruct_then_mask),

@@ -93,6 +93,14 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     return 0.5 * H_diag * W**2
 
 
+def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``ΔZ = -X ΔW``, ``ΔW = W ⊙ (1 - M)``; ``tr(ΔWᵀ R ΔW)`` and ``Σ_jk R_jj ΔW_jk²``, ``R = XᵀX / n``."""
+    removed = W * ~mask
+    R = X.T @ X / len(X)
+    exact = float(np.trace(removed.T @ R @ removed))
+    return -(X @ removed), exact, float(np.sum(np.diag(R)[:, None] * removed**2))
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
     """``q = argmin w_q² / [H⁻¹]_qq``; ``w ← w - (w_q / [H⁻¹]_qq) H⁻¹ e_q``."""
     diagonal = np.diag(H_inv)

@@ -114,6 +114,18 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     raise NotImplementedError("obd_saliency")
 
 
+def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """What pruning a layer fed by ``X`` changes in its output: ``ΔZ``, its energy, a diagonal estimate.
+
+    With the removed weights ``ΔW = W ⊙ (1 - M)`` (``M`` = ``mask``, True = kept), the pruned layer
+    computes ``X (W ⊙ M)``, so ``ΔZ = X (W ⊙ M) - X W = -X ΔW`` (pruned minus dense; the bias cancels).
+    With ``R = XᵀX / n``: ``(1/n) ||ΔZ||_F² = tr(ΔWᵀ R ΔW)`` exactly, and keeping only the diagonal of
+    ``R`` estimates it by ``Σ_jk R_jj ΔW_jk²`` (each removed weight alone, as OBD's saliency does).
+    Shapes: X (n, d), W (d, h), mask (d, h) bool -> (ΔZ (n, h), exact, diagonal: two floats).  Notebook 06.
+    """
+    raise NotImplementedError("pruned_layer_error")
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
     """Optimal Brain Surgeon on one unit's weights: remove the one weight that costs least, move the rest.
 
