@@ -27,6 +27,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
     Exercise("pruned_layer_error", "the error a pruned layer makes: ΔZ = −X ΔW, (1/n)‖ΔZ‖² = tr(ΔWᵀRΔW) "
              "and its diagonal estimate", "06"),
+    Exercise("pruned_unit_variance", "how pruning shrinks a unit's spread: Var(z_k) = w_kᵀ Cov(X) w_k "
+             "before and after, and the uncorrelated estimate φ_k", "06"),
     Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),
     Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
     Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),

@@ -543,6 +543,47 @@ def grade_pruned_layer_error(function: Callable, config: settings) -> None:
 
 
 @st.composite
+def _inputs_and_units(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated inputs with a nonzero mean, nonzero weights (every unit has a spread) and a mask."""
+    n, d, h = draw(st.integers(3, 8)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    generator = np.random.default_rng(draw(testing.seeds))
+    mixing = np.eye(d) + 0.8 * generator.normal(size=(d, d))
+    X = generator.normal(size=(n, d)) @ mixing + 2 * generator.normal(size=d)
+    mask = np.array(draw(st.lists(st.booleans(), min_size=d * h, max_size=d * h)), dtype=bool)
+    return X, draw(testing.nonzero_arrays((d, h), bound=3.0, margin=0.1)), mask.reshape(d, h)
+
+
+def _check_pruned_unit_variance(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
+    inputs = _describe(X=X, W=W, mask=mask)
+    before, after, phi = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_unit_variance")
+    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
+    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, 0.5    # the bias shifts, never spreads
+    pruned = copy.deepcopy(dense)
+    apply_mask(pruned.layers[0].W, mask)
+    for what, got, model in (("Var(z_k) before pruning", before, dense), ("Var(z_k) after", after, pruned)):
+        close(f"{what} (the variance over the rows of tinyprune.core.backprop.forward's Z)", got,
+              backprop.forward(model, X).Z[0].var(axis=0), inputs, atol=1e-9)
+    sigma2 = X.var(axis=0)
+    close("φ_k = Σ_kept σ_j² W_jk² / Σ_j σ_j² W_jk²", phi, (sigma2 @ (W * mask) ** 2) / (sigma2 @ W**2),
+          inputs, atol=1e-9)
+
+
+def grade_pruned_unit_variance(function: Callable, config: settings) -> None:
+    # first a typical case: three correlated inputs with a mean, where every known slip answers otherwise
+    typical = {"X": np.array([[1.0, 0.9, 2.5], [2.0, 2.1, 3.3], [-1.0, -0.8, 4.2], [0.5, 0.2, 2.0]]),
+               "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
+               "mask": np.array([[False, True], [True, False], [True, True]])}
+    _check_pruned_unit_variance(function, **typical)
+
+    @config
+    @given(_inputs_and_units())
+    def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        _check_pruned_unit_variance(function, *case)
+    prop()
+    dtype_probe(function, **typical)
+
+
+@st.composite
 def _quadratic(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     """A weight vector w and the inverse of a well-conditioned SPD H = BᵀB/m + 0.1 I."""
     p = draw(st.integers(2, 6))

@@ -166,6 +166,28 @@ def layer_error_always_float64(X, W, mask):
     return delta_Z, exact, diagonal                        # ΔZ stays float64 for float32 inputs
 
 
+def unit_variance_without_covariance(X, W, mask):
+    variances = X.var(axis=0)                              # Σ_j σ_j² W_jk²: correlations ignored
+    return variances @ W**2, variances @ (W * mask) ** 2, solutions.pruned_unit_variance(X, W, mask)[2]
+
+
+def unit_variance_not_centred(X, W, mask):
+    moments = X.T @ X / len(X)                             # E[x xᵀ], not Cov(X): the mean is not removed
+    kept = W * mask
+    return (np.sum(W * (moments @ W), axis=0), np.sum(kept * (moments @ kept), axis=0),
+            solutions.pruned_unit_variance(X, W, mask)[2])
+
+
+def unit_variance_over_n_minus_1(X, W, mask):
+    before, after, phi = solutions.pruned_unit_variance(X, W, mask)
+    return before * len(X) / (len(X) - 1), after * len(X) / (len(X) - 1), phi     # np.cov's default
+
+
+def unit_variance_phi_without_sigma(X, W, mask):
+    before, after, _ = solutions.pruned_unit_variance(X, W, mask)
+    return before, after, np.sum((W * mask) ** 2, axis=0) / np.sum(W**2, axis=0)
+
+
 def obs_without_division(w, H_inv):
     q = int(np.argmin(w**2 / np.diag(H_inv)))
     new_w = w - w[q] * H_inv[:, q]
@@ -245,6 +267,13 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
         ("the exact error without R's off-diagonal terms (the diagonal estimate twice)",
          layer_error_without_cross_terms),
         ("returns ΔZ in float64 for float32 inputs", layer_error_always_float64)],
+    "pruned_unit_variance": [
+        ("Σ_j σ_j² W_jk²: the covariance's off-diagonal terms (correlated inputs) are missing",
+         unit_variance_without_covariance),
+        ("XᵀX/n is not Cov(X): the inputs' mean is not subtracted", unit_variance_not_centred),
+        ("divides by n - 1 (np.cov's default), not by n", unit_variance_over_n_minus_1),
+        ("φ_k without the input variances σ_j²: the share of the weights' squares",
+         unit_variance_phi_without_sigma)],
     "obs_prune_one": [("δw = -w_q H⁻¹e_q: forgets to divide by [H⁻¹]_qq", obs_without_division),
                       ("removes the smallest |w|, not the cheapest w_q²/[H⁻¹]_qq", obs_by_magnitude)],
     "reconstruct_layer": [("solves with every weight, then zeroes the pruned ones", reconstruct_then_mask),

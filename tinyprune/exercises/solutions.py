@@ -101,6 +101,17 @@ def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[
     return -(X @ removed), exact, float(np.sum(np.diag(R)[:, None] * removed**2))
 
 
+def pruned_unit_variance(X: np.ndarray, W: np.ndarray,
+                         mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w_kᵀ Cov(X) w_k`` for W and for ``W ⊙ M``; ``φ_k = Σ_kept σ_j² W_jk² / Σ_j σ_j² W_jk²``."""
+    centred = X - X.mean(axis=0)
+    covariance = centred.T @ centred / len(X)
+    kept = W * mask
+    variances = np.diag(covariance)                        # σ_j²
+    return (np.sum(W * (covariance @ W), axis=0), np.sum(kept * (covariance @ kept), axis=0),
+            (variances @ kept**2) / (variances @ W**2))
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
     """``q = argmin w_q² / [H⁻¹]_qq``; ``w ← w - (w_q / [H⁻¹]_qq) H⁻¹ e_q``."""
     diagonal = np.diag(H_inv)

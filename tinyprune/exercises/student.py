@@ -126,6 +126,20 @@ def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[
     raise NotImplementedError("pruned_layer_error")
 
 
+def pruned_unit_variance(X: np.ndarray, W: np.ndarray,
+                         mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How pruning shrinks the spread of every unit's pre-activation ``z_k`` over the rows of ``X``.
+
+    ``z_k = Σ_j x_j W_jk + b_k``, so ``Var(z_k) = w_kᵀ Cov(X) w_k`` for the column ``w_k`` of W, with
+    ``Cov(X) = (1/n) Σ_i (x_i - x̄)ᵀ (x_i - x̄)`` (a variance over the rows: divide by n); after pruning,
+    the same with ``w_k ⊙ m_k`` (``m_k`` the column of ``mask``, True = kept). If the inputs were
+    uncorrelated, with variances ``σ_j²``, pruning would keep the fraction
+    ``φ_k = Σ_{j kept} σ_j² W_jk² / Σ_j σ_j² W_jk²`` of the variance.
+    Shapes: X (n, d), W (d, h), mask (d, h) bool -> (Var before (h,), Var after (h,), φ (h,)).  Notebook 06.
+    """
+    raise NotImplementedError("pruned_unit_variance")
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
     """Optimal Brain Surgeon on one unit's weights: remove the one weight that costs least, move the rest.
 
