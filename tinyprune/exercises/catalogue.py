@@ -33,6 +33,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
     Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),
     Exercise("remove_neuron", "compaction: delete a dead neuron, folding its constant output", "09"),
+    Exercise("layer_flops", "a layer's FLOPs per input: dense 2·d_in·d_out + d_out, effective 2·nnz(W) + "
+             "alive neurons", "09"),
 )
 
 

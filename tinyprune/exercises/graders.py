@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tinyprune import testing
 from tinyprune.core import backprop, losses
 from tinyprune.core.nn import MLP, Parameter
 from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
+from tinyprune.metrics import layer_stats
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
 from tinyprune.prune.masks import apply_mask
@@ -703,4 +705,35 @@ def grade_remove_neuron(function: Callable, config: settings) -> None:
         X = generator.normal(size=(7, d))
         outputs = np.maximum(X @ result[0] + result[1], 0) @ result[2] + result[3]
         close("the outputs of the smaller network (must not change)", outputs, model(X), inputs)
+    prop()
+
+
+def _check_layer_flops(function: Callable, W: np.ndarray, b: np.ndarray) -> None:
+    inputs = _describe(W=W, b=b)
+    answer = _pair(call(function, W=W, b=b), 2, "layer_flops")
+    layer = MLP([W.shape[0], W.shape[1]], seed=0, dtype=W.dtype)
+    layer.layers[0].W.data[...], layer.layers[0].b.data[...] = W, b
+    stats = layer_stats(layer)[0]
+    for what, got, expected in zip(("dense FLOPs", "effective FLOPs"), answer,
+                                   (stats.flops_dense, stats.flops_effective)):
+        if not isinstance(got, (int, np.integer, float, np.floating)) or float(got) != int(got):
+            raise WrongAnswerError(f"{what} must be a whole number (a count), got {got!r}; {inputs}")
+        if int(got) != expected:
+            raise WrongAnswerError(f"{what}: {int(got)}, expected {expected} (tinyprune.metrics.layer_stats: "
+                                   f"{stats.alive} of {stats.neurons} neurons alive, {stats.weight_nonzeros} "
+                                   f"nonzero weights); {inputs}")
+
+
+def grade_layer_flops(function: Callable, config: settings) -> None:
+    # first a typical case: a dead neuron (column and bias 0) and a constant one (only its bias left)
+    typical = {"W": np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.5, 0.0, 0.0]]),
+               "b": np.array([0.1, 0.0, 0.7])}
+    _check_layer_flops(function, **typical)
+
+    @config
+    @given(st.integers(1, 6), st.integers(1, 5), st.data(), st.sampled_from([np.float64, np.float32]))
+    def prop(d_in: int, d_out: int, data: st.DataObject, dtype: type) -> None:
+        W = data.draw(testing.arrays((d_in, d_out))) * data.draw(hnp.arrays(bool, (d_in, d_out)))
+        b = data.draw(testing.arrays((d_out,))) * data.draw(hnp.arrays(bool, (d_out,)))
+        _check_layer_flops(function, W.astype(dtype), b.astype(dtype))
     prop()

@@ -230,6 +230,20 @@ def remove_without_folding(W1, b1, W2, b2, j):
     return np.delete(W1, j, axis=1), np.delete(b1, j), np.delete(W2, j, axis=0), b2
 
 
+
+def flops_without_the_add(W, b):
+    alive = np.any(W != 0, axis=0) | (b != 0)
+    return W.size + b.size, int(np.count_nonzero(W)) + int(np.count_nonzero(alive))    # multiplies only
+
+
+def flops_alive_by_weights_only(W, b):
+    alive = np.any(W != 0, axis=0)                         # a neuron with only its bias left is not dead
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + int(np.count_nonzero(alive))
+
+
+def flops_every_bias(W, b):
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + b.size       # dead neurons' biases counted
+
 SLIPS: dict[str, list[tuple[str, Callable]]] = {
     "linear_forward": [("returns A = relu(Z), not the pre-activation Z", forward_with_relu)],
     "layer_backward": [("dW = δᵀA_prev: the product transposed", backward_transposed),
@@ -282,4 +296,9 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
                              ("softmax without subtracting each row's maximum", distill_without_max_shift)],
     "remove_neuron": [("drops a constant neuron without folding relu(b1[j]) W2[j] into b2",
                        remove_without_folding)],
+    "layer_flops": [("counts a multiply per weight but not its add", flops_without_the_add),
+                    ("alive = a nonzero weight in the column: a neuron with only its bias is counted dead",
+                     flops_alive_by_weights_only),
+                    ("adds every bias, also the dead neurons' (their column and bias are 0)",
+                     flops_every_bias)],
 }

@@ -147,3 +147,9 @@ def remove_neuron(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray
     elif W2[j].any():
         raise ValueError(f"neuron {j} has inputs and outputs: removing it would change the outputs")
     return np.delete(W1, j, axis=1), np.delete(b1, j), np.delete(W2, j, axis=0), b2
+
+
+def layer_flops(W: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """``2 d_in d_out + d_out`` and ``2 nnz(W) + alive``, alive = a nonzero weight or bias in the column."""
+    alive = np.any(W != 0, axis=0) | (b != 0)
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + int(np.count_nonzero(alive))

@@ -183,3 +183,16 @@ def remove_neuron(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray
     Shapes: W1 (d, h), b1 (h,), W2 (h, K), b2 (K,) -> (d, h-1), (h-1,), (h-1, K), (K,).  Notebook 09.
     """
     raise NotImplementedError("remove_neuron")
+
+
+def layer_flops(W: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """The floating-point operations of one layer ``z = x W + b`` for one input row ``x``.
+
+    Dense: a multiply and an add per weight and an add per bias, ``2 · d_in · d_out + d_out``, zeros
+    included (what a dense matrix product does). Effective: only what cannot be skipped,
+    ``2 · nnz(W) + a``, where ``a`` counts the *alive* output neurons: those with a nonzero incoming
+    weight or a nonzero bias (a neuron whose column of W and bias are all zero outputs 0 for free; one
+    with only a bias still adds it). The ReLU's comparisons are not counted.
+    Shapes: W (d_in, d_out), b (d_out,) -> (dense, effective): two ints.  Notebook 09.
+    """
+    raise NotImplementedError("layer_flops")
