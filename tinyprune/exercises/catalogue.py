@@ -19,6 +19,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("layer_backward", "dW = Aᵀδ, db = Σ_rows δ, δ_prev = (δ Wᵀ) ⊙ relu'(Z_prev)", "02"),
     Exercise("softmax_cross_entropy_grad", "∂L/∂z = (P − Y)/n of softmax cross-entropy", "02"),
     Exercise("squared_error_softmax_grad", "the squared error's gradient through the softmax Jacobian", "02"),
+    Exercise("unbroadcast", "the gradient of a broadcast operand: sum over the axes broadcasting added or "
+             "stretched", "03"),
     Exercise("masked_sgd_step", "SGD with momentum keeping pruned weights and their velocity at 0", "04"),
     Exercise("masked_adam_step", "Adam keeping pruned weights and both moments at 0", "04"),
     Exercise("masked_step_property", "a hypothesis property of your own: a masked step keeps pruned weights "

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinyprune import testing
 from tinyprune.core import backprop, losses
+from tinyprune.core.autograd import _unbroadcast
 from tinyprune.core.nn import MLP, Parameter
 from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
@@ -325,6 +326,38 @@ def _tinyprune_step(optimizer_class: type, w: np.ndarray, grad: np.ndarray, mask
     parameter.grad = grad.copy()
     optimizer.step()
     return parameter, optimizer
+
+
+@st.composite
+def _broadcast(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...]]:
+    """An upstream gradient and an operand shape that broadcasts to it (leading axes dropped, sizes to 1)."""
+    grad = draw(testing.arrays(testing.shapes(min_dims=1, max_dims=3, max_side=4)))
+    kept = grad.shape[draw(st.integers(0, grad.ndim)):]
+    return grad, tuple(1 if draw(st.booleans()) else size for size in kept)
+
+
+def _check_unbroadcast(function: Callable, grad: np.ndarray, shape: tuple[int, ...]) -> None:
+    inputs = _describe(grad=grad, shape=shape)
+    got = call(function, grad=grad, shape=shape)
+    close("∂L/∂(operand) (tinyprune.core.autograd._unbroadcast)", got, _unbroadcast(grad, shape), inputs)
+    # the law behind it: summing is the adjoint of broadcasting, ⟨g, broadcast(x)⟩ = ⟨unbroadcast(g), x⟩
+    x = np.random.default_rng(0).normal(size=shape)
+    close("⟨unbroadcast(g), x⟩ = ⟨g, broadcast_to(x)⟩ for a random x", np.sum(np.asarray(got) * x),
+          np.sum(grad * np.broadcast_to(x, grad.shape)), inputs)
+
+
+def grade_unbroadcast(function: Callable, config: settings) -> None:
+    # first the cases of notebook 03: a row vector, a column, a scalar, and nothing broadcast
+    g = np.arange(12.0).reshape(3, 4) / 7
+    for shape in ((4,), (3, 1), (), (3, 4)):
+        _check_unbroadcast(function, g, shape)
+
+    @config
+    @given(_broadcast())
+    def prop(case: tuple[np.ndarray, tuple[int, ...]]) -> None:
+        _check_unbroadcast(function, *case)
+    prop()
+    dtype_probe(function, grad=g, shape=(3, 1))
 
 
 def grade_masked_sgd_step(function: Callable, config: settings) -> None:

@@ -65,6 +65,21 @@ def squared_error_grad_without_jacobian(z, Y):
     return (_softmax(z) - Y) / len(z)
 
 
+def unbroadcast_leading_axes_only(grad, shape):
+    return grad.sum(axis=tuple(range(grad.ndim - len(shape))))          # the size-1 axes stay stretched
+
+
+def unbroadcast_dropping_the_axes(grad, shape):
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched)                                     # no keepdims: (5, 1) becomes (5,)
+
+
+def unbroadcast_by_the_mean(grad, shape):
+    summed = solutions.unbroadcast(grad, shape)
+    return summed * (summed.size / grad.size)                           # averages the copies' gradients
+
+
 def sgd_state_unmasked(w, grad, velocity, mask, lr, momentum):
     velocity = momentum * velocity + grad * mask
     return (w - lr * velocity) * mask, velocity
@@ -257,6 +272,10 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
     "squared_error_softmax_grad": [
         ("L without the ½: the gradient doubled", squared_error_grad_without_half),
         ("stops at ∂L/∂p: the softmax Jacobian is missing", squared_error_grad_without_jacobian)],
+    "unbroadcast": [
+        ("sums the leading axes only: a size-1 axis stays stretched", unbroadcast_leading_axes_only),
+        ("sums a stretched axis away instead of keeping it (keepdims)", unbroadcast_dropping_the_axes),
+        ("averages over the copies instead of summing their gradients", unbroadcast_by_the_mean)],
     "masked_sgd_step": [("the velocity is not masked: it lives on under the mask", sgd_state_unmasked),
                         ("changes the caller's w and velocity in place", sgd_in_place)],
     "masked_adam_step": [

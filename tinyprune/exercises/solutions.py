@@ -40,6 +40,13 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return p * (g - np.sum(g * p, axis=1, keepdims=True))
 
 
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum over the leading axes broadcasting added, then over the stretched size-1 axes (kept)."""
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched, keepdims=True)
+
+
 def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray,
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """``u ← μ (u ⊙ M) + g ⊙ M``, ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``)."""

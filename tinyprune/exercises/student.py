@@ -55,6 +55,18 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
     raise NotImplementedError("squared_error_softmax_grad")
 
 
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The gradient of an operand of ``shape`` that NumPy broadcast to ``grad.shape`` (``b`` in ``XW + b``).
+
+    A value broadcasting used in many places receives the sum of their gradients: sum ``grad`` over
+    the leading axes broadcasting added, and over every axis where ``shape`` has size 1 but ``grad``
+    does not, keeping that axis (size 1). For ``b`` of shape ``(h,)`` in ``Z = XW + b`` this is
+    ``∂L/∂b_j = Σ_i ∂L/∂Z_ij``, the ``db = Σ_rows δ`` of notebook 02.
+    Shapes: grad (any), shape (broadcasts to grad.shape) -> (shape).  Notebook 03.
+    """
+    raise NotImplementedError("unbroadcast")
+
+
 def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray,
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step with momentum that keeps pruned weights (``mask == False``) at exactly 0.
