@@ -533,6 +533,29 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
     dtype_probe(function, W=rng.normal(size=(3, 2)), H_diag=rng.uniform(size=(3, 2)))
 
 
+def _one_layer(W: np.ndarray, bias: float, mask: np.ndarray) -> tuple[MLP, MLP]:
+    """A float64 one-layer MLP with weights ``W`` and every bias ``bias``, and a copy pruned by ``mask``."""
+    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
+    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, bias
+    pruned = copy.deepcopy(dense)
+    apply_mask(pruned.layers[0].W, mask)
+    return dense, pruned
+
+
+def _typical_then_drawn(check: Callable, function: Callable, typical: dict[str, Any], cases: Any,
+                        config: settings) -> None:
+    """``check`` the typical case first (where every known slip answers otherwise: the message names
+    it), then every drawn case, then the dtype on the typical case."""
+    check(function, **typical)
+
+    @config
+    @given(cases)
+    def prop(case: tuple) -> None:
+        check(function, *case)
+    prop()
+    dtype_probe(function, **typical)
+
+
 @st.composite
 def _pruned_layer(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs X with correlated columns (as neighbouring pixels are), weights W and a mask."""
@@ -546,10 +569,7 @@ def _pruned_layer(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _check_pruned_layer_error(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
     inputs = _describe(X=X, W=W, mask=mask)
     delta_Z, exact, diagonal = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_layer_error")
-    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
-    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, 1.0     # the bias cancels in ΔZ
-    pruned = copy.deepcopy(dense)
-    apply_mask(pruned.layers[0].W, mask)
+    dense, pruned = _one_layer(W, 1.0, mask)                              # the bias cancels in ΔZ
     measured = backprop.forward(pruned, X).Z[0] - backprop.forward(dense, X).Z[0]
     close("ΔZ = Z(pruned) - Z(dense) (tinyprune.core.backprop.forward)", delta_Z, measured, inputs)
     for what, got in (("exact", exact), ("diagonal", diagonal)):
@@ -567,14 +587,7 @@ def grade_pruned_layer_error(function: Callable, config: settings) -> None:
     typical = {"X": np.array([[1.0, 0.9, -0.5], [2.0, 2.1, 0.3], [-1.0, -0.8, 1.2]]),
                "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
                "mask": np.array([[False, True], [False, False], [True, True]])}
-    _check_pruned_layer_error(function, **typical)
-
-    @config
-    @given(_pruned_layer())
-    def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        _check_pruned_layer_error(function, *case)
-    prop()
-    dtype_probe(function, **typical)
+    _typical_then_drawn(_check_pruned_layer_error, function, typical, _pruned_layer(), config)
 
 
 @st.composite
@@ -591,10 +604,7 @@ def _inputs_and_units(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _check_pruned_unit_variance(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
     inputs = _describe(X=X, W=W, mask=mask)
     before, after, phi = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_unit_variance")
-    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
-    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, 0.5    # the bias shifts, never spreads
-    pruned = copy.deepcopy(dense)
-    apply_mask(pruned.layers[0].W, mask)
+    dense, pruned = _one_layer(W, 0.5, mask)                              # the bias shifts, never spreads
     for what, got, model in (("Var(z_k) before pruning", before, dense), ("Var(z_k) after", after, pruned)):
         close(f"{what} (the variance over the rows of tinyprune.core.backprop.forward's Z)", got,
               backprop.forward(model, X).Z[0].var(axis=0), inputs, atol=1e-9)
@@ -608,14 +618,7 @@ def grade_pruned_unit_variance(function: Callable, config: settings) -> None:
     typical = {"X": np.array([[1.0, 0.9, 2.5], [2.0, 2.1, 3.3], [-1.0, -0.8, 4.2], [0.5, 0.2, 2.0]]),
                "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
                "mask": np.array([[False, True], [True, False], [True, True]])}
-    _check_pruned_unit_variance(function, **typical)
-
-    @config
-    @given(_inputs_and_units())
-    def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        _check_pruned_unit_variance(function, *case)
-    prop()
-    dtype_probe(function, **typical)
+    _typical_then_drawn(_check_pruned_unit_variance, function, typical, _inputs_and_units(), config)
 
 
 @st.composite
