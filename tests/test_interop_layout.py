@@ -17,8 +17,14 @@ from tinyprune import checkpoint, prune
 from tinyprune.cli import main
 from tinyprune.core.nn import MLP
 from tinyprune.errors import CheckpointError
-from tinyprune.interop import (check_layout, export_model, import_model, read_torch_layout, torch_layout,
-                               torch_order)
+from tinyprune.interop import (
+    check_layout,
+    export_model,
+    import_model,
+    read_torch_layout,
+    torch_layout,
+    torch_order,
+)
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
@@ -258,7 +264,7 @@ def test_run_dense_carries_the_layout_into_the_pruned_checkpoint(tmp_path, capsy
     assert {key.rsplit(".", 1)[0] for key in keys_and_values(out)} == {"net.1", "net.4"}
 
 
-# ------------------------------------------------------------------ attribute-named modules (class Net: fc1, fc2, out)
+# ------------------------------------------------------------------ attribute names (Net: fc1, fc2, out)
 def attribute_state(shapes: dict, seed=0):
     """A state dict of ``Linear`` modules named by attribute, ``shapes[name] = (out, in)``."""
     generator = np.random.default_rng(seed)
@@ -347,7 +353,8 @@ def test_a_stated_order_is_recorded_and_written_back_for_the_next_import(tmp_pat
      "no order"),
     ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "fc1,head"],
      "layers names fc1, head; the file's Linear modules are fc1, out"),
-    ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "out,fc1"], "out.weight gives 3 outputs but fc1.weight takes 12"),
+    ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "out,fc1"],
+     "out.weight gives 3 outputs but fc1.weight takes 12"),
     ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "fc1,fc1"], "fc1 named twice"),
 ])
 def test_an_order_that_cannot_be_told_is_refused_naming_the_modules(tmp_path, capsys, shapes, argv, message):
@@ -369,6 +376,6 @@ def test_ten_square_layers_are_ordered_without_trying_every_order(tmp_path):
 
 
 def test_layers_is_refused_for_a_file_that_has_its_own_order(tmp_path, capsys):
-    path = export_model(tmp_path / "m.keras", MLP([4, 3, 2]))
+    path = export_model(tmp_path / "source.npz", MLP([4, 3, 2]))
     assert main(["import", str(path), "--out", str(tmp_path / "m.npz"), "--layers", "a,b"]) == 2
     assert "--layers orders a safetensors file's Linear modules" in capsys.readouterr().err

@@ -862,7 +862,8 @@ def run_import(args: argparse.Namespace) -> int:
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work
     assumed = args.activation is None and interop.weights_only(args.file, kind)
     if args.layers is not None and kind != "safetensors":
-        raise TinypruneError(f"--layers orders a safetensors file's Linear modules; a {kind} file has its own")
+        raise TinypruneError(f"--layers orders a safetensors file's Linear modules; a {kind} file has "
+                             "its own")
     try:
         activation = interop.ASSUMED if assumed else args.activation
         order = interop.read_torch_order(args.file, args.layers) if kind == "safetensors" else None

@@ -433,8 +433,10 @@ def torch_order(state: Mapping[str, np.ndarray], where: str = "state dict", laye
     >>> state.update({key.replace("weight", "bias"): np.zeros(len(value), np.float32)
     ...               for key, value in list(state.items())})
     >>> order = torch_order(state)
-    >>> order.modules, order.note()
-    (['fc1', 'fc2', 'fc10', 'out'], 'layers ordered by name: fc1, fc2, fc10, out; pass --layers to state it (API: layers=)')
+    >>> order.modules, order.how
+    (['fc1', 'fc2', 'fc10', 'out'], 'name')
+    >>> order.note()
+    'layers ordered by name: fc1, fc2, fc10, out; pass --layers to state it (API: layers=)'
     """
     groups = _torch_modules(state, where)
     if layers is None and recorded is not None:
@@ -879,7 +881,7 @@ def import_model(path: PathLike, format: str | None = None,  # noqa: A002 (the n
     Example: see the module docstring."""
     kind = format_of(path, format)
     if layers is not None and kind != "safetensors":
-        raise ValueError(f"layers orders a safetensors file's Linear modules; a {kind} file has its own order")
+        raise ValueError(f"layers orders a safetensors file's Linear modules; a {kind} file has its own")
     if activation is not None:
         activation_name(activation)                # an unknown name is refused before the file is read
     if kind == "npz":
