@@ -11,11 +11,17 @@ them (PyTorch's ``weight_mask``, read below, and written on request).
 ``(out,)``, ``i`` the position of the ``Linear`` in the ``Sequential`` (``0, 2, 4`` with a ``ReLU`` between;
 parameter-free modules such as ``Dropout`` only shift the numbers). tinyprune's ``W`` is ``weight.T``.
 Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"module."`` (from
-``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
-``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. The names of the
-``Linear`` modules (``"<prefix><i>"``, such as ``net.1, net.4, net.7`` for ``self.net = Sequential(Flatten(),
-Linear, ReLU, Dropout, ...)``) are the file's *layout* (``torch_layout``). Written: metadata
-``{"format": "pt"}`` and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
+``DataParallel``); ``Linear`` modules named by attribute (``fc1``, ``fc2``, ``out``; ``encoder.hidden``),
+whose order a safetensors file does not keep: the order stated (``layers=``, ``--layers``), else the one
+recorded in the file's metadata by tinyprune (``LAYERS_METADATA``), else the one order in which the
+weights chain (each ``in`` the previous ``out``), else, when several chain, the names' natural order
+(``fc2`` before ``fc10``) if it chains, with a warning that says so; otherwise ``CheckpointError`` naming
+the modules and their shapes (``torch_order``). And the layout of ``torch.nn.utils.prune``
+(``"<i>.weight_orig"`` and a 0/1 ``"<i>.weight_mask"``, likewise for the bias), whose masks become
+tinyprune masks. The names of the ``Linear`` modules in order (``net.1, net.4, net.7`` for ``self.net =
+Sequential(Flatten(), Linear, ReLU, Dropout, ...)``; ``fc1, fc2, out``) are the file's *layout*
+(``torch_layout``). Written: metadata ``{"format": "pt"}`` (and the order of attribute names under
+``LAYERS_METADATA``) and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
 model), by default ``nn.Sequential``'s ``i = 0, 2, 4, ...``, so that the user's own module takes it with
 ``load_state_dict(safetensors.torch.load_file(path), strict=True)``; with ``masks=True`` a pruned parameter
 is written in ``torch.nn.utils.prune``'s layout instead, loadable after
