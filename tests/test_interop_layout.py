@@ -379,3 +379,14 @@ def test_layers_is_refused_for_a_file_that_has_its_own_order(tmp_path, capsys):
     path = export_model(tmp_path / "source.npz", MLP([4, 3, 2]))
     assert main(["import", str(path), "--out", str(tmp_path / "m.npz"), "--layers", "a,b"]) == 2
     assert "--layers orders a safetensors file's Linear modules" in capsys.readouterr().err
+
+
+def test_export_like_a_file_whose_order_is_assumed_by_name_says_so(tmp_path, capsys):
+    source = save_state(tmp_path / "net.safetensors", attribute_state(SQUARE))
+    model = import_model(source, activation="relu", layers="fc1,fc2,fc10,out")
+    bare = checkpoint.save(tmp_path / "bare.npz", model)                 # no torch_layout record
+    assert main(["export", str(bare), "--out", str(tmp_path / "out.safetensors"), "--like", str(source)]) == 0
+    assert (f"Linear layers named fc1, fc2, fc10, out (as in {source}; layers ordered by name: fc1, fc2, "
+            "fc10, out; pass --layers") in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="layers ordered by name"):
+        export_model(tmp_path / "api.safetensors", model, like=source)

@@ -819,7 +819,8 @@ def _export_layout(args: argparse.Namespace, meta: dict[str, Any], model: MLP) -
     from tinyprune import interop
 
     if args.like is not None:
-        layout, source = interop.layout_like(args.like, model), f"as in {args.like}"
+        order = interop.order_like(args.like, model)
+        layout, source = order.modules, f"as in {args.like}" + (f"; {order.note()}" if order.note() else "")
     elif "torch_layout" in meta:
         where = f"{args.checkpoint}: meta['torch_layout']"
         layout = interop.check_layout(model, meta["torch_layout"], where)

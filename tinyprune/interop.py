@@ -96,9 +96,11 @@ TORCH_PICKLES = (".pt", ".pth")
 PICKLE_FIX = ("save the state dict as safetensors instead: from safetensors.torch import save_file; "
               "save_file(model.state_dict(), \"model.safetensors\")")
 
-__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "assumption_note", "check_layout", "export_model", "format_of",
-           "from_keras_layers", "from_torch_state", "import_model", "keras_activation", "keras_layers",
-           "layout_like", "read_keras", "read_safetensors", "read_torch_layout", "torch_layout",
+__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "LayerOrder", "assumption_note", "check_layout",
+           "check_module_names", "export_model", "format_of", "from_keras_layers", "from_torch_state",
+           "import_model",
+           "keras_activation", "keras_layers", "layout_like", "natural_key", "order_like", "read_keras",
+           "read_safetensors", "read_torch_layout", "read_torch_order", "torch_layout", "torch_order",
            "torch_state_dict", "weights_only", "write_keras", "write_safetensors"]
 
 
@@ -559,10 +561,19 @@ def read_torch_layout(path: PathLike, layers: Any = None) -> list[str]:
 def layout_like(path: PathLike, model: MLP) -> list[str]:
     """The layout of the safetensors file ``path`` (``read_torch_layout``), checked to fit ``model``: as
     many ``Linear`` layers, each weight of the model's shape (out, in), else ``CheckpointError`` naming the
-    key and the shape expected."""
+    key and the shape expected. An order assumed from the names is said by a ``UserWarning``."""
+    order = order_like(path, model)
+    if order.how == "name":
+        warnings.warn(order.note(), UserWarning, stacklevel=2)
+    return order.modules
+
+
+def order_like(path: PathLike, model: MLP) -> LayerOrder:
+    """``layout_like``'s layout with how its order was found (``LayerOrder``)."""
     state, recorded = _safetensors_file(path)
     reference = from_torch_state(state, str(path), recorded=recorded)
-    layout = torch_order(state, str(path), recorded=recorded).modules
+    order = torch_order(state, str(path), recorded=recorded)
+    layout = order.modules
     if len(reference.layers) != len(model.layers):
         raise CheckpointError(f"{path}: has {len(layout)} Linear layers ({', '.join(layout)}); the model "
                               f"{model.sizes} has {len(model.layers)}: its layout does not fit")
@@ -571,7 +582,7 @@ def layout_like(path: PathLike, model: MLP) -> list[str]:
             key = f"{module}.weight" if f"{module}.weight" in state else f"{module}.weight_orig"
             raise CheckpointError(f"{path}: {key} has shape {theirs.W.shape[::-1]}; the model's layer there "
                                   f"needs (out, in) = {ours.W.shape[::-1]}: its layout does not fit")
-    return layout
+    return order
 
 
 def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, layout: Sequence[str] | None = None,
