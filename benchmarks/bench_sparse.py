@@ -10,6 +10,9 @@
    against ``SparseMLP.from_model(model, batch=...)`` (kernels by ``tinyprune.sparse.choose``),
    beside compaction (``tinyprune.prune.compact``) of a model with 50 / 75 % of its hidden neurons
    removed, whose speed-up the FLOPs predict.
+3. **``tp.predict``**, which picks the sparse path itself (``sparse.choose``) and builds it once per call,
+   against the core's dense ``predict`` on the same pruned models, 10,000 rows in batches of 1,000: what a
+   user gains without asking (the build included).
 
 The least of ``--runs`` interleaved measurements (each the mean of as many calls as fit in 50 ms;
 the least, because other processes share the machine), one BLAS thread.
@@ -30,9 +33,11 @@ import numpy as np
 from common import blas_threads, machine_line, table, write_json
 
 from tinyprune import sparse
+from tinyprune.core import train as core_train
 from tinyprune.core.nn import MLP
 from tinyprune.prune import core
 from tinyprune.prune.compact import compact
+from tinyprune.training import predict
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
 BATCHES = (1, 32, 1000)
@@ -126,6 +131,30 @@ def model_rows(width: int, runs: int) -> list[dict[str, Any]]:
     return rows
 
 
+def predict_rows(width: int, runs: int) -> list[dict[str, Any]]:
+    """``tp.predict`` (its own choice, its build included) against the core's dense ``predict``."""
+    dense = MLP([784, width, width, 10], seed=0)
+    X = np.random.default_rng(3).random((10_000, 784), dtype=np.float32)
+    rows = []
+    cases = [(s, how) for s in (0.9, 0.95, 0.98) for how in ("layer magnitude", "per unit (as OBS)")]
+    for sparsity, how in cases:
+        pruned = copy.deepcopy(dense)
+        if how == "per unit (as OBS)":
+            per_unit(pruned, sparsity)
+        else:
+            core.magnitude(pruned, sparsity, scope="layer")
+        assert np.array_equal(predict(pruned, X[:2000]), core_train.predict(pruned, X[:2000]))
+        t_core, t_tp = [], []
+        for _ in range(runs):
+            t_core.append(mean_seconds(lambda m=pruned: core_train.predict(m, X), budget=0.2))
+            t_tp.append(mean_seconds(lambda m=pruned: predict(m, X), budget=0.2))
+        rows.append({"width": width, "sparsity": sparsity, "pruned_by": how, "rows": len(X),
+                     "core_s": float(np.min(t_core)),
+                     "tp_s": float(np.min(t_tp)), "speedup": float(np.min(t_core) / np.min(t_tp)),
+                     "kernels": sparse.choose(pruned, 1000)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -135,6 +164,7 @@ def main() -> None:
     with blas_threads(1):
         layers = [row for width in args.widths for row in layer_rows(width, args.runs)]
         models = [row for width in args.model_widths for row in model_rows(width, args.runs)]
+        predicts = [row for width in args.model_widths for row in predict_rows(width, args.runs)]
     print(machine_line(), "\n")
     print(table(["width", "density", "batch", "dense ms", "reduceat ms", "gather ms", "best sparse / dense",
                  "choose"],
@@ -149,7 +179,13 @@ def main() -> None:
                         "kernels"],
                        [[r["width"], r["case"], r["batch"], f"{r['dense_s'] * 1e3:.3f}",
                          f"{r['fast_s'] * 1e3:.3f}", f"{r['speedup']:.2f}x", r["kernels"]] for r in models]))
-    write_json("sparse", {"layers": layers, "crossovers": cross, "models": models})
+    print("\n" + table(["width", "weights pruned", "rows", "core predict ms",
+                        "tp.predict ms", "speed-up", "kernels tp.predict chose"],
+                       [[r["width"], f"{r['sparsity']:.0%}, {r['pruned_by']}", f"{r['rows']:,}",
+                         f"{r['core_s'] * 1e3:.1f}",
+                         f"{r['tp_s'] * 1e3:.1f}", f"{r['speedup']:.2f}x", "-".join(r["kernels"])]
+                        for r in predicts]))
+    write_json("sparse", {"layers": layers, "crossovers": cross, "models": models, "predict": predicts})
 
 
 if __name__ == "__main__":

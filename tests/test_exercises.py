@@ -54,6 +54,13 @@ def magnitude_by_sorting_once(weights, sparsity):
     return [part.reshape(w.shape) for part, w in zip(parts, weights)]
 
 
+def obs_inverse_by_inverting_twice(w, H_inv, prunable):
+    q = int(np.argmin(np.where(prunable, w**2 / (2 * np.diag(H_inv)), np.inf)))
+    rest = [i for i in range(w.size) if i != q]
+    H = np.linalg.inv(H_inv)
+    return (w - w[q] / H_inv[q, q] * H_inv[:, q])[rest], np.linalg.inv(H[np.ix_(rest, rest)]), q
+
+
 def distill_float64_inside(z_student, z_teacher, T):
     answer = solutions.distillation_kl_grad(z_student.astype(np.float64), z_teacher.astype(np.float64), T)
     return answer.astype(z_student.dtype)
@@ -62,7 +69,8 @@ def distill_float64_inside(z_student, z_teacher, T):
 DIFFERENT_BUT_RIGHT = [
     ("linear_forward", forward_with_einsum), ("softmax_cross_entropy_grad", cross_entropy_with_loops),
     ("softmax_cross_entropy_grad", cross_entropy_float64_inside), ("masked_sgd_step", sgd_with_where),
-    ("global_magnitude_masks", magnitude_by_sorting_once), ("distillation_kl_grad", distill_float64_inside)]
+    ("global_magnitude_masks", magnitude_by_sorting_once), ("distillation_kl_grad", distill_float64_inside),
+    ("obs_prune_one", obs_inverse_by_inverting_twice)]
 
 
 def test_every_exercise_has_a_wrong_solution() -> None:

@@ -89,3 +89,41 @@ def test_bad_requests_are_refused_with_what_is_expected():
         sparse.SparseMLP.from_model("model")
     with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
         sparse.SparseMLP.from_model(model).logits(np.zeros((2, 5)))
+
+
+def test_predict_takes_the_sparse_path_where_the_rule_says_and_gives_the_same_classes(monkeypatch):
+    """``tp.predict`` runs ``SparseMLP`` when ``choose`` picks a sparse kernel, and the core's dense
+    product otherwise (a small model, or inside ``tp.plain()``); the classes are the same either way."""
+    from tinyprune.core import train as core_train
+    from tinyprune.fast.switch import plain
+
+    model = MLP([300, 1024, 10], seed=0)
+    W = model.layers[0].W.data                                # every unit keeps its 3 largest of 300 inputs
+    W[np.argsort(-np.abs(W), axis=0) >= 3] = 0
+    X = np.random.default_rng(0).random((2500, 300), dtype=np.float32)
+    built = []
+    real_from_model = sparse.SparseMLP.from_model.__func__
+
+    def counting(cls, *args, **kwargs):
+        built.append(kwargs.get("kernels"))
+        return real_from_model(cls, *args, **kwargs)
+
+    monkeypatch.setattr(sparse.SparseMLP, "from_model", classmethod(counting))
+    expected = core_train.predict(model, X)
+    assert sparse.choose(model, 1000) == ["gather", "dense"]
+    assert np.array_equal(predict(model, X), expected)
+    assert built == [["gather", "dense"]]                     # built once for the call, every batch uses it
+    with plain():
+        assert np.array_equal(predict(model, X), expected)
+    small = MLP([4, 8, 3], seed=0)
+    magnitude(small, 0.9, scope="layer")
+    predict(small, np.zeros((5, 4), np.float32))
+    assert len(built) == 1                                    # dense models and plain() never build one
+
+
+def test_predict_refuses_bad_input_as_the_core_does():
+    model = MLP([300, 1024, 10], seed=0)
+    with pytest.raises(ValueError, match="300"):
+        predict(model, np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(model, np.zeros((3, 300), np.float32), batch_size=0)

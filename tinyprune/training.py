@@ -29,12 +29,13 @@ from typing import Any, Literal
 import numpy as np
 
 from tinyprune.core import train as core
-from tinyprune.core.nn import Module
+from tinyprune.core.nn import MLP, Module
 from tinyprune.core.optim import Optimizer
-from tinyprune.core.train import DataLike, epoch_rng, evaluate, predict
+from tinyprune.core.train import DataLike, epoch_rng, evaluate
 from tinyprune.fast import optim as fast_optim
 from tinyprune.fast import train as fast_train
 from tinyprune.fast.switch import is_plain, plain
+from tinyprune.sparse import SparseMLP, choose
 
 Progress = bool | Literal["bar", "lines"]
 ENGINES = tuple(core.ENGINES)
@@ -319,3 +320,29 @@ def fit(model: Module, train: DataLike, *, epochs: int, initial_epoch: int = 0, 
     for record in records:
         history.append(**record)
     return history
+
+
+# --------------------------------------------------------------------------- predict
+def predict(model: Module, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The predicted class of every row, ``argmax_j z_ij``: the core's ``predict``, except that a pruned
+    ``MLP`` whose layers are sparse enough for the measured rule (``sparse.choose`` at this call's batch,
+    ``min(batch_size, n)`` rows) runs on ``sparse.SparseMLP``, built once for the call (the same logits to
+    float rounding; ``benchmarks/bench_sparse.py`` measures where it pays). Inside ``tp.plain()`` it is
+    always the core's. Shapes: X (n, d) -> (n,) int64.
+
+    >>> from tinyprune.core.nn import MLP
+    >>> predict(MLP([3, 4], seed=0), np.zeros((2, 3), np.float32))
+    array([0, 0])
+    """
+    X = np.asarray(X)
+    if is_plain() or not isinstance(model, MLP) or X.ndim != 2 or X.shape[1] != model.sizes[0]:
+        return core.predict(model, X, batch_size)       # the core checks and explains bad input
+    batch_size = core.positive_int("batch_size", batch_size)
+    kernels = choose(model, max(1, min(batch_size, X.shape[0])))
+    if all(kernel == "dense" for kernel in kernels):
+        return core.predict(model, X, batch_size)
+    sparse_model = SparseMLP.from_model(model, kernels=kernels)
+    labels = np.empty(X.shape[0], dtype=np.int64)
+    for start in range(0, X.shape[0], batch_size):
+        labels[start:start + batch_size] = sparse_model.predict(X[start:start + batch_size])
+    return labels

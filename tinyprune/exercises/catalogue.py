@@ -25,7 +25,7 @@ EXERCISES: tuple[Exercise, ...] = (
              "and their velocity at 0", "04"),
     Exercise("global_magnitude_masks", "global magnitude pruning with exactly round(s·N_w) pruned", "05"),
     Exercise("obd_saliency", "Optimal Brain Damage's saliency ½ H_qq w_q²", "05"),
-    Exercise("obs_prune_one", "the Optimal Brain Surgeon update of one unit's weights", "08"),
+    Exercise("obs_prune_one", "one Optimal Brain Surgeon step: remove, move the rest, shrink H⁻¹", "08"),
     Exercise("reconstruct_layer", "least-squares refit of one layer's surviving weights and bias", "08"),
     Exercise("distillation_kl_grad", "the gradient T(p⁽²⁾ − p⁽¹⁾)/n of the KL distillation loss", "08"),
     Exercise("remove_neuron", "compaction: delete a dead neuron, folding its constant output", "09"),

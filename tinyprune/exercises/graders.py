@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tinyprune import testing
 from tinyprune.core import backprop, losses
@@ -24,7 +25,7 @@ from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
-from tinyprune.prune.obs import _obs_unit
+from tinyprune.prune.obs import obs_prune_one as tinyprune_obs_prune_one
 from tinyprune.prune.select import global_
 from tinyprune.recover.distill import distillation_loss
 from tinyprune.recover.reconstruct import reconstruct_layer as tinyprune_reconstruct_layer
@@ -497,44 +498,66 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
 
 
 @st.composite
-def _quadratic(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
-    """A weight vector w and the inverse of a well-conditioned SPD H = BᵀB/m + 0.1 I."""
+def _quadratic(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A weight vector w, the inverse of a well-conditioned SPD H = BᵀB/m + 0.1 I (or of c·I, where equal
+    weights tie), and which weights may go: all, all but the last (a unit's bias, as OBS calls it), or
+    a drawn set of at least one."""
     p = draw(st.integers(2, 6))
     generator = np.random.default_rng(draw(testing.seeds))
-    B = generator.normal(size=(p + 3, p))
-    H = B.T @ B / (p + 3) + 0.1 * np.eye(p)
-    return draw(testing.nonzero_arrays((p,), bound=5.0, margin=1e-2)), np.linalg.inv(H)
+    if draw(st.sampled_from([True, True, True, False])):    # one case in four has ties
+        B = generator.normal(size=(p + 3, p))
+        H = B.T @ B / (p + 3) + 0.1 * np.eye(p)
+        w = draw(testing.nonzero_arrays((p,), bound=5.0, margin=1e-2))
+    else:                                                       # ties: equal |w| on an equal diagonal
+        H = draw(st.sampled_from([0.5, 1.0, 3.0])) * np.eye(p)
+        w = draw(hnp.arrays(np.float64, (p,), elements=st.sampled_from([-2.0, -1.0, 1.0, 2.0])))
+    kind = draw(st.sampled_from(["all", "bias", "drawn"]))
+    prunable = np.arange(p) < (p if kind == "all" else p - 1)
+    if kind == "drawn":
+        prunable = np.array(draw(st.lists(st.booleans(), min_size=p, max_size=p)))
+        prunable[draw(st.integers(0, p - 1))] = True
+    return w, np.linalg.inv(H), prunable
 
 
 def grade_obs_prune_one(function: Callable, config: settings) -> None:
     @config
     @given(_quadratic())
-    def prop(case: tuple[np.ndarray, np.ndarray]) -> None:
-        w, H_inv = case
-        inputs = _describe(w=w, H_inv=H_inv)
-        new_w, q = _pair(call(function, w=w, H_inv=H_inv), 2, "obs_prune_one")
-        costs = w**2 / (2 * np.diag(H_inv))
+    def prop(case: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        w, H_inv, prunable = case
+        inputs = _describe(w=w, H_inv=H_inv, prunable=prunable)
+        answer = call(function, w=w, H_inv=H_inv, prunable=prunable)
+        new_w, new_H_inv, q = _pair(answer, 3, "obs_prune_one")
+        costs = np.where(prunable, w**2 / (2 * np.diag(H_inv)), np.inf)
         if not isinstance(q, (int, np.integer)) or not 0 <= q < w.size:
             raise WrongAnswerError(f"q must be an int index into w (0..{w.size - 1}), got {q!r}; {inputs}")
+        if not prunable[q]:
+            raise WrongAnswerError(f"removed w[{q}], but prunable[{q}] is False; {inputs}")
         if costs[q] > costs.min() * (1 + 1e-9):
             raise WrongAnswerError(f"removed w[{q}] (cost {costs[q]:.6g}) but "
                                    f"w[{int(np.argmin(costs))}] costs less ({costs.min():.6g}); {inputs}")
-        new_w = np.asarray(new_w, dtype=np.float64)
-        if new_w.shape != w.shape or new_w[q] != 0:
-            raise WrongAnswerError(f"the removed weight w[{q}] must be stored as an exact 0, got "
-                               f"{new_w[q] if new_w.shape == w.shape else new_w.shape}; {inputs}")
-        if np.sum(costs == costs[q]) == 1:                    # a unique choice: tinyprune chooses it too
-            close("new w (tinyprune.prune.obs._obs_unit)", new_w,
-                  _obs_unit(w, H_inv, np.ones(w.size, bool), 1, 1), inputs)
+        if np.any(costs[:q] == costs[q]):
+            first = int(np.argmax(costs[:q] == costs[q]))
+            raise WrongAnswerError(f"removed w[{q}], but w[{first}] costs exactly as much and comes first "
+                                   f"(take the first of equal costs); {inputs}")
+        rest = np.delete(np.arange(w.size), q)
+        expected_w, expected_H_inv, _ = tinyprune_obs_prune_one(w, H_inv, prunable)
+        close("new w, entry q removed (tinyprune.prune.obs.obs_prune_one)", new_w, expected_w, inputs)
         H = np.linalg.inv(H_inv)
+        close("new H⁻¹ (the inverse of H without row and column q)", new_H_inv,
+              np.linalg.inv(H[np.ix_(rest, rest)]), inputs, rtol=1e-7, atol=1e-9)
+        full = np.zeros(w.size)
+        full[rest] = np.asarray(new_w, dtype=np.float64)
 
         def energy(v: np.ndarray) -> float:
             return 0.5 * float((v - w) @ H @ (v - w))
-        close("E(new w) = w_q² / (2 [H⁻¹]_qq)", energy(new_w), costs[q], inputs)
-        slope = numeric_gradient(energy, new_w.copy())          # optimal: flat along every kept weight
-        close("∂E/∂w' at the new w, kept weights (finite differences; must be 0)", np.delete(slope, q),
+        close("E(new w) = w_q² / (2 [H⁻¹]_qq)", energy(full), costs[q], inputs)
+        slope = numeric_gradient(energy, full.copy())           # optimal: flat along every kept weight
+        close("∂E/∂w' at the new w, kept weights (finite differences; must be 0)", slope[rest],
               np.zeros(w.size - 1), inputs, atol=1e-5)
     prop()
+    B = np.random.default_rng(0).normal(size=(6, 3))
+    dtype_probe(function, w=np.array([1.0, -0.5, 2.0]), H_inv=np.linalg.inv(B.T @ B / 6 + 0.1 * np.eye(3)),
+                prunable=np.array([True, True, False]))
 
 
 @st.composite

@@ -5,14 +5,15 @@ MiniTorch's way: once a student has written an operator, every later module runs
 takes ``dL/dz`` from their ``softmax_cross_entropy_grad`` / ``squared_error_softmax_grad``, SGD and Adam
 move every parameter with their ``masked_sgd_step`` / ``masked_adam_step``, global magnitude pruning
 chooses with their ``global_magnitude_masks``, distillation with ``output="kl"`` steps along their
-``distillation_kl_grad``, and ``recover.reconstruct(..., damping=0)`` refits each layer with their
-``reconstruct_layer``. (OBS and compaction are not hooked: no library function is one-to-one with
-``obs_prune_one`` or ``remove_neuron``; ``_obs_unit`` removes blocks of weights among candidates that
-exclude the bias and shrinks ``H⁻¹`` as it goes.) Each hook point is one module attribute
-(``HOOKS``), swapped for an adapter and put back on exit, whatever happens inside. An adapter hands a
-call it cannot express with the student's function (a hidden-layer loss, unmasked gradients, a prior
-mask, float targets) to the library's own, and ``usage`` counts both, so nothing is claimed that did
-not run. ``end_to_end`` trains and prunes the document's model on the student's code.
+``distillation_kl_grad``, ``recover.reconstruct(..., damping=0)`` refits each layer with their
+``reconstruct_layer``, and OBS (``prune.obs.obs_reference``, and the per-unit finish of
+``prune(..., "obs")``) removes weight after weight with their ``obs_prune_one``. (Compaction is not
+hooked: no library function is one-to-one with ``remove_neuron``.) Each hook point is one module
+attribute (``HOOKS``), swapped for an adapter and put back on exit, whatever happens inside. An
+adapter hands a call it cannot express with the student's function (a hidden-layer loss, unmasked
+gradients, a prior mask, float targets, OBS's blocks of several weights) to the library's own, and
+``usage`` counts both, so nothing is claimed that did not run. ``end_to_end`` trains and prunes the
+document's model on the student's code (by global magnitude, as the document does: not by OBS).
 
 Needs the student's functions to be correct to give sensible numbers; ``check`` grades them first.
 """
@@ -113,6 +114,40 @@ def _reconstruct(student: Callable, original: Callable, usage: Usage) -> Callabl
     return reconstruct_layer
 
 
+def _obs_step(student: Callable, usage: Usage) -> Callable:
+    def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
+                      prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        usage.student["obs_prune_one"] += 1
+        answer = student(w.copy(), H_inv.copy(), prunable.copy())   # H_inv may be shared by other units
+        p = w.size
+        if not (isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[2], (int, np.integer))
+                and 0 <= answer[2] < p and prunable[answer[2]]):
+            raise ValueError(f"obs_prune_one must return (w, H_inv, q) with q the index of a prunable weight "
+                             f"(0..{p - 1}, prunable[q] True), got {answer!r:.200}; grade it with check")
+        new_w, new_H_inv = np.asarray(answer[0], np.float64), np.asarray(answer[1], np.float64)
+        if new_w.shape != (p - 1,) or new_H_inv.shape != (p - 1, p - 1):
+            raise ValueError(f"obs_prune_one must return w and H_inv without entry q, shapes {(p - 1,)} "
+                             f"and {(p - 1, p - 1)}, got {new_w.shape} and {new_H_inv.shape}; grade it with "
+                             f"check")
+        return new_w, new_H_inv, int(answer[2])
+    return obs_prune_one
+
+
+def _obs_block(original: Callable, usage: Usage) -> Callable:
+    def obs_prune_block(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray, m: int) -> tuple:
+        usage.library["obs_prune_one"] += 1                 # m > 1 weights at once: not the exercise's step
+        return original(w, H_inv, prunable, m)
+    return obs_prune_block
+
+
+def _obs_units_one_by_one(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray, remove: int,
+                          block_size: int | None) -> np.ndarray:
+    """The verb's batched greedy finish, unit by unit through ``_obs_unit`` (which calls the hooked step)."""
+    from tinyprune.prune import obs
+
+    return np.stack([obs._obs_unit(w[i], H_inv[i], prunable[i], remove, block_size) for i in range(len(w))])
+
+
 def _sgd(student: Callable, original: Callable, usage: Usage) -> Callable:
     def sgd_update(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray, lr: float,
                    momentum: float, nesterov: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +187,12 @@ HOOKS: tuple[tuple[tuple[str, ...], str, str, Callable], ...] = (
      lambda f, original, usage: _distillation(f["distillation_kl_grad"], original, usage)),
     (("reconstruct_layer",), "tinyprune.recover.reconstruct", "reconstruct_layer",
      lambda f, original, usage: _reconstruct(f["reconstruct_layer"], original, usage)),
+    (("obs_prune_one",), "tinyprune.prune.obs", "obs_prune_one",
+     lambda f, original, usage: _obs_step(f["obs_prune_one"], usage)),
+    (("obs_prune_one",), "tinyprune.prune.obs", "_obs_prune_block",
+     lambda f, original, usage: _obs_block(original, usage)),
+    (("obs_prune_one",), "tinyprune.prune.obs", "_obs_units",
+     lambda f, original, usage: _obs_units_one_by_one),
 )
 
 

@@ -141,18 +141,43 @@ def obd_without_half(W, H_diag):
     return H_diag * W**2
 
 
-def obs_without_division(w, H_inv):
-    q = int(np.argmin(w**2 / np.diag(H_inv)))
-    new_w = w - w[q] * H_inv[:, q]
-    new_w[q] = 0.0
-    return new_w, q
+def _obs_step(w, H_inv, q, factor):
+    column = H_inv[:, q]
+    keep = np.arange(w.size) != q
+    new_H_inv = H_inv - np.outer(column, column / H_inv[q, q])
+    return (w - factor * column)[keep], new_H_inv[np.ix_(keep, keep)], q
 
 
-def obs_by_magnitude(w, H_inv):
-    q = int(np.argmin(np.abs(w)))
-    new_w = w - (w[q] / H_inv[q, q]) * H_inv[:, q]
-    new_w[q] = 0.0
-    return new_w, q
+def _cheapest(w, H_inv, prunable):
+    return int(np.argmin(np.where(prunable, w**2 / np.diag(H_inv), np.inf)))
+
+
+def obs_without_division(w, H_inv, prunable):
+    q = _cheapest(w, H_inv, prunable)
+    return _obs_step(w, H_inv, q, w[q])
+
+
+def obs_by_magnitude(w, H_inv, prunable):
+    q = int(np.argmin(np.where(prunable, np.abs(w), np.inf)))
+    return _obs_step(w, H_inv, q, w[q] / H_inv[q, q])
+
+
+def obs_last_of_equal_costs(w, H_inv, prunable):
+    costs = np.where(prunable, w**2 / np.diag(H_inv), np.inf)
+    q = int(np.flatnonzero(costs == costs.min())[-1])
+    return _obs_step(w, H_inv, q, w[q] / H_inv[q, q])
+
+
+def obs_inverse_not_updated(w, H_inv, prunable):
+    q = _cheapest(w, H_inv, prunable)
+    new_w, _, q = _obs_step(w, H_inv, q, w[q] / H_inv[q, q])
+    keep = np.arange(w.size) != q
+    return new_w, H_inv[np.ix_(keep, keep)], q
+
+
+def obs_ignores_prunable(w, H_inv, prunable):
+    q = _cheapest(w, H_inv, np.ones(w.size, dtype=bool))
+    return _obs_step(w, H_inv, q, w[q] / H_inv[q, q])
 
 
 def reconstruct_then_mask(A, Z, mask):
@@ -213,7 +238,10 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
         ("prunes every |w| <= the threshold, so ties at it prune too many", magnitude_threshold_prunes_ties)],
     "obd_saliency": [("misses the ½ of the Taylor series", obd_without_half)],
     "obs_prune_one": [("δw = -w_q H⁻¹e_q: forgets to divide by [H⁻¹]_qq", obs_without_division),
-                      ("removes the smallest |w|, not the cheapest w_q²/[H⁻¹]_qq", obs_by_magnitude)],
+                      ("removes the smallest |w|, not the cheapest w_q²/[H⁻¹]_qq", obs_by_magnitude),
+                      ("drops row and column q from the old H⁻¹ without its update", obs_inverse_not_updated),
+                      ("takes the last of equal costs, not the first", obs_last_of_equal_costs),
+                      ("may remove a weight that prunable excludes (the bias)", obs_ignores_prunable)],
     "reconstruct_layer": [("solves with every weight, then zeroes the pruned ones", reconstruct_then_mask),
                           ("fits the weights only (b = 0)", reconstruct_without_bias)],
     "distillation_kl_grad": [("T²(p⁽²⁾ - p⁽¹⁾)/n: the chain rule's 1/T forgotten", distill_t_squared),

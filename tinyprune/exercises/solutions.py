@@ -93,13 +93,17 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     return 0.5 * H_diag * W**2
 
 
-def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
-    """``q = argmin w_q² / [H⁻¹]_qq``; ``w ← w - (w_q / [H⁻¹]_qq) H⁻¹ e_q``."""
+def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
+                  prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``q = argmin w_q² / [H⁻¹]_qq`` over the prunable; ``w ← w - (w_q / [H⁻¹]_qq) H⁻¹ e_q``;
+    ``H⁻¹ ← H⁻¹ - H⁻¹ e_q e_qᵀ H⁻¹ / [H⁻¹]_qq``; entry q dropped from both."""
     diagonal = np.diag(H_inv)
-    q = int(np.argmin(w**2 / diagonal))
-    new_w = w - (w[q] / diagonal[q]) * H_inv[:, q]
-    new_w[q] = 0.0
-    return new_w, q
+    q = int(np.argmin(np.where(prunable, w**2 / diagonal, np.inf)))
+    column = H_inv[:, q]
+    new_w = w - (w[q] / diagonal[q]) * column
+    new_H_inv = H_inv - np.outer(column, column * (1 / diagonal[q]))     # one division, then products
+    keep = np.arange(w.size) != q
+    return new_w[keep], new_H_inv[np.ix_(keep, keep)], q
 
 
 def reconstruct_layer(A: np.ndarray, Z: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

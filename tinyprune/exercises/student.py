@@ -114,13 +114,19 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     raise NotImplementedError("obd_saliency")
 
 
-def obs_prune_one(w: np.ndarray, H_inv: np.ndarray) -> tuple[np.ndarray, int]:
-    """Optimal Brain Surgeon on one unit's weights: remove the one weight that costs least, move the rest.
+def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
+                  prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """One step of Optimal Brain Surgeon on one unit: remove the weight that costs least, move the rest,
+    and take the removed weight out of the inverse Hessian.
 
     For the quadratic loss ``E(w') = ½ (w' - w)ᵀ H (w' - w)``, removing ``w_q`` costs at least
-    ``L_q = w_q² / (2 [H⁻¹]_qq)``; choose ``q = argmin_q L_q`` and move all weights by
-    ``δw = -(w_q / [H⁻¹]_qq) H⁻¹ e_q`` (then ``w_q + δw_q = 0``; store it as an exact 0).
-    Shapes: w (p,), H_inv (p, p) symmetric positive definite -> (new w (p,), q).  Notebook 08.
+    ``L_q = w_q² / (2 [H⁻¹]_qq)``. Choose ``q = argmin L_q`` among the weights with ``prunable[q]`` True
+    (the first of equal costs), move all weights by ``δw = -(w_q / [H⁻¹]_qq) H⁻¹ e_q`` (then
+    ``w_q + δw_q = 0``) and update ``H⁻¹ ← H⁻¹ - H⁻¹ e_q e_qᵀ H⁻¹ / [H⁻¹]_qq``; return both without
+    entry q (the new ``H⁻¹`` is the inverse of ``H`` without row and column q: the next step's). tinyprune's
+    OBS repeats this step, unit by unit, with ``prunable`` False for the bias.
+    Shapes: w (p,), H_inv (p, p) symmetric positive definite, prunable bool (p,)
+    -> (w (p-1,), H_inv (p-1, p-1), q).  Notebook 08.
     """
     raise NotImplementedError("obs_prune_one")
 

@@ -15,8 +15,9 @@ objective ``E(δ) = 1/n ||Ã δ||² + λ ||δ||²`` has the Hessian ``2 H`` with
 
 - ``obs_reference`` (the textbook's, derived and checked in
   ``notebooks/08_residual_and_reconstruction.ipynb``): greedily for every output unit (a column of ``W``),
-  each on its own copy of ``H⁻¹``, in blocks of removals (Frantar & Alistarh's OBC, 2022); about h · d³
-  multiply-adds per layer.
+  each on its own copy of ``H⁻¹``, one ``obs_prune_one`` step per removed weight (the course's exercise
+  of that name), or blocks of removals while many candidates remain (Frantar & Alistarh's OBC, 2022);
+  about h · d³ multiply-adds per layer.
 - ``obs_prune`` (what the verb runs): one Cholesky factor of ``H⁻¹`` per layer shared by all units
   (SparseGPT's sweep, Frantar & Alistarh 2023) narrows each unit to a few candidates, then the textbook's
   greedy OBS chooses among them per unit; about ``n d² + d³ + h d² + h · pool³``.
@@ -89,15 +90,63 @@ def _damping_value(A: np.ndarray, damping: float) -> float:
 
 
 # ------------------------------------------------------------------- OBS pruning
+def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
+                  prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """One step of Optimal Brain Surgeon on one unit: remove the prunable weight that costs least, move
+    the others to make up for it, and take it out of the inverse Hessian. Exercise ``obs_prune_one``;
+    derived in ``notebooks/08_residual_and_reconstruction.ipynb``.
+
+    For ``E(w') = ½ (w' - w)ᵀ H (w' - w)``, removing ``w_q`` costs at least ``L_q = w_q² / (2 [H⁻¹]_qq)``:
+
+        q = argmin_{q prunable} L_q                       (the first of equal costs)
+        w <- w - (w_q / [H⁻¹]_qq) H⁻¹ e_q                 (so w_q becomes 0; it then leaves w)
+        H⁻¹ <- H⁻¹ - H⁻¹ e_q e_qᵀ H⁻¹ / [H⁻¹]_qq          (row and column q then leave H⁻¹)
+
+    The new ``H⁻¹`` is the inverse of ``H`` without row and column q, so the next step reads its costs
+    from it. ``prunable`` marks the weights the step may remove (not the bias, which it may move).
+    Shapes: w (p,), H_inv (p, p) symmetric positive definite, prunable bool (p,)
+    -> (w without q (p-1,), H_inv without q (p-1, p-1), q).
+
+    >>> H_inv = np.array([[2.0, 1.0], [1.0, 2.0]])
+    >>> w, H_inv, q = obs_prune_one(np.array([1.0, 3.0]), H_inv, np.array([True, True]))
+    >>> q, w, H_inv        # w_0 costs 1²/(2·2) < 3²/(2·2); w_1 moves by -(1/2)·1; 1/[H_11] = 1.5
+    (0, array([2.5]), array([[1.5]]))
+    """
+    diagonal = np.diag(H_inv)
+    q = int(np.argmin(np.where(prunable, w**2 / np.maximum(diagonal, 1e-300), np.inf)))   # OBS saliency
+    column = H_inv[:, q]
+    w = w - (w[q] / column[q]) * column                                 # δw = -(w_q / [H⁻¹]_qq) H⁻¹ e_q
+    H_inv = H_inv - np.outer(column, column * (1.0 / column[q]))   # drop q from H⁻¹ (one division, then
+    # products, as OpenBLAS's solve for several right-hand sides does in _obs_prune_block: bit for bit)
+    rest = np.delete(np.arange(w.size), q)
+    return w[rest], H_inv[np.ix_(rest, rest)], q
+
+
+def _obs_prune_block(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray,
+                     m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``obs_prune_one`` for a block Q of the ``m`` smallest saliencies at once (OBC's blocks): the others
+    move by ``δw = -H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ w_Q`` and Q leaves the inverse,
+    ``H⁻¹ <- H⁻¹ - H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ H⁻¹_{Q,:}``. Shapes: w (p,), H_inv (p, p), prunable (p,)
+    -> (w (p-m,), H_inv (p-m, p-m), the positions kept (p-m,))."""
+    scores = np.where(prunable, w**2 / np.maximum(np.diag(H_inv), 1e-300), np.inf)   # OBS saliency
+    Q = np.argpartition(scores, m - 1)[:m]
+    rest = np.setdiff1d(np.arange(w.size), Q, assume_unique=True)
+    H_QQ = H_inv[np.ix_(Q, Q)]
+    H_rQ = H_inv[np.ix_(rest, Q)]
+    w = w[rest] - H_rQ @ np.linalg.solve(H_QQ, w[Q])                   # δw = -H⁻¹ e_Q [H⁻¹_QQ]⁻¹ w_Q
+    H_inv = H_inv[np.ix_(rest, rest)] - H_rQ @ np.linalg.solve(H_QQ, H_rQ.T)   # drop Q from H⁻¹
+    return w, H_inv, rest
+
+
 def _obs_unit(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray, remove: int,
               block_size: int | None) -> np.ndarray:
     """Greedy OBS on one unit's surviving coordinates: remove ``remove`` of the ``prunable`` weights.
 
-    ``H_inv`` is ``inv(H_SS)`` over the surviving coordinates S (``w`` lists their values). Each step removes
-    the block Q of the smallest saliencies ``w_q² / [H⁻¹]_qq`` (one weight when ``block_size == 1``: the
-    exact OBS step; ``None``: 1/8 of the remaining candidates, at least 1), moves the others by
-    ``δw = -H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ w_Q`` and drops Q from the inverse,
-    ``H⁻¹ <- H⁻¹ - H⁻¹_{:,Q} [H⁻¹_QQ]⁻¹ H⁻¹_{Q,:}`` restricted to the rest (so later steps get cheaper).
+    ``H_inv`` is ``inv(H_SS)`` over the surviving coordinates S (``w`` lists their values). Each step
+    removes one weight (``obs_prune_one``) or, while the block is larger, a block of the smallest
+    saliencies at once (``_obs_prune_block``): ``block_size == 1`` is the exact greedy OBS; ``None``
+    removes 1/8 of the remaining candidates at a time (at least 1, so the last steps are single). The
+    inverse shrinks with every step, so later steps get cheaper.
     Shapes: w (p,), H_inv (p, p), prunable (p,) bool -> new w (p,) with exact zeros where removed.
     """
     keep = np.arange(w.size)                 # positions (in w) still alive
@@ -107,13 +156,11 @@ def _obs_unit(w: np.ndarray, H_inv: np.ndarray, prunable: np.ndarray, remove: in
     while removed < remove:
         m = block_size or max(1, int(np.count_nonzero(candidate)) // 8)
         m = min(m, remove - removed)
-        scores = np.where(candidate, w_S**2 / np.maximum(np.diag(H_inv), 1e-300), np.inf)  # OBS saliency
-        Q = np.argpartition(scores, m - 1)[:m]
-        rest = np.setdiff1d(np.arange(w_S.size), Q, assume_unique=True)
-        H_QQ = H_inv[np.ix_(Q, Q)]
-        H_rQ = H_inv[np.ix_(rest, Q)]
-        w_S = w_S[rest] - H_rQ @ np.linalg.solve(H_QQ, w_S[Q])               # δw = -H⁻¹ e_Q [H⁻¹_QQ]⁻¹ w_Q
-        H_inv = H_inv[np.ix_(rest, rest)] - H_rQ @ np.linalg.solve(H_QQ, H_rQ.T)   # drop Q from H⁻¹
+        if m == 1:
+            w_S, H_inv, q = obs_prune_one(w_S, H_inv, candidate)
+            rest = np.delete(np.arange(keep.size), q)
+        else:
+            w_S, H_inv, rest = _obs_prune_block(w_S, H_inv, candidate, m)
         keep, candidate = keep[rest], candidate[rest]
         removed += m
     new_w = np.zeros(w.size)
@@ -523,4 +570,4 @@ def obs_reference(model: MLP, X: Any, sparsity: float | dict[int, float], *, dam
     return _prune_layers(model, X, sparsity, layers, max_samples, seed, prune_layer)
 
 
-__all__ = ["obs_prune", "obs_reference", "saliency"]
+__all__ = ["obs_prune", "obs_prune_one", "obs_reference", "saliency"]
