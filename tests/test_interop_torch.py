@@ -156,3 +156,21 @@ def test_run_dense_prunes_a_torch_tanh_model_and_the_module_takes_it_back(tmp_pa
         assert difference <= 1e-5
     assert sorted(state) == sorted(f"{m}.{k}" for m in ("fc1", "fc2", "out")
                                    for k in ("weight_orig", "weight_mask", "bias"))
+
+
+def test_a_bias_free_layer_and_a_torch_save_file_are_refused_with_the_fix(tmp_path, capsys):
+    model = nn.Sequential(nn.Linear(12, 8, bias=False), nn.ReLU(), nn.Linear(8, 3))
+    safetensors_torch.save_file(model.state_dict(), str(tmp_path / "nobias.safetensors"))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    (tmp_path / "renamed.safetensors").write_bytes((tmp_path / "model.pt").read_bytes())
+    fixes = {"nobias.safetensors": "0 has no bias (missing key '0.bias'; it has ['0.weight']); a Linear "
+                                   "without bias (bias=False) is not supported: save zero biases with it",
+             "model.pt": "is a torch.save file (a pickle, which can run code when loaded: tinyprune reads "
+                         "none); save the state dict as safetensors instead: from safetensors.torch import "
+                         "save_file; save_file(model.state_dict(), \"model.safetensors\")",
+             "renamed.safetensors": "it looks like a torch.save file: save the state dict as safetensors"}
+    for name, fix in fixes.items():
+        assert main(["import", str(tmp_path / name), "--out", str(tmp_path / "m.npz")]) == 2
+        err = capsys.readouterr().err
+        assert fix in err and err.count("\n") == 1, err
+        assert not (tmp_path / "m.npz").exists()
