@@ -1,6 +1,8 @@
-"""Shared test set-up: the hypothesis profile (repeatable "ci" under CI, else "dev") and small tasks."""
+"""Shared test set-up: the hypothesis profile (repeatable "ci" under CI, else "dev"), small tasks, and
+one execution per notebook for the whole session (nbmake's items and the rules on their outputs)."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,3 +32,47 @@ def dense(clusters):
     snapshot = WeightSnapshot(epochs=[0, 1])
     fit(model, clusters[0], epochs=30, batch_size=32, progress=False, callbacks=[snapshot])
     return model, snapshot
+
+
+# ------------------------------------------------------------------ one execution per notebook
+# The notebooks run once per session: ``executed_notebook`` (rule (a) of test_notebook_rules reads the
+# outputs) and nbmake's own items (``--nbmake``) share one cache, so reading the outputs costs no run.
+_EXECUTED: dict = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Route nbmake's ``NotebookRun.execute`` through the session's cache (once per notebook)."""
+    try:
+        from nbmake.nb_run import NotebookRun
+    except ImportError:                       # no nbmake: the notebooks are not run by this session
+        return
+    if getattr(NotebookRun.execute, "cached", False):
+        return
+    original = NotebookRun.execute
+
+    def execute(self):
+        key = Path(self.filename).resolve()
+        if key not in _EXECUTED:
+            _EXECUTED[key] = original(self)
+        return _EXECUTED[key]
+
+    execute.cached = True
+    NotebookRun.execute = execute
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(request: pytest.FixtureRequest):
+    """``executed_notebook(path)`` -> the notebook run by nbmake (cached: nbmake's item reuses it).
+
+    Fails the test with the notebook's own error if a cell raised."""
+    nb_run = pytest.importorskip("nbmake.nb_run")
+    option = request.config.option
+
+    def run(path: Path):
+        result = nb_run.NotebookRun(Path(path).resolve(), getattr(option, "nbmake_timeout", 300),
+                                    kernel=getattr(option, "nbmake_kernel", None)).execute()
+        if result.error is not None:
+            pytest.fail(f"{Path(path).name} did not run: cell {result.error.failing_cell_index}: "
+                        f"{result.error.summary}")
+        return result.nb
+    return run

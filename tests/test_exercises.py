@@ -110,6 +110,17 @@ def test_correct_solutions_written_differently_pass(name: str, right) -> None:
     assert result.passed, result.message
 
 
+def layer_error_measured(X, W, mask):
+    delta_Z = np.einsum("nd,dh->nh", X, np.where(mask, W, 0)) - X @ W     # pruned minus dense, as defined
+    return delta_Z, float(np.sum(delta_Z.astype(np.float64) ** 2) / len(X)), float(sum(
+        np.mean(X[:, j].astype(np.float64) ** 2) * float(W[j, k]) ** 2 for j, k in np.argwhere(~mask)))
+
+
+def test_a_layer_error_measured_rather_than_by_the_trace_passes() -> None:
+    result = exercises.grade("pruned_layer_error", layer_error_measured, EXAMPLES, shrink=False)
+    assert result.passed, result.message
+
+
 def test_message_names_the_worst_entry_and_the_inputs() -> None:
     message = exercises.grade("obd_saliency", WRONG["obd_saliency"][0], EXAMPLES).message
     assert "worst entry" in message and "expected" in message and "inputs W" in message, message

@@ -1,17 +1,26 @@
-"""The course's four rules, checked on the notebooks' sources (no kernel needed):
+"""The course's four rules, checked on the notebooks (rule (a) on their executed outputs):
 
-(a) every number in a notebook's prose is a number its code prints, formats or asserts (a literal of
-    its code cells, compared by value: ``4,000`` matches ``4000``, ``90 %`` matches ``0.9``); a
-    measured value the prose wants to state is printed by a cell and checked by an ``assert``;
+(a) every number in a notebook's prose was printed by the notebook before it is stated: each number of a
+    markdown cell (references, years, shapes and formulas aside) matches a number in the outputs of the
+    code cells ABOVE it (stdout, and the text of results and displays), rounded to the prose's digits
+    (``97.6`` or ``97.6 %`` matches a printed ``0.97612`` or ``97.61``; ``4,000`` matches ``4000``;
+    ``0.8 points`` matches ``0.008``), or a setting the code writes (a literal outside ``assert``
+    statements and comments, anywhere in the notebook: a sentence may introduce the run below it), or a
+    definitional number: a fact of the embedded data and the document's network computed here
+    (``DEFINITIONAL``), or a short per-notebook list with a reason each (``ALLOWED``). A measured value
+    asserted at the end of a notebook is not printed before the sentence that states it;
 (b) every letter of every formula is in the notation table of ``notebooks/README.md``, in a notebook its
     row names when it names some, or among the indices, and no symbol has two rows;
 (c) counts of notebooks and exercises are generated: wherever a count is typed, it is the true count;
 (d) a split that decides is made before the model it judges trains: nothing is split off rows that a
     model was already fitted on, and ``prune_and_recover`` is given its validation rows explicitly.
+
+The notebooks run once per session (``executed_notebook`` in ``conftest.py``, shared with nbmake).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -38,7 +47,7 @@ _NOT_QUANTITIES = [
     r"(?:sections?|notebooks?|parts?|steps?|rounds?|cells?)[\s>-]+\d+(?:\.\d+)*(?:\s*(?:[–,-]|and)\s*\d+"
     r"(?:\.\d+)*)*",                                                             # references, not numbers
     r"\b(?:19[5-9]\d|20[0-4]\d)[a-z]?\b",                                        # the years of citations
-    r"\b\d+\s*[:x×]\s*\d+\b", r"\b\d+(?:-\d+){2,}\b",                           # 2:4, 28×28, 784-64-10
+    r"\b\d+\s*[:x×]\s*\d+\b", r"\b\d+(?:-\d+){2,}\b", r"\((?:\d+,\s*)+\d+\)",  # 2:4, 28×28, 784-64-10, shapes
     r"\b[A-Z]+-\d+",                                                            # SHA-256
 ]
 
@@ -56,26 +65,159 @@ def code_values(code: str) -> set[float]:
     return {float(token.replace("_", "")) for token in found}
 
 
+def settings_of(code: str) -> set[float]:
+    """The numbers the code sets: its literals outside ``assert`` statements and comments.
+
+    An assert states a claim about a measurement; it does not print it, so it cannot back a sentence.
+    """
+    kept, in_assert = [], False
+    for line in code.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("assert"):
+            in_assert = stripped.endswith(("(", ",", "\\")) or stripped.count("(") > stripped.count(")")
+            continue
+        if in_assert:                                    # the continuation lines of a long assert
+            in_assert = not stripped.startswith((")", "]")) and bool(stripped)
+            continue
+        kept.append(re.sub(r"(^|\s)#.*$", " ", line))
+    return code_values("\n".join(kept))
+
+
+_PRINTED = re.compile(r"(?<![\w.])-?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[-+]?\d+)?)(%)?")
+
+
+def outputs_text(cell: dict) -> str:
+    """What a code cell showed: stdout, and the text of its results and displays (not figures' text)."""
+    shown = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream" and output.get("name") == "stdout":
+            shown.append("".join(output["text"]))
+        elif "data" in output and not any(kind.startswith("image/") for kind in output["data"]):
+            shown.append("".join(output["data"].get("text/plain", "")))
+    return "\n".join(shown)
+
+
+def printed_values(text: str) -> list[tuple[float, bool]]:
+    """``(|value|, printed with %)`` for every number in ``text`` (``12,345``, ``0.97612``, ``1.2e-05``)."""
+    return [(abs(float(m.group(1).replace(",", ""))), bool(m.group(2))) for m in _PRINTED.finditer(text)]
+
+
+def _value_and_digits(number: str) -> tuple[float, int]:
+    text = re.sub(r"[,%]|points?", "", number).strip()
+    return float(text), len(text.split(".")[1]) if "." in text else 0
+
+
+def rounds_to(number: str, printed: list[tuple[float, bool]]) -> bool:
+    """``number`` (prose) is a printed value rounded to the prose's digits, as a fraction or a percent.
+
+    A printed fraction (at most 1) may be stated in percent or points (x 100), a printed percent as a
+    fraction (/ 100); "rounded" means within half a unit of the prose's last digit.
+    """
+    value, digits = _value_and_digits(number)
+    half = 0.5 * 10.0 ** -digits * (1 + 1e-9)
+    for shown, percent in printed:
+        candidates = [shown] + ([100 * shown] if shown <= 1 else []) + ([shown / 100] if percent else [])
+        if any(abs(value - candidate) <= half for candidate in candidates):
+            return True
+    return False
+
+
 def _matches(number: str, values: set[float]) -> bool:
     value = float(re.sub(r"[,%]|points?", "", number).strip())
     candidates = {value, value / 100} if "%" in number or "point" in number else {value}
     return any(abs(c - v) <= 1e-9 * max(1.0, abs(v)) for c in candidates for v in values)
 
 
+def _definitional() -> dict[float, str]:
+    """Facts of the embedded data and of the document's 784-64-64-10 network, computed (not typed)."""
+    from tinyprune import data, metrics
+    from tinyprune.core.nn import MLP
+
+    splits, network = data.load("mnist-5k"), MLP([784, 64, 64, 10], seed=0)
+    weights = [layer.W.data.size for layer in network.layers]
+    biases = sum(layer.b.data.size for layer in network.layers)
+    facts = {len(splits.train): "the embedded training rows", len(splits.test): "the embedded test rows",
+             len(splits.train) + len(splits.test): "the embedded images", 60000: "MNIST's training images, "
+             "which the document trains on", sum(weights): "the weights of the document's network",
+             biases: "its biases", sum(weights) + biases: "its parameters", metrics.flops(network): "its "
+             "FLOPs per image"}
+    facts.update({size: f"the weights of its layer {index}" for index, size in enumerate(weights, 1)})
+    return {float(value): reason for value, reason in facts.items()}
+
+
+DEFINITIONAL = _definitional()
+# Per notebook: numbers the prose may state unprinted, each with the reason it needs no measurement.
+ALLOWED: dict[str, dict[str, str]] = {
+    "02": {"100,352": "two forward passes (central differences) per entry of W_1: 2 x 50,176"},
+    "04": {"31": "4,000 rows / 128 per batch = 31.25: the arithmetic of the batch size"},
+    "05": {"3.2": "section 3.2 of the document, named in the criteria table's first column"},
+    "10": {"0.39 points": "the document's own gain, 97.62 % -> 98.01 % (its section 5.5)",
+           "0.125 points": "one row of the 800 validation rows, 1/800",
+           "20 %": "the share held out, split(0.8) and Keras' validation_split=0.2"},
+}
+
+
+def unprinted_numbers(notebook: dict, name: str) -> list[tuple[int, str]]:
+    """``(markdown cell index, number)`` for every prose number rule (a) cannot match (see the module)."""
+    cells = notebook["cells"]
+    settings = settings_of("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+    allowed = ALLOWED.get(name[:2], {})
+    printed: list[tuple[float, bool]] = []
+    missing = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "code":
+            printed += printed_values(outputs_text(cell))
+            continue
+        if cell["cell_type"] != "markdown":
+            continue
+        for number in prose_numbers("".join(cell["source"])):
+            if not (number in allowed or _matches(number, set(DEFINITIONAL)) or _matches(number, settings)
+                    or rounds_to(number, printed)):
+                missing.append((index, number))
+    return missing
+
+
 def test_prose_numbers_find_quantities_and_skip_references() -> None:
     text = ("Section 4.3 and notebook 05 (Han et al. 2015): 4,000 images, 90 % pruned, a 2:4 mask of the "
-            "784-64-64-10 net, $10^{-3}$, `lr=0.5`, 0.125 points.")
+            "784-64-64-10 net, $10^{-3}$, `lr=0.5`, 0.125 points, shape (60000, 28, 28).")
     assert prose_numbers(text) == ["4,000", "90 %", "0.125 points"]
     assert _matches("4,000", {4000.0}) and _matches("90 %", {0.9}) and not _matches("0.125 points", {0.12})
 
 
+def test_a_prose_number_matches_a_printed_one_rounded_to_its_digits() -> None:
+    assert rounds_to("97.6", [(0.97612, False)]) and rounds_to("97.6 %", [(97.61, False)])
+    assert rounds_to("0.8 points", [(0.0079, False)]) and rounds_to("4,000", [(4000.0, False)])
+    assert rounds_to("0.976", [(97.6, True)]) and not rounds_to("0.976", [(97.6, False)])
+    assert not rounds_to("97.7", [(0.97612, False)]) and not rounds_to("97.61", [(0.9760, False)])
+    assert printed_values("dense 0.9290, FLOPs 109,962 (-3.2e-05), 97.6%") == [
+        (0.929, False), (109962.0, False), (3.2e-05, False), (97.6, True)]
+    assert settings_of("fit(m, epochs=5)  # 7 epochs\nassert acc > 0.91\nassert (\n    x < 0.3\n)\ny = 2") \
+        == {5.0, 2.0}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_every_number_in_the_prose_is_in_the_notebooks_code(path: Path) -> None:
-    values = code_values("\n".join(_cells(path, "code")))
-    missing = [(index, number) for index, markdown in enumerate(_cells(path, "markdown"))
-               for number in prose_numbers(markdown) if not _matches(number, values)]
-    assert not missing, (f"{path.name}: numbers in the prose that no code cell prints, formats or asserts "
-                         f"(markdown cell, number): {missing}; print them from a variable and assert them")
+def test_every_number_in_the_prose_was_printed_above_it(path: Path, executed_notebook) -> None:
+    missing = unprinted_numbers(executed_notebook(path), path.name)
+    assert not missing, (f"{path.name}: numbers in the prose that no cell above printed (rounded), that "
+                         f"are no setting of the code and no definition (markdown cell, number): "
+                         f"{missing}; print them from a variable in a cell above the sentence")
+
+
+def test_a_wrong_number_planted_in_a_copy_of_a_notebook_fails_the_rule(executed_notebook) -> None:
+    path = ROOT / "notebooks" / "09_structured_pruning_and_speed.ipynb"
+    notebook = executed_notebook(path)
+    assert not unprinted_numbers(notebook, path.name)
+    printed = next(m.group(1) for cell in notebook["cells"] if cell["cell_type"] == "code"
+                   for m in [re.search(r"dense accuracy (0\.\d+)", outputs_text(cell))] if m)
+    markdown = [index for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "markdown"]
+    # a wrong number anywhere, and the true one stated above the cell that prints it, fail; the true
+    # one below it passes
+    for number, index, fails in (("93.17 %", markdown[-1], True), (printed, markdown[0], True),
+                                 (printed, markdown[-1], False)):
+        planted = copy.deepcopy(notebook)
+        cell = planted["cells"][index]
+        cell["source"] = "".join(cell["source"]) + f"\n\nThe network reaches {number} here."
+        assert ((index, number) in unprinted_numbers(planted, path.name)) == fails, (number, index)
 
 
 # ------------------------------------------------------------------ (b) the notation

@@ -12,7 +12,7 @@ with tinyprune's own and with finite differences.
 >>> [exercise.name for exercise in EXERCISES][:3]
 ['linear_forward', 'layer_backward', 'softmax_cross_entropy_grad']
 >>> sorted({exercise.notebook for exercise in EXERCISES})
-['01', '02', '04', '05', '08', '09']
+['01', '02', '03', '04', '05', '06', '08', '09']
 """
 
 from __future__ import annotations

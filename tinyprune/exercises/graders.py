@@ -10,6 +10,7 @@ examples every time. Needs ``hypothesis``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,14 @@ from hypothesis.extra import numpy as hnp
 
 from tinyprune import testing
 from tinyprune.core import backprop, losses
+from tinyprune.core.autograd import _unbroadcast
 from tinyprune.core.nn import MLP, Parameter
 from tinyprune.fast.optim import SGD, Adam
 from tinyprune.gradcheck import numeric_gradient
+from tinyprune.metrics import layer_stats
 from tinyprune.prune.compact import compact
 from tinyprune.prune.criteria import hessian_diagonal, obd
+from tinyprune.prune.masks import apply_mask
 from tinyprune.prune.obs import obs_prune_one as tinyprune_obs_prune_one
 from tinyprune.prune.select import global_
 from tinyprune.recover.distill import distillation_loss
@@ -324,6 +328,38 @@ def _tinyprune_step(optimizer_class: type, w: np.ndarray, grad: np.ndarray, mask
     return parameter, optimizer
 
 
+@st.composite
+def _broadcast(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...]]:
+    """An upstream gradient and an operand shape that broadcasts to it (leading axes dropped, sizes to 1)."""
+    grad = draw(testing.arrays(testing.shapes(min_dims=1, max_dims=3, max_side=4)))
+    kept = grad.shape[draw(st.integers(0, grad.ndim)):]
+    return grad, tuple(1 if draw(st.booleans()) else size for size in kept)
+
+
+def _check_unbroadcast(function: Callable, grad: np.ndarray, shape: tuple[int, ...]) -> None:
+    inputs = _describe(grad=grad, shape=shape)
+    got = call(function, grad=grad, shape=shape)
+    close("∂L/∂(operand) (tinyprune.core.autograd._unbroadcast)", got, _unbroadcast(grad, shape), inputs)
+    # the law behind it: summing is the adjoint of broadcasting, ⟨g, broadcast(x)⟩ = ⟨unbroadcast(g), x⟩
+    x = np.random.default_rng(0).normal(size=shape)
+    close("⟨unbroadcast(g), x⟩ = ⟨g, broadcast_to(x)⟩ for a random x", np.sum(np.asarray(got) * x),
+          np.sum(grad * np.broadcast_to(x, grad.shape)), inputs)
+
+
+def grade_unbroadcast(function: Callable, config: settings) -> None:
+    # first the cases of notebook 03: a row vector, a column, a scalar, and nothing broadcast
+    g = np.arange(12.0).reshape(3, 4) / 7
+    for shape in ((4,), (3, 1), (), (3, 4)):
+        _check_unbroadcast(function, g, shape)
+
+    @config
+    @given(_broadcast())
+    def prop(case: tuple[np.ndarray, tuple[int, ...]]) -> None:
+        _check_unbroadcast(function, *case)
+    prop()
+    dtype_probe(function, grad=g, shape=(3, 1))
+
+
 def grade_masked_sgd_step(function: Callable, config: settings) -> None:
     @config
     @given(_masked_state(slots=1), st.sampled_from([0.01, 0.1, 0.5]), st.sampled_from([0.0, 0.5, 0.9]))
@@ -497,6 +533,94 @@ def grade_obd_saliency(function: Callable, config: settings) -> None:
     dtype_probe(function, W=rng.normal(size=(3, 2)), H_diag=rng.uniform(size=(3, 2)))
 
 
+def _one_layer(W: np.ndarray, bias: float, mask: np.ndarray) -> tuple[MLP, MLP]:
+    """A float64 one-layer MLP with weights ``W`` and every bias ``bias``, and a copy pruned by ``mask``."""
+    dense = MLP([W.shape[0], W.shape[1]], seed=0, dtype=np.float64)
+    dense.layers[0].W.data[...], dense.layers[0].b.data[...] = W, bias
+    pruned = copy.deepcopy(dense)
+    apply_mask(pruned.layers[0].W, mask)
+    return dense, pruned
+
+
+def _typical_then_drawn(check: Callable, function: Callable, typical: dict[str, Any], cases: Any,
+                        config: settings) -> None:
+    """``check`` the typical case first (where every known slip answers otherwise: the message names
+    it), then every drawn case, then the dtype on the typical case."""
+    check(function, **typical)
+
+    @config
+    @given(cases)
+    def prop(case: tuple) -> None:
+        check(function, *case)
+    prop()
+    dtype_probe(function, **typical)
+
+
+@st.composite
+def _pruned_layer(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs X with correlated columns (as neighbouring pixels are), weights W and a mask."""
+    n, d, h = draw(st.integers(2, 7)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    generator = np.random.default_rng(draw(testing.seeds))
+    X = generator.normal(size=(n, d)) @ (np.eye(d) + 0.8 * generator.normal(size=(d, d)))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=d * h, max_size=d * h)), dtype=bool)
+    return X, draw(testing.arrays((d, h))), mask.reshape(d, h)
+
+
+def _check_pruned_layer_error(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
+    inputs = _describe(X=X, W=W, mask=mask)
+    delta_Z, exact, diagonal = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_layer_error")
+    dense, pruned = _one_layer(W, 1.0, mask)                              # the bias cancels in ΔZ
+    measured = backprop.forward(pruned, X).Z[0] - backprop.forward(dense, X).Z[0]
+    close("ΔZ = Z(pruned) - Z(dense) (tinyprune.core.backprop.forward)", delta_Z, measured, inputs)
+    for what, got in (("exact", exact), ("diagonal", diagonal)):
+        if not isinstance(got, (float, int, np.floating, np.integer)) and np.ndim(got) != 0:
+            raise WrongAnswerError(f"{what} must be one number, got {type(got).__name__}; {inputs}")
+    close("exact = (1/n)‖ΔZ‖² (measured on tinyprune's ΔZ)", exact, np.sum(measured**2) / len(X), inputs)
+    saliency = obd(dense, X, hessian="layerwise")["layers.0.W"]           # ½ (2 R_jj) w² = R_jj w²
+    close("diagonal = Σ of the removed weights' OBD saliencies (tinyprune.prune.criteria.obd, layerwise)",
+          diagonal, np.sum(saliency[~mask]), inputs)
+
+
+def grade_pruned_layer_error(function: Callable, config: settings) -> None:
+    # first a typical case: correlated columns, three rows, removed weights in both units, where the
+    # exact error and its diagonal estimate differ and every known slip gives another answer
+    typical = {"X": np.array([[1.0, 0.9, -0.5], [2.0, 2.1, 0.3], [-1.0, -0.8, 1.2]]),
+               "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
+               "mask": np.array([[False, True], [False, False], [True, True]])}
+    _typical_then_drawn(_check_pruned_layer_error, function, typical, _pruned_layer(), config)
+
+
+@st.composite
+def _inputs_and_units(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated inputs with a nonzero mean, nonzero weights (every unit has a spread) and a mask."""
+    n, d, h = draw(st.integers(3, 8)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    generator = np.random.default_rng(draw(testing.seeds))
+    mixing = np.eye(d) + 0.8 * generator.normal(size=(d, d))
+    X = generator.normal(size=(n, d)) @ mixing + 2 * generator.normal(size=d)
+    mask = np.array(draw(st.lists(st.booleans(), min_size=d * h, max_size=d * h)), dtype=bool)
+    return X, draw(testing.nonzero_arrays((d, h), bound=3.0, margin=0.1)), mask.reshape(d, h)
+
+
+def _check_pruned_unit_variance(function: Callable, X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> None:
+    inputs = _describe(X=X, W=W, mask=mask)
+    before, after, phi = _pair(call(function, X=X, W=W, mask=mask), 3, "pruned_unit_variance")
+    dense, pruned = _one_layer(W, 0.5, mask)                              # the bias shifts, never spreads
+    for what, got, model in (("Var(z_k) before pruning", before, dense), ("Var(z_k) after", after, pruned)):
+        close(f"{what} (the variance over the rows of tinyprune.core.backprop.forward's Z)", got,
+              backprop.forward(model, X).Z[0].var(axis=0), inputs, atol=1e-9)
+    sigma2 = X.var(axis=0)
+    close("φ_k = Σ_kept σ_j² W_jk² / Σ_j σ_j² W_jk²", phi, (sigma2 @ (W * mask) ** 2) / (sigma2 @ W**2),
+          inputs, atol=1e-9)
+
+
+def grade_pruned_unit_variance(function: Callable, config: settings) -> None:
+    # first a typical case: three correlated inputs with a mean, where every known slip answers otherwise
+    typical = {"X": np.array([[1.0, 0.9, 2.5], [2.0, 2.1, 3.3], [-1.0, -0.8, 4.2], [0.5, 0.2, 2.0]]),
+               "W": np.array([[0.5, -1.0], [0.7, 0.2], [-0.3, 0.8]]),
+               "mask": np.array([[False, True], [True, False], [True, True]])}
+    _typical_then_drawn(_check_pruned_unit_variance, function, typical, _inputs_and_units(), config)
+
+
 @st.composite
 def _quadratic(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A weight vector w, the inverse of a well-conditioned SPD H = BᵀB/m + 0.1 I (or of c·I, where equal
@@ -639,4 +763,35 @@ def grade_remove_neuron(function: Callable, config: settings) -> None:
         X = generator.normal(size=(7, d))
         outputs = np.maximum(X @ result[0] + result[1], 0) @ result[2] + result[3]
         close("the outputs of the smaller network (must not change)", outputs, model(X), inputs)
+    prop()
+
+
+def _check_layer_flops(function: Callable, W: np.ndarray, b: np.ndarray) -> None:
+    inputs = _describe(W=W, b=b)
+    answer = _pair(call(function, W=W, b=b), 2, "layer_flops")
+    layer = MLP([W.shape[0], W.shape[1]], seed=0, dtype=W.dtype)
+    layer.layers[0].W.data[...], layer.layers[0].b.data[...] = W, b
+    stats = layer_stats(layer)[0]
+    for what, got, expected in zip(("dense FLOPs", "effective FLOPs"), answer,
+                                   (stats.flops_dense, stats.flops_effective)):
+        if not isinstance(got, (int, np.integer, float, np.floating)) or float(got) != int(got):
+            raise WrongAnswerError(f"{what} must be a whole number (a count), got {got!r}; {inputs}")
+        if int(got) != expected:
+            raise WrongAnswerError(f"{what}: {int(got)}, expected {expected} (tinyprune.metrics.layer_stats: "
+                                   f"{stats.alive} of {stats.neurons} neurons alive, {stats.weight_nonzeros} "
+                                   f"nonzero weights); {inputs}")
+
+
+def grade_layer_flops(function: Callable, config: settings) -> None:
+    # first a typical case: a dead neuron (column and bias 0) and a constant one (only its bias left)
+    typical = {"W": np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.5, 0.0, 0.0]]),
+               "b": np.array([0.1, 0.0, 0.7])}
+    _check_layer_flops(function, **typical)
+
+    @config
+    @given(st.integers(1, 6), st.integers(1, 5), st.data(), st.sampled_from([np.float64, np.float32]))
+    def prop(d_in: int, d_out: int, data: st.DataObject, dtype: type) -> None:
+        W = data.draw(testing.arrays((d_in, d_out))) * data.draw(hnp.arrays(bool, (d_in, d_out)))
+        b = data.draw(testing.arrays((d_out,))) * data.draw(hnp.arrays(bool, (d_out,)))
+        _check_layer_flops(function, W.astype(dtype), b.astype(dtype))
     prop()

@@ -65,6 +65,21 @@ def squared_error_grad_without_jacobian(z, Y):
     return (_softmax(z) - Y) / len(z)
 
 
+def unbroadcast_leading_axes_only(grad, shape):
+    return grad.sum(axis=tuple(range(grad.ndim - len(shape))))          # the size-1 axes stay stretched
+
+
+def unbroadcast_dropping_the_axes(grad, shape):
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched)                                     # no keepdims: (5, 1) becomes (5,)
+
+
+def unbroadcast_by_the_mean(grad, shape):
+    summed = solutions.unbroadcast(grad, shape)
+    return summed * (summed.size / grad.size)                           # averages the copies' gradients
+
+
 def sgd_state_unmasked(w, grad, velocity, mask, lr, momentum):
     velocity = momentum * velocity + grad * mask
     return (w - lr * velocity) * mask, velocity
@@ -141,6 +156,53 @@ def obd_without_half(W, H_diag):
     return H_diag * W**2
 
 
+def layer_error_of_the_kept_weights(X, W, mask):
+    kept = W * mask                                        # ΔW taken as the weights kept, not removed
+    R = X.T @ X / len(X)
+    return -(X @ kept), float(np.trace(kept.T @ R @ kept)), float(np.sum(np.diag(R)[:, None] * kept**2))
+
+
+def layer_error_dense_minus_pruned(X, W, mask):
+    return (X @ (W * ~mask), *solutions.pruned_layer_error(X, W, mask)[1:])      # ΔZ = +X ΔW
+
+
+def layer_error_without_the_mean(X, W, mask):
+    delta_Z, exact, diagonal = solutions.pruned_layer_error(X, W, mask)
+    return delta_Z, exact * len(X), diagonal * len(X)      # R = XᵀX, not XᵀX / n
+
+
+def layer_error_without_cross_terms(X, W, mask):
+    delta_Z, _, diagonal = solutions.pruned_layer_error(X, W, mask)
+    return delta_Z, diagonal, diagonal                     # the removed weights' errors added up alone
+
+
+def layer_error_always_float64(X, W, mask):
+    delta_Z, exact, diagonal = solutions.pruned_layer_error(X.astype(np.float64), W.astype(np.float64), mask)
+    return delta_Z, exact, diagonal                        # ΔZ stays float64 for float32 inputs
+
+
+def unit_variance_without_covariance(X, W, mask):
+    variances = X.var(axis=0)                              # Σ_j σ_j² W_jk²: correlations ignored
+    return variances @ W**2, variances @ (W * mask) ** 2, solutions.pruned_unit_variance(X, W, mask)[2]
+
+
+def unit_variance_not_centred(X, W, mask):
+    moments = X.T @ X / len(X)                             # E[x xᵀ], not Cov(X): the mean is not removed
+    kept = W * mask
+    return (np.sum(W * (moments @ W), axis=0), np.sum(kept * (moments @ kept), axis=0),
+            solutions.pruned_unit_variance(X, W, mask)[2])
+
+
+def unit_variance_over_n_minus_1(X, W, mask):
+    before, after, phi = solutions.pruned_unit_variance(X, W, mask)
+    return before * len(X) / (len(X) - 1), after * len(X) / (len(X) - 1), phi     # np.cov's default
+
+
+def unit_variance_phi_without_sigma(X, W, mask):
+    before, after, _ = solutions.pruned_unit_variance(X, W, mask)
+    return before, after, np.sum((W * mask) ** 2, axis=0) / np.sum(W**2, axis=0)
+
+
 def _obs_step(w, H_inv, q, factor):
     column = H_inv[:, q]
     keep = np.arange(w.size) != q
@@ -208,6 +270,20 @@ def remove_without_folding(W1, b1, W2, b2, j):
     return np.delete(W1, j, axis=1), np.delete(b1, j), np.delete(W2, j, axis=0), b2
 
 
+
+def flops_without_the_add(W, b):
+    alive = np.any(W != 0, axis=0) | (b != 0)
+    return W.size + b.size, int(np.count_nonzero(W)) + int(np.count_nonzero(alive))    # multiplies only
+
+
+def flops_alive_by_weights_only(W, b):
+    alive = np.any(W != 0, axis=0)                         # a neuron with only its bias left is not dead
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + int(np.count_nonzero(alive))
+
+
+def flops_every_bias(W, b):
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + b.size       # dead neurons' biases counted
+
 SLIPS: dict[str, list[tuple[str, Callable]]] = {
     "linear_forward": [("returns A = relu(Z), not the pre-activation Z", forward_with_relu)],
     "layer_backward": [("dW = δᵀA_prev: the product transposed", backward_transposed),
@@ -221,6 +297,10 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
     "squared_error_softmax_grad": [
         ("L without the ½: the gradient doubled", squared_error_grad_without_half),
         ("stops at ∂L/∂p: the softmax Jacobian is missing", squared_error_grad_without_jacobian)],
+    "unbroadcast": [
+        ("sums the leading axes only: a size-1 axis stays stretched", unbroadcast_leading_axes_only),
+        ("sums a stretched axis away instead of keeping it (keepdims)", unbroadcast_dropping_the_axes),
+        ("averages over the copies instead of summing their gradients", unbroadcast_by_the_mean)],
     "masked_sgd_step": [("the velocity is not masked: it lives on under the mask", sgd_state_unmasked),
                         ("changes the caller's w and velocity in place", sgd_in_place)],
     "masked_adam_step": [
@@ -237,6 +317,21 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
         ("ranks w, not |w|", magnitude_signed),
         ("prunes every |w| <= the threshold, so ties at it prune too many", magnitude_threshold_prunes_ties)],
     "obd_saliency": [("misses the ½ of the Taylor series", obd_without_half)],
+    "pruned_layer_error": [
+        ("ΔW = W ⊙ M: the kept weights, not the removed ones", layer_error_of_the_kept_weights),
+        ("ΔZ = X ΔW, dense minus pruned: the sign is pruned minus dense, -X ΔW",
+         layer_error_dense_minus_pruned),
+        ("R = XᵀX without the 1/n: the error of a sum, not of a mean", layer_error_without_the_mean),
+        ("the exact error without R's off-diagonal terms (the diagonal estimate twice)",
+         layer_error_without_cross_terms),
+        ("returns ΔZ in float64 for float32 inputs", layer_error_always_float64)],
+    "pruned_unit_variance": [
+        ("Σ_j σ_j² W_jk²: the covariance's off-diagonal terms (correlated inputs) are missing",
+         unit_variance_without_covariance),
+        ("XᵀX/n is not Cov(X): the inputs' mean is not subtracted", unit_variance_not_centred),
+        ("divides by n - 1 (np.cov's default), not by n", unit_variance_over_n_minus_1),
+        ("φ_k without the input variances σ_j²: the share of the weights' squares",
+         unit_variance_phi_without_sigma)],
     "obs_prune_one": [("δw = -w_q H⁻¹e_q: forgets to divide by [H⁻¹]_qq", obs_without_division),
                       ("removes the smallest |w|, not the cheapest w_q²/[H⁻¹]_qq", obs_by_magnitude),
                       ("drops row and column q from the old H⁻¹ without its update", obs_inverse_not_updated),
@@ -248,4 +343,9 @@ SLIPS: dict[str, list[tuple[str, Callable]]] = {
                              ("softmax without subtracting each row's maximum", distill_without_max_shift)],
     "remove_neuron": [("drops a constant neuron without folding relu(b1[j]) W2[j] into b2",
                        remove_without_folding)],
+    "layer_flops": [("counts a multiply per weight but not its add", flops_without_the_add),
+                    ("alive = a nonzero weight in the column: a neuron with only its bias is counted dead",
+                     flops_alive_by_weights_only),
+                    ("adds every bias, also the dead neurons' (their column and bias are 0)",
+                     flops_every_bias)],
 }

@@ -40,6 +40,13 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return p * (g - np.sum(g * p, axis=1, keepdims=True))
 
 
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum over the leading axes broadcasting added, then over the stretched size-1 axes (kept)."""
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched, keepdims=True)
+
+
 def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray,
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """``u ← μ (u ⊙ M) + g ⊙ M``, ``w ← (w - α u) ⊙ M`` (``u`` = ``velocity``)."""
@@ -93,6 +100,25 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     return 0.5 * H_diag * W**2
 
 
+def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``ΔZ = -X ΔW``, ``ΔW = W ⊙ (1 - M)``; ``tr(ΔWᵀ R ΔW)`` and ``Σ_jk R_jj ΔW_jk²``, ``R = XᵀX / n``."""
+    removed = W * ~mask
+    R = X.T @ X / len(X)
+    exact = float(np.trace(removed.T @ R @ removed))
+    return -(X @ removed), exact, float(np.sum(np.diag(R)[:, None] * removed**2))
+
+
+def pruned_unit_variance(X: np.ndarray, W: np.ndarray,
+                         mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w_kᵀ Cov(X) w_k`` for W and for ``W ⊙ M``; ``φ_k = Σ_kept σ_j² W_jk² / Σ_j σ_j² W_jk²``."""
+    centred = X - X.mean(axis=0)
+    covariance = centred.T @ centred / len(X)
+    kept = W * mask
+    variances = np.diag(covariance)                        # σ_j²
+    return (np.sum(W * (covariance @ W), axis=0), np.sum(kept * (covariance @ kept), axis=0),
+            (variances @ kept**2) / (variances @ W**2))
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
                   prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """``q = argmin w_q² / [H⁻¹]_qq`` over the prunable; ``w ← w - (w_q / [H⁻¹]_qq) H⁻¹ e_q``;
@@ -132,3 +158,9 @@ def remove_neuron(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray
     elif W2[j].any():
         raise ValueError(f"neuron {j} has inputs and outputs: removing it would change the outputs")
     return np.delete(W1, j, axis=1), np.delete(b1, j), np.delete(W2, j, axis=0), b2
+
+
+def layer_flops(W: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """``2 d_in d_out + d_out`` and ``2 nnz(W) + alive``, alive = a nonzero weight or bias in the column."""
+    alive = np.any(W != 0, axis=0) | (b != 0)
+    return 2 * W.size + b.size, 2 * int(np.count_nonzero(W)) + int(np.count_nonzero(alive))

@@ -55,6 +55,18 @@ def squared_error_softmax_grad(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
     raise NotImplementedError("squared_error_softmax_grad")
 
 
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The gradient of an operand of ``shape`` that NumPy broadcast to ``grad.shape`` (``b`` in ``XW + b``).
+
+    A value broadcasting used in many places receives the sum of their gradients: sum ``grad`` over
+    the leading axes broadcasting added, and over every axis where ``shape`` has size 1 but ``grad``
+    does not, keeping that axis (size 1). For ``b`` of shape ``(h,)`` in ``Z = XW + b`` this is
+    ``∂L/∂b_j = Σ_i ∂L/∂Z_ij``, the ``db = Σ_rows δ`` of notebook 02.
+    Shapes: grad (any), shape (broadcasts to grad.shape) -> (shape).  Notebook 03.
+    """
+    raise NotImplementedError("unbroadcast")
+
+
 def masked_sgd_step(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray,
                     lr: float, momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step with momentum that keeps pruned weights (``mask == False``) at exactly 0.
@@ -114,6 +126,32 @@ def obd_saliency(W: np.ndarray, H_diag: np.ndarray) -> np.ndarray:
     raise NotImplementedError("obd_saliency")
 
 
+def pruned_layer_error(X: np.ndarray, W: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """What pruning a layer fed by ``X`` changes in its output: ``ΔZ``, its energy, a diagonal estimate.
+
+    With the removed weights ``ΔW = W ⊙ (1 - M)`` (``M`` = ``mask``, True = kept), the pruned layer
+    computes ``X (W ⊙ M)``, so ``ΔZ = X (W ⊙ M) - X W = -X ΔW`` (pruned minus dense; the bias cancels).
+    With ``R = XᵀX / n``: ``(1/n) ||ΔZ||_F² = tr(ΔWᵀ R ΔW)`` exactly, and keeping only the diagonal of
+    ``R`` estimates it by ``Σ_jk R_jj ΔW_jk²`` (each removed weight alone, as OBD's saliency does).
+    Shapes: X (n, d), W (d, h), mask (d, h) bool -> (ΔZ (n, h), exact, diagonal: two floats).  Notebook 06.
+    """
+    raise NotImplementedError("pruned_layer_error")
+
+
+def pruned_unit_variance(X: np.ndarray, W: np.ndarray,
+                         mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How pruning shrinks the spread of every unit's pre-activation ``z_k`` over the rows of ``X``.
+
+    ``z_k = Σ_j x_j W_jk + b_k``, so ``Var(z_k) = w_kᵀ Cov(X) w_k`` for the column ``w_k`` of W, with
+    ``Cov(X) = (1/n) Σ_i (x_i - x̄)ᵀ (x_i - x̄)`` (a variance over the rows: divide by n); after pruning,
+    the same with ``w_k ⊙ m_k`` (``m_k`` the column of ``mask``, True = kept). If the inputs were
+    uncorrelated, with variances ``σ_j²``, pruning would keep the fraction
+    ``φ_k = Σ_{j kept} σ_j² W_jk² / Σ_j σ_j² W_jk²`` of the variance.
+    Shapes: X (n, d), W (d, h), mask (d, h) bool -> (Var before (h,), Var after (h,), φ (h,)).  Notebook 06.
+    """
+    raise NotImplementedError("pruned_unit_variance")
+
+
 def obs_prune_one(w: np.ndarray, H_inv: np.ndarray,
                   prunable: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """One step of Optimal Brain Surgeon on one unit: remove the weight that costs least, move the rest,
@@ -163,3 +201,16 @@ def remove_neuron(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray
     Shapes: W1 (d, h), b1 (h,), W2 (h, K), b2 (K,) -> (d, h-1), (h-1,), (h-1, K), (K,).  Notebook 09.
     """
     raise NotImplementedError("remove_neuron")
+
+
+def layer_flops(W: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """The floating-point operations of one layer ``z = x W + b`` for one input row ``x``.
+
+    Dense: a multiply and an add per weight and an add per bias, ``2 · d_in · d_out + d_out``, zeros
+    included (what a dense matrix product does). Effective: only what cannot be skipped,
+    ``2 · nnz(W) + a``, where ``a`` counts the *alive* output neurons: those with a nonzero incoming
+    weight or a nonzero bias (a neuron whose column of W and bias are all zero outputs 0 for free; one
+    with only a bias still adds it). The ReLU's comparisons are not counted.
+    Shapes: W (d_in, d_out), b (d_out,) -> (dense, effective): two ints.  Notebook 09.
+    """
+    raise NotImplementedError("layer_flops")
