@@ -59,7 +59,7 @@ def test_export_then_import_gives_back_the_same_function(tmp_path, capsys, prune
     text = capsys.readouterr().out
     assert f"read {out} ({kind})" in text and f"wrote {back}" in text
     restored = checkpoint.load(back)
-    layout = {"torch_layout": ["0", "2", "4"]} if kind == "safetensors" else {}
+    layout = {"torch_layout": ["0", "2", "4"], "layer_order": "index"} if kind == "safetensors" else {}
     assert restored.meta == {"imported_from": str(out), "format": kind,
                              "activation_assumed": name.endswith((".safetensors", ".weights.h5")), **layout}
     np.testing.assert_array_equal(logits(restored.model), logits(model))

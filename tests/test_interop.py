@@ -205,7 +205,7 @@ def bad_torch(model):
     cases["batch norm"] = (t, r"unexpected key '1.running_mean'.*not an MLP")
     t = torch_like(model)
     t["model.4.weight"] = np.zeros((2, 3), np.float32)
-    cases["two prefixes"] = (t, r"different prefixes \['', 'model.'\]")
+    cases["a Linear without bias"] = (t, r"missing key 'model.4.bias'.*bias=False.*torch.zeros\(layer.out_")
     cases["no layers"] = ({}, "no linear layers found")
     t = torch_like(model)
     t["0.weight_mask"] = np.ones((4, 5), np.float32)

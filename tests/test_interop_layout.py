@@ -17,7 +17,14 @@ from tinyprune import checkpoint, prune
 from tinyprune.cli import main
 from tinyprune.core.nn import MLP
 from tinyprune.errors import CheckpointError
-from tinyprune.interop import check_layout, export_model, import_model, read_torch_layout, torch_layout
+from tinyprune.interop import (
+    check_layout,
+    export_model,
+    import_model,
+    read_torch_layout,
+    torch_layout,
+    torch_order,
+)
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 pytestmark = pytest.mark.filterwarnings("ignore:assumed relu:UserWarning")
@@ -106,9 +113,9 @@ def test_a_like_file_that_does_not_fit_is_refused_and_nothing_is_written(tmp_pat
 
 @pytest.mark.parametrize("layout, message", [
     (["net.1", "net.4"], "names 2 Linear layers (net.1, net.4); the model [4, 3, 2, 2] has 3"),
-    (["net.1", "net.4", "head.7"], "'head.7' after 'net.4'; expected one prefix and increasing indices"),
-    (["net.4", "net.1", "net.7"], "'net.1' after 'net.4'"),
-    (["net.1", "net.fc", "net.7"], "module name 'net.fc' is not '<prefix><index>'"),
+    (["net.4", "net.1", "net.7"], "'net.1' after 'net.4'; expected increasing indices"),
+    (["net.1", "net..4", "net.7"], "'net..4' is not a module name"),
+    (["fc1", "fc1", "out"], "fc1 named twice"),
     ("net.1", "is not a list of module names"),
 ])
 def test_a_layout_that_would_not_read_back_in_order_is_refused(tmp_path, layout, message):
@@ -255,3 +262,131 @@ def test_run_dense_carries_the_layout_into_the_pruned_checkpoint(tmp_path, capsy
     assert checkpoint.load(run / "pruned.npz").meta["torch_layout"] == ["net.1", "net.4"]
     assert main(["export", str(run / "pruned.npz"), "--out", str(out), "--masks"]) == 0
     assert {key.rsplit(".", 1)[0] for key in keys_and_values(out)} == {"net.1", "net.4"}
+
+
+# ------------------------------------------------------------------ attribute names (Net: fc1, fc2, out)
+def attribute_state(shapes: dict, seed=0):
+    """A state dict of ``Linear`` modules named by attribute, ``shapes[name] = (out, in)``."""
+    generator = np.random.default_rng(seed)
+    state = {}
+    for module, (fan_out, fan_in) in shapes.items():
+        state[f"{module}.weight"] = generator.normal(size=(fan_out, fan_in)).astype(np.float32)
+        state[f"{module}.bias"] = generator.normal(0, 0.1, size=fan_out).astype(np.float32)
+    return state
+
+
+def save_state(path, state):
+    safetensors_numpy.save_file(state, str(path), metadata={"format": "pt"})
+    return path
+
+
+def relu_logits(state, order, x):
+    for index, module in enumerate(order):
+        x = x @ state[f"{module}.weight"].T + state[f"{module}.bias"]
+        x = np.maximum(x, 0) if index < len(order) - 1 else x
+    return x
+
+
+X12 = np.random.default_rng(5).normal(size=(6, 12)).astype(np.float32)
+SQUARE = {"out": (3, 16), "fc10": (16, 16), "fc2": (16, 16), "fc1": (16, 12)}    # written out of order
+
+
+@pytest.mark.parametrize("shapes, order, how, said", [
+    ({"out": (3, 8), "fc2": (8, 9), "fc1": (9, 12)}, ["fc1", "fc2", "out"], "chain", None),
+    ({"a_out": (3, 9), "b_in": (9, 12)}, ["b_in", "a_out"], "shapes",
+     "layers ordered by their shapes (the one order that chains): b_in, a_out"),
+    (SQUARE, ["fc1", "fc2", "fc10", "out"], "name",
+     "layers ordered by name: fc1, fc2, fc10, out; pass --layers to state it (API: layers=)"),
+    ({"encoder.hidden": (8, 8), "encoder.input": (8, 12), "head": (3, 8)},
+     ["encoder.input", "encoder.hidden", "head"], "shapes",
+     "layers ordered by their shapes (the one order that chains): encoder.input, encoder.hidden, head"),
+])
+def test_attribute_named_layers_are_ordered_by_the_one_chain_or_by_name(tmp_path, capsys, shapes, order, how,
+                                                                      said):
+    state = attribute_state(shapes)
+    source, imported, out = save_state(tmp_path / "net.safetensors", state), tmp_path / "m.npz", \
+        tmp_path / "back.safetensors"
+    assert main(["import", str(source), "--out", str(imported), "--activation", "relu"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("layers ordered")]
+    assert printed == ([said] if said else [])
+    restored = checkpoint.load(imported)
+    assert restored.meta["torch_layout"] == order and restored.meta["layer_order"] == how
+    np.testing.assert_allclose(restored.model(X12), relu_logits(state, order, X12), rtol=1e-5, atol=1e-5)
+    assert main(["export", str(imported), "--out", str(out)]) == 0
+    assert_same_state(keys_and_values(out), state)         # the user's own keys: load_state_dict(strict=True)
+    back = import_model(out, activation="relu")             # the order travels in the file's metadata
+    np.testing.assert_array_equal(back(X12), restored.model(X12))
+
+
+def test_the_api_warns_when_it_orders_by_name_and_layers_states_the_order(tmp_path):
+    source = save_state(tmp_path / "net.safetensors", attribute_state(SQUARE))
+    with pytest.warns(UserWarning, match="layers ordered by name: fc1, fc2, fc10, out"):
+        by_name = import_model(source, activation="relu")
+    stated = ["fc1", "fc10", "fc2", "out"]                   # the other order that chains
+    model = import_model(source, activation="relu", layers=stated)
+    np.testing.assert_allclose(model(X12), relu_logits(attribute_state(SQUARE), stated, X12), rtol=1e-5,
+                               atol=1e-5)
+    assert not np.allclose(model(X12), by_name(X12))
+    assert import_model(source, activation="relu", layers="fc1,fc10,fc2,out").sizes == model.sizes
+
+
+def test_a_stated_order_is_recorded_and_written_back_for_the_next_import(tmp_path, capsys):
+    source = save_state(tmp_path / "net.safetensors", attribute_state(SQUARE))
+    imported, out = tmp_path / "m.npz", tmp_path / "back.safetensors"
+    assert main(["import", str(source), "--out", str(imported), "--activation", "relu",
+                 "--layers", "fc1,fc10,fc2,out"]) == 0
+    assert "layers ordered" not in capsys.readouterr().out
+    restored = checkpoint.load(imported)
+    assert restored.meta["torch_layout"] == ["fc1", "fc10", "fc2", "out"]
+    assert restored.meta["layer_order"] == "stated"
+    assert main(["export", str(imported), "--out", str(out)]) == 0
+    assert read_torch_layout(out) == ["fc1", "fc10", "fc2", "out"]           # from the file's metadata
+    np.testing.assert_array_equal(import_model(out, activation="relu")(X12), restored.model(X12))
+
+
+@pytest.mark.parametrize("shapes, argv, message", [
+    ({"first": (16, 12), "second": (16, 16), "third": (16, 16), "last": (3, 16)}, [],
+     "chain in several orders (such as first, second, third, last and first, third, second, last), and "
+     "their names' order does not; state it with --layers"),
+    ({"fc1": (9, 12), "fc2": (7, 8), "out": (3, 7)}, [],
+     "the Linear modules fc1 (out, in) = (9, 12), fc2 (out, in) = (7, 8), out (out, in) = (3, 7) chain in "
+     "no order"),
+    ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "fc1,head"],
+     "layers names fc1, head; the file's Linear modules are fc1, out"),
+    ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "out,fc1"],
+     "out.weight gives 3 outputs but fc1.weight takes 12"),
+    ({"fc1": (9, 12), "out": (3, 9)}, ["--layers", "fc1,fc1"], "fc1 named twice"),
+])
+def test_an_order_that_cannot_be_told_is_refused_naming_the_modules(tmp_path, capsys, shapes, argv, message):
+    source = save_state(tmp_path / "net.safetensors", attribute_state(shapes))
+    out = tmp_path / "m.npz"
+    assert main(["import", str(source), "--out", str(out), "--activation", "relu", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_ten_square_layers_are_ordered_without_trying_every_order(tmp_path):
+    shapes = {"layer1": (8, 12), **{f"layer{i}": (8, 8) for i in range(2, 12)}, "layer12": (3, 8)}
+    order = torch_order(attribute_state(dict(reversed(shapes.items()))))
+    assert order.how == "name" and order.modules == list(shapes)        # layer2 ... layer12 numerically
+    del shapes["layer1"]                                                 # ten square layers lead: no chain
+    with pytest.raises(CheckpointError, match="chain in several orders .* and their names' order does not"):
+        torch_order(attribute_state({"start": (8, 12), **shapes}))
+
+
+def test_layers_is_refused_for_a_file_that_has_its_own_order(tmp_path, capsys):
+    path = export_model(tmp_path / "source.npz", MLP([4, 3, 2]))
+    assert main(["import", str(path), "--out", str(tmp_path / "m.npz"), "--layers", "a,b"]) == 2
+    assert "--layers orders a safetensors file's Linear modules" in capsys.readouterr().err
+
+
+def test_export_like_a_file_whose_order_is_assumed_by_name_says_so(tmp_path, capsys):
+    source = save_state(tmp_path / "net.safetensors", attribute_state(SQUARE))
+    model = import_model(source, activation="relu", layers="fc1,fc2,fc10,out")
+    bare = checkpoint.save(tmp_path / "bare.npz", model)                 # no torch_layout record
+    assert main(["export", str(bare), "--out", str(tmp_path / "out.safetensors"), "--like", str(source)]) == 0
+    assert (f"Linear layers named fc1, fc2, fc10, out (as in {source}; layers ordered by name: fc1, fc2, "
+            "fc10, out; pass --layers") in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="layers ordered by name"):
+        export_model(tmp_path / "api.safetensors", model, like=source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from tinyprune.core.backprop import gradients
 from tinyprune.core.nn import MLP
 from tinyprune.data import Dataset
 from tinyprune.experiment.recipe import Recipe
-from tinyprune.experiment.run import Run
+from tinyprune.experiment.run import Run, calibration_rows
 from tinyprune.experiment.schedules import Gradual
+from tinyprune.prune.masks import reapply
 from tinyprune.training import fit, predict
 
 
@@ -141,3 +143,118 @@ def test_bad_input_is_refused_with_what_is_expected():
     with pytest.raises(TypeError, match="prunes an MLP"):
         tp.Pruner("model", 0.5)
     assert tp.Pruner is prune.Pruner
+
+
+# ------------------------------------------------------------------ from a Recipe
+def _recipe(**changes) -> Recipe:
+    fields = dict(sparsity=0.8, criterion="obd", scope="global", schedule="gradual", head_start=0.0, epochs=2,
+                  ramp=0.5, recovery="finetune", batch_size=32, calibration=128, seed=0)
+    return Recipe(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("criterion, scope", [("magnitude", "layer"), ("obd", "global"), ("lamp", "global")])
+def test_a_hand_written_loop_reaches_the_recipes_sparsity_with_its_criterions_masks(criterion, scope):
+    X, y = _blobs(320)
+    model = MLP([12, 24, 16, 4], seed=0)
+    recipe = _recipe(criterion=criterion, scope=scope)
+    pruner = tp.Pruner.from_recipe(model, recipe, data=(X, y))           # 10 steps an epoch: ramp to step 10
+    assert (pruner.schedule.end_step, pruner.schedule.every) == (10, 1)
+    calibration = calibration_rows(Dataset(X, y), recipe.calibration, recipe.seed)
+    g = np.random.default_rng(1)
+    for t in range(1, 21):
+        rows = g.choice(len(X), 32, replace=False)
+        _, grads = gradients(model, X[rows], y[rows])
+        for name, parameter in model.named_parameters():
+            parameter.data -= 0.05 * grads[name]
+        if t == 10:                       # the last pruning step: the criterion's own masks, on this model
+            expected = copy.deepcopy(model)
+            reapply(expected)
+            options = {"data": calibration} if criterion == "obd" else {}
+            prune.prune(expected, 0.8, criterion=criterion, scope=scope, seed=recipe.seed, **options)
+        pruner.step()
+        if t == 10:
+            for name, mask in pruner.masks.items():
+                kept = dict(expected.named_parameters())[name].mask
+                np.testing.assert_array_equal(mask, kept, err_msg=name)
+    assert pruner.history[-1] == (10, 0.8) and len(pruner.history) == 10
+    weights = sum(layer.W.data.size for layer in model.layers)
+    if scope == "global":
+        assert round(pruner.sparsity * weights) == round(0.8 * weights)
+    else:
+        assert all(int((~mask).sum()) == round(0.8 * mask.size) for mask in pruner.masks.values())
+
+
+@pytest.mark.parametrize("criterion", ["obd", "magnitude", "obs"])
+def test_the_experiments_gradual_schedule_and_the_pruner_from_the_same_recipe_give_the_same_masks(criterion):
+    X, y = _blobs(300)
+    train, val = Dataset(X[:240], y[:240]), Dataset(X[240:], y[240:])
+    dense = MLP([12, 16, 4], seed=0)
+    fit(dense, train, epochs=2, batch_size=32, progress=False)
+    recipe = _recipe(criterion=criterion, epochs=1)
+    models = [copy.deepcopy(dense) for _ in range(2)]
+    run = Run(models[0], recipe, (train, val, val), say=lambda _: None)
+    Gradual(recipe).start(run)
+    theirs = [c for c in run.callbacks if hasattr(c, "history")][0]     # the experiment's, as its loop has it
+    mine = tp.Pruner.from_recipe(models[1], recipe, data=train)
+    assert type(getattr(theirs, "callback", theirs).schedule) is type(mine.schedule)   # one builder for both
+    for model, callback in zip(models, (theirs, mine)):
+        fit(model, train, epochs=1, batch_size=32, callbacks=[callback], progress=False, seed=0)
+    assert theirs.history == mine.history and mine.history[-1][1] == 0.8
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+        assert (a.mask is None and b.mask is None) or (a.mask == b.mask).all()
+
+
+def test_a_recipes_epochs_become_optimizer_steps():
+    model = MLP([4, 3, 2], seed=0)
+    pruner = tp.Pruner.from_recipe(model, _recipe(criterion="magnitude", epochs=3), steps_per_epoch=40)
+    assert (pruner.schedule.end_step, pruner.schedule.every, pruner.schedule.power) == (60, 2, 3.0)
+    pruner = tp.Pruner.from_recipe(model, _recipe(criterion="magnitude", prune_every=7, ramp=1.0, power=1.0),
+                                   steps_per_epoch=40)
+    assert (pruner.schedule.end_step, pruner.schedule.every, pruner.schedule.power) == (80, 7, 1.0)
+    layers = {"layers.0.W": 0.5, "layers.1.W": 0.25}
+    pruner = tp.Pruner.from_recipe(model, _recipe(criterion="magnitude", sparsity=layers), steps_per_epoch=5)
+    assert pruner.final_sparsity == layers
+
+
+def test_a_one_shot_recipe_prunes_at_the_first_step_by_its_criterion():
+    X, y = _blobs(200)
+    model = MLP([12, 16, 4], seed=0)
+    expected = copy.deepcopy(model)
+    recipe = _recipe(schedule="one-shot", criterion="obd", scope="layer")
+    pruner = tp.Pruner.from_recipe(model, recipe, data=(X, y))
+    prune.prune(expected, 0.8, criterion="obd", scope="layer", seed=0,
+                data=calibration_rows(Dataset(X, y), recipe.calibration, recipe.seed))
+    assert pruner.step() is True and pruner.history == [(1, 0.8)]
+    assert not any(pruner.step() for _ in range(5))
+    for name, mask in pruner.masks.items():
+        np.testing.assert_array_equal(mask, dict(expected.named_parameters())[name].mask)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"head_start": 0.94}, "head_start 0.94: the gradual schedule's head start prunes at once and solves the "
+                           "survivors in closed form"),
+    ({"schedule": "iterative", "steps": 2, "epochs": 2, "check_every": 1},
+     "schedule 'iterative' prunes between the rounds of tinyprune's loop"),
+    ({"schedule": "rigl", "criterion": "magnitude"}, "schedule 'rigl' regrows weights by their gradients"),
+    ({"schedule": "one-shot", "recovery": "reconstruct"}, "recovery 'reconstruct' solves the survivors in "
+                                                          "closed form"),
+    ({"criterion": "movement"}, "criterion 'movement' scores by the gradients tinyprune's fit accumulates"),
+    ({"allocation": "sensitivity", "criterion": "magnitude"}, "pass validation=(X, y)"),
+])
+def test_what_a_stepwise_pruner_cannot_run_is_refused_naming_the_field(changes, message):
+    X, y = _blobs(100)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tp.Pruner.from_recipe(MLP([12, 8, 4], seed=0), _recipe(**changes), data=(X, y))
+
+
+def test_a_recipe_without_the_rows_or_steps_it_needs_is_refused():
+    model = MLP([4, 3, 2], seed=0)
+    with pytest.raises(ValueError, match="criterion 'obd' reads inputs: pass data=\\(X, y\\)"):
+        tp.Pruner.from_recipe(model, _recipe(), steps_per_epoch=10)
+    with pytest.raises(ValueError, match="give steps_per_epoch"):
+        tp.Pruner.from_recipe(model, _recipe(criterion="magnitude"))
+    with pytest.raises(ValueError, match="Pruner.from_recipe"):
+        tp.Pruner(model, _recipe())
+    with pytest.raises(TypeError, match="recipe must be a tp.Recipe"):
+        tp.Pruner.from_recipe(model, {"sparsity": 0.9}, steps_per_epoch=10)

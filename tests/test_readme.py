@@ -141,3 +141,41 @@ def test_every_example_in_a_help_exits_0(argv, tmp_path, monkeypatch, capsys):
 
 def test_help_examples_exist_for_run_and_sweep():
     assert {argv[0] for argv in HELP_EXAMPLES} >= {"run", "sweep"}
+
+
+def torch_blocks() -> list[tuple[str, str]]:
+    """The README's PyTorch blocks in order, as ``("python", code)`` or ``("shell", lines)``: ```text blocks,
+    since its ```python blocks run without torch."""
+    blocks = []
+    for block in fenced_blocks("text"):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if lines and all(line.startswith("tinyprune ") for line in lines):
+            blocks.append(("shell", block))
+        elif "torch" in block and "def load_pruned_state" not in block:  # that one: tests/test_interop_layout
+            blocks.append(("python", block))
+    return blocks
+
+
+def test_the_readme_shows_pytorch_blocks():
+    kinds = [kind for kind, _ in torch_blocks()]
+    assert kinds.count("python") >= 3 and kinds.count("shell") >= 1
+
+
+def test_the_pytorch_blocks_of_the_readme_run(tmp_path, monkeypatch, capsys):
+    """Run in order, as a reader with torch runs them: the Python in one namespace, the commands through
+    ``cli.main`` (``run`` on one recovery epoch)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for kind, block in torch_blocks():
+        if kind == "python":
+            exec(compile(block, "README", "exec"), namespace)
+            continue
+        for argv in (words for chain in tinyprune_commands(block) for words in chain):
+            extra = ["--budget-epochs", "1", "--no-progress", "--no-figures"] if argv[0] == "run" else []
+            assert cli.main([*argv, *extra]) == 0, capsys.readouterr().err
+    from tinyprune.interop import import_model
+
+    assert sum(int((p == 0).sum()) for p in namespace["net"].parameters()) >= 0.9 * (784 * 64 + 64 * 64 + 640)
+    assert import_model("with-biases.safetensors", activation="relu").sizes == [784, 32, 10]

@@ -819,7 +819,8 @@ def _export_layout(args: argparse.Namespace, meta: dict[str, Any], model: MLP) -
     from tinyprune import interop
 
     if args.like is not None:
-        layout, source = interop.layout_like(args.like, model), f"as in {args.like}"
+        order = interop.order_like(args.like, model)
+        layout, source = order.modules, f"as in {args.like}" + (f"; {order.note()}" if order.note() else "")
     elif "torch_layout" in meta:
         where = f"{args.checkpoint}: meta['torch_layout']"
         layout = interop.check_layout(model, meta["torch_layout"], where)
@@ -846,6 +847,10 @@ def add_import_parser(subparsers: Any) -> None:
                         help="the activation between the layers of a weights-only file (safetensors, "
                              ".weights.h5): relu, tanh, sigmoid, gelu_tanh, leaky_relu[:SLOPE], identity "
                              "(default: relu, assumed and said; a .keras or .npz file names its own)")
+    parser.add_argument("--layers", metavar="NAME,NAME,...", default=None,
+                        help="safetensors: the order of the Linear modules, such as fc1,fc2,out (default: "
+                             "nn.Sequential's index, else the one order in which the shapes chain, else "
+                             "the names' order, said)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.set_defaults(handler=run_import)
 
@@ -857,16 +862,23 @@ def run_import(args: argparse.Namespace) -> int:
     kind = interop.format_of(args.file, args.format)
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work
     assumed = args.activation is None and interop.weights_only(args.file, kind)
+    if args.layers is not None and kind != "safetensors":
+        raise TinypruneError(f"--layers orders a safetensors file's Linear modules; a {kind} file has "
+                             "its own")
     try:
         activation = interop.ASSUMED if assumed else args.activation
-        model = interop.import_model(args.file, kind, activation=activation)
+        order = interop.read_torch_order(args.file, args.layers) if kind == "safetensors" else None
+        model = interop.import_model(args.file, kind, activation=activation,
+                                     layers=order.modules if order else None)
     except ImportError as error:
         raise TinypruneError(str(error)) from None
     if assumed:
         print(interop.assumption_note())
     meta = {"imported_from": str(args.file), "format": kind, "activation_assumed": assumed}
-    if kind == "safetensors":                  # the source's key names, written back by export
-        meta["torch_layout"] = interop.read_torch_layout(args.file)
+    if order is not None:                      # the source's key names, written back by export
+        meta["torch_layout"], meta["layer_order"] = order.modules, order.how
+        if order.note():
+            print(order.note())
     path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
     print(f"read {args.file} ({kind}): {model}, {metrics.count_parameters(model):,} parameters, "
           f"{metrics.count_nonzeros(model):,} nonzero")

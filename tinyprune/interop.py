@@ -11,11 +11,17 @@ them (PyTorch's ``weight_mask``, read below, and written on request).
 ``(out,)``, ``i`` the position of the ``Linear`` in the ``Sequential`` (``0, 2, 4`` with a ``ReLU`` between;
 parameter-free modules such as ``Dropout`` only shift the numbers). tinyprune's ``W`` is ``weight.T``.
 Read: any one prefix before the index, such as ``"model."``, ``"net."`` or ``"module."`` (from
-``DataParallel``), and the layout of ``torch.nn.utils.prune`` (``"<i>.weight_orig"`` and a 0/1
-``"<i>.weight_mask"``, likewise for the bias), whose masks become tinyprune masks. The names of the
-``Linear`` modules (``"<prefix><i>"``, such as ``net.1, net.4, net.7`` for ``self.net = Sequential(Flatten(),
-Linear, ReLU, Dropout, ...)``) are the file's *layout* (``torch_layout``). Written: metadata
-``{"format": "pt"}`` and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
+``DataParallel``); ``Linear`` modules named by attribute (``fc1``, ``fc2``, ``out``; ``encoder.hidden``),
+whose order a safetensors file does not keep: the order stated (``layers=``, ``--layers``), else the one
+recorded in the file's metadata by tinyprune (``LAYERS_METADATA``), else the one order in which the
+weights chain (each ``in`` the previous ``out``), else, when several chain, the names' natural order
+(``fc2`` before ``fc10``) if it chains, with a warning that says so; otherwise ``CheckpointError`` naming
+the modules and their shapes (``torch_order``). And the layout of ``torch.nn.utils.prune``
+(``"<i>.weight_orig"`` and a 0/1 ``"<i>.weight_mask"``, likewise for the bias), whose masks become
+tinyprune masks. The names of the ``Linear`` modules in order (``net.1, net.4, net.7`` for ``self.net =
+Sequential(Flatten(), Linear, ReLU, Dropout, ...)``; ``fc1, fc2, out``) are the file's *layout*
+(``torch_layout``). Written: metadata ``{"format": "pt"}`` (and the order of attribute names under
+``LAYERS_METADATA``) and the keys of a layout (``layout=``, or ``like=`` another file's, checked to fit the
 model), by default ``nn.Sequential``'s ``i = 0, 2, 4, ...``, so that the user's own module takes it with
 ``load_state_dict(safetensors.torch.load_file(path), strict=True)``; with ``masks=True`` a pruned parameter
 is written in ``torch.nn.utils.prune``'s layout instead, loadable after
@@ -68,7 +74,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -86,10 +92,15 @@ KERAS_IDENTITY_LAYERS = ("dropout", "flatten")
 KERAS_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "linear": "identity",
                      "leaky_relu": "leaky_relu:0.2"}
 ASSUMED = "relu"
+TORCH_PICKLES = (".pt", ".pth")
+PICKLE_FIX = ("save the state dict as safetensors instead: from safetensors.torch import save_file; "
+              "save_file(model.state_dict(), \"model.safetensors\")")
 
-__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "assumption_note", "check_layout", "export_model", "format_of",
-           "from_keras_layers", "from_torch_state", "import_model", "keras_activation", "keras_layers",
-           "layout_like", "read_keras", "read_safetensors", "read_torch_layout", "torch_layout",
+__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "LayerOrder", "assumption_note", "check_layout",
+           "check_module_names", "export_model", "format_of", "from_keras_layers", "from_torch_state",
+           "import_model",
+           "keras_activation", "keras_layers", "layout_like", "natural_key", "order_like", "read_keras",
+           "read_safetensors", "read_torch_layout", "read_torch_order", "torch_layout", "torch_order",
            "torch_state_dict", "weights_only", "write_keras", "write_safetensors"]
 
 
@@ -115,6 +126,9 @@ def format_of(path: PathLike, format: str | None = None) -> str:  # noqa: A002 (
         return format
     suffix = Path(path).suffix.lower()
     known = {".npz": "npz", ".safetensors": "safetensors", ".h5": "keras", ".keras": "keras"}
+    if suffix in TORCH_PICKLES:
+        raise ValueError(f"{str(path)!r} is a torch.save file (a pickle, which can run code when loaded: "
+                         f"tinyprune reads none); {PICKLE_FIX}")
     if suffix not in known:
         raise ValueError(f"cannot tell the format of {str(path)!r} from its extension; name one of {FORMATS} "
                          "(extensions .npz, .safetensors, .weights.h5, .keras)")
@@ -165,9 +179,166 @@ def _build(layers: list[tuple[str, np.ndarray, str, np.ndarray]], where: str) ->
 
 
 # --------------------------------------------------------------------------- PyTorch
-_TORCH_KEY = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\."
+_TORCH_KEY = re.compile(r"^(?P<module>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\."
                         r"(?P<name>(?:weight|bias)(?:_orig|_mask)?)$")
 _TORCH_MODULE = re.compile(r"^(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)$")
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
+#: The safetensors metadata entry in which tinyprune writes the order of attribute-named layers.
+LAYERS_METADATA = "tinyprune.layers"
+#: What a file with a ``Linear(..., bias=False)`` is told: tinyprune's layers all have a bias.
+BIAS_FIX = ("a Linear without bias (bias=False) is not supported: save zero biases with it, "
+            "state[f\"{name}.bias\"] = torch.zeros(layer.out_features) for each such layer (README, "
+            "\"Models from PyTorch and Keras\")")
+MAX_ORDER_LAYERS = 64                            # more Linear layers than an MLP of this library has
+
+
+class LayerOrder(NamedTuple):
+    """The ``Linear`` modules of a state dict in order (``modules``) and how that order was found
+    (``how``): ``"index"`` (``nn.Sequential``'s numbers), ``"stated"`` (``layers=`` / ``--layers``),
+    ``"file"`` (the order tinyprune wrote into the file's metadata), ``"chain"`` (the one order in which
+    the weights chain, which is the names' natural order), ``"shapes"`` (the same, another order than the
+    names') or ``"name"`` (several orders chain; the names' natural order is assumed)."""
+
+    modules: list[str]
+    how: str
+
+    def note(self) -> str | None:
+        """The line that says how the order was chosen when the names alone do not settle it."""
+        names = ", ".join(self.modules)
+        if self.how == "name":
+            return f"layers ordered by name: {names}; pass --layers to state it (API: layers=)"
+        if self.how == "shapes":
+            return f"layers ordered by their shapes (the one order that chains): {names}"
+        return None
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort ``name`` with its digit runs as numbers: ``fc2`` before ``fc10``, ``net.4`` before ``net.10``.
+
+    >>> sorted(["fc10", "out", "fc2", "fc1"], key=natural_key)
+    ['fc1', 'fc2', 'fc10', 'out']
+    """
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)
+            if part]
+
+
+def _chains(shapes: Sequence[tuple[int, int]]) -> bool:
+    """Whether weights of shapes ``(out, in)`` chain in this order: each ``in`` the previous ``out``."""
+    return all(shape[1] == previous[0] for previous, shape in zip(shapes, shapes[1:]))
+
+
+def _chain_orders(shapes: dict[str, tuple[int, int]], limit: int = 2) -> list[list[str]]:
+    """Up to ``limit`` orders of the modules in which their weights (``shapes[module] = (out, in)``) chain.
+
+    A layer is an edge from its ``in`` to its ``out`` size, and an order is a walk over every edge once; the
+    search branches on the *shapes* left (layers of one shape are interchangeable), so that ten 64 x 64
+    hidden layers cost one branch, not 10! orders.
+
+    >>> _chain_orders({"out": (10, 64), "fc1": (64, 784), "fc2": (64, 64)})
+    [['fc1', 'fc2', 'out']]
+    >>> _chain_orders({"a": (8, 8), "b": (8, 8)})          # interchangeable: two orders
+    [['a', 'b'], ['b', 'a']]
+    """
+    by_shape: dict[tuple[int, int], list[str]] = {}
+    for module in sorted(shapes, key=natural_key):
+        by_shape.setdefault(shapes[module], []).append(module)
+    found: list[list[tuple[int, int]]] = []
+
+    def walk(left: dict[tuple[int, int], int], size: int | None, path: list[tuple[int, int]]) -> None:
+        if len(found) >= limit:
+            return
+        if not any(left.values()):
+            found.append(list(path))
+            return
+        for shape, count in left.items():
+            if count and (size is None or shape[1] == size):
+                left[shape] -= 1
+                walk(left, shape[0], [*path, shape])
+                left[shape] += 1
+
+    walk({shape: len(modules) for shape, modules in by_shape.items()}, None, [])
+    orders = []
+    for sequence in found:                   # the shapes in order, then each shape's modules by name
+        taken = {shape: iter(modules) for shape, modules in by_shape.items()}
+        orders.append([next(taken[shape]) for shape in sequence])
+    interchangeable = next((m for m in by_shape.values() if len(m) > 1), None)
+    if len(orders) == 1 and interchangeable and limit > 1:   # the same shapes, two modules swapped
+        swapped = list(orders[0])
+        i, j = swapped.index(interchangeable[0]), swapped.index(interchangeable[1])
+        swapped[i], swapped[j] = swapped[j], swapped[i]
+        orders.append(swapped)
+    return orders
+
+
+def _weight_shape(state: Mapping[str, np.ndarray], module: str, names: dict[str, str], where: str
+                  ) -> tuple[int, int]:
+    """The ``(out, in)`` shape of ``module``'s weight (or ``weight_orig``), checked to be a matrix."""
+    key = names.get("weight", names.get("weight_orig"))
+    if key is None:
+        raise CheckpointError(f"{where}: {module} has no weight (keys {sorted(names.values())}); expected "
+                              f"'{module}.weight' of a Linear layer")
+    shape = np.shape(state[key])
+    if len(shape) != 2:
+        raise CheckpointError(f"{where}: {key} has shape {tuple(shape)}; expected 2 dimensions (out, in)")
+    return int(shape[0]), int(shape[1])
+
+
+def _ordered(state: Mapping[str, np.ndarray], groups: dict[str, dict[str, str]], where: str,
+             layers: Sequence[str] | None) -> LayerOrder:
+    """The order of the ``Linear`` modules ``groups``: stated (``layers``), by ``nn.Sequential``'s index
+    when every module is ``<one prefix><index>``, else by the chain of their weights' shapes (the module
+    docstring's rules), refused naming the modules and shapes when none or several orders fit."""
+    if layers is not None:
+        stated = check_module_names(layers, f"{where}: layers")
+        if set(stated) != set(groups):
+            raise CheckpointError(f"{where}: layers names {', '.join(stated)}; the file's Linear modules are "
+                                  f"{', '.join(sorted(groups, key=natural_key))}")
+        return LayerOrder(stated, "stated")
+    matches = {module: _TORCH_MODULE.match(module) for module in groups}
+    if all(matches.values()) and len({match["prefix"] for match in matches.values()}) == 1:
+        by_index: dict[int, str] = {}
+        for module, match in matches.items():
+            index = int(match["index"])
+            if index in by_index:               # "net.1" and "net.01": which one is the Linear at 1?
+                raise CheckpointError(f"{where}: modules {by_index[index]!r} and {module!r} both have index "
+                                      f"{index}; the order of the layers is ambiguous")
+            by_index[index] = module
+        return LayerOrder([by_index[index] for index in sorted(by_index)], "index")
+    if len(groups) > MAX_ORDER_LAYERS:
+        raise CheckpointError(f"{where}: {len(groups)} Linear modules named by attribute; pass their order "
+                              "(--layers, API layers=)")
+    shapes = {module: _weight_shape(state, module, names, where) for module, names in groups.items()}
+    by_name = sorted(groups, key=natural_key)
+    orders = _chain_orders(shapes)
+    listed = ", ".join(f"{module} (out, in) = {shapes[module]}" for module in by_name)
+    if not orders:
+        raise CheckpointError(f"{where}: the Linear modules {listed} chain in no order (each layer's input "
+                              "size the previous one's output size): not an MLP")
+    if len(orders) == 1:
+        return LayerOrder(orders[0], "chain" if orders[0] == by_name else "shapes")
+    if _chains([shapes[module] for module in by_name]):
+        return LayerOrder(by_name, "name")
+    raise CheckpointError(f"{where}: the Linear modules {listed} chain in several orders (such as "
+                          f"{', '.join(orders[0])} and {', '.join(orders[1])}), and their names' order does "
+                          "not; state it with --layers NAME,NAME,... (API layers=)")
+
+
+def check_module_names(names: Any, where: str) -> list[str]:
+    """``names`` as a list of distinct module names (``"fc1"``, ``"net.4"``, ``"encoder.hidden"``), else
+    ``CheckpointError`` naming the entry. A comma-separated string is split (``--layers fc1,fc2,out``)."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",")]
+    if isinstance(names, bytes) or not isinstance(names, Sequence):
+        raise CheckpointError(f"{where}: {shown(names)} is not a list of module names; expected one name "
+                              f"per Linear layer, such as ['net.1', 'net.4'] or ['fc1', 'fc2', 'out']")
+    for name in names:
+        if not isinstance(name, str) or not _MODULE_NAME.match(name):
+            raise CheckpointError(f"{where}: {shown(name)} is not a module name (such as 'fc1', 'net.4' or "
+                                  "'encoder.hidden')")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CheckpointError(f"{where}: {', '.join(repeated)} named twice; one name per Linear layer")
+    return list(names)
 
 
 def _torch_entries(model: MLP, masks: bool, modules: list[str]) -> list[tuple[str, np.ndarray, bool]]:
@@ -211,57 +382,78 @@ def check_layout(model: MLP, layout: Any = None, where: str = "layout") -> list[
     """The names of ``model``'s ``Linear`` modules in a state dict: ``layout`` checked, or the
     ``nn.Sequential`` default ``["0", "2", "4", ...]`` when it is ``None``.
 
-    A layout is what ``torch_layout`` reads from a file: one name per layer, ``"<prefix><index>"`` with one
-    prefix and increasing indices, so that the file reads back into the same layers in the same order;
-    anything else raises ``CheckpointError`` naming the entry and what was expected.
+    A layout is what ``torch_layout`` reads from a file: one distinct module name per layer, in the
+    model's order. Names ``"<prefix><index>"`` with one prefix must have increasing indices (the order a
+    state dict is read back in); attribute names (``fc1``, ``out``) may come in any order, which
+    ``write_safetensors`` records in the file. Anything else raises ``CheckpointError`` naming the entry.
 
     >>> check_layout(MLP([4, 3, 2])), check_layout(MLP([4, 3, 2]), ["net.1", "net.4"])
     (['0', '2'], ['net.1', 'net.4'])
+    >>> check_layout(MLP([4, 3, 2]), ["hidden", "out"])
+    ['hidden', 'out']
     """
     if layout is None:
         return [str(2 * index) for index in range(len(model.layers))]
     if isinstance(layout, str | bytes) or not isinstance(layout, Sequence):
         raise CheckpointError(f"{where}: {shown(layout)} is not a list of module names; expected one name "
                               f"per Linear layer, such as ['net.1', 'net.4']")
-    if len(layout) != len(model.layers):
-        raise CheckpointError(f"{where}: names {len(layout)} Linear layers ({', '.join(map(str, layout))}); "
+    names = check_module_names(layout, where)
+    if len(names) != len(model.layers):
+        raise CheckpointError(f"{where}: names {len(names)} Linear layers ({', '.join(names)}); "
                               f"the model {model.sizes} has {len(model.layers)}")
-    matches = [_TORCH_MODULE.match(name) if isinstance(name, str) else None for name in layout]
-    for name, match in zip(layout, matches):
-        if match is None:
-            raise CheckpointError(f"{where}: module name {shown(name)} is not '<prefix><index>' (such as "
-                                  "'net.1' or '0'): not a Linear of an nn.Sequential")
-    for (name, match), (next_name, next_match) in zip(zip(layout, matches), zip(layout[1:], matches[1:])):
-        if next_match["prefix"] != match["prefix"] or int(next_match["index"]) <= int(match["index"]):
-            raise CheckpointError(f"{where}: {next_name!r} after {name!r}; expected one prefix and "
-                                  "increasing indices (the order a state dict is read back in)")
-    return list(layout)
+    matches = [_TORCH_MODULE.match(name) for name in names]
+    if all(matches) and len({match["prefix"] for match in matches}) == 1:
+        for (name, match), (next_name, next_match) in zip(zip(names, matches), zip(names[1:], matches[1:])):
+            if int(next_match["index"]) <= int(match["index"]):
+                raise CheckpointError(f"{where}: {next_name!r} after {name!r}; expected increasing indices "
+                                      "(the order a state dict is read back in)")
+    return names
 
 
-def _torch_groups(state: Mapping[str, np.ndarray], where: str) -> list[tuple[str, dict[str, str]]]:
-    """``[(module name, {"weight": key, "bias": key, ...})]`` of a state dict's ``Linear`` layers, in the
-    order of their index; every key is accounted for, or the error names it."""
+def _by_index(layout: Sequence[str]) -> bool:
+    """Whether ``layout``'s names carry its order: ``"<one prefix><index>"`` each (``nn.Sequential``)."""
+    matches = [_TORCH_MODULE.match(name) for name in layout]
+    return all(matches) and len({match["prefix"] for match in matches}) == 1
+
+
+def _torch_modules(state: Mapping[str, np.ndarray], where: str) -> dict[str, dict[str, str]]:
+    """``{module name: {"weight": key, "bias": key, ...}}`` of a state dict; every key is accounted for,
+    or the error names it."""
     groups: dict[str, dict[str, str]] = {}
     for key in state:
         match = _TORCH_KEY.match(key)
         if match is None:
-            raise CheckpointError(f"{where}: unexpected key {key!r}; expected '<i>.weight' and '<i>.bias' of "
-                                  "the Linear layers of an nn.Sequential (not an MLP of linear layers?)")
-        groups.setdefault(f"{match['prefix']}{match['index']}", {})[match["name"]] = key
-    prefixes = {_TORCH_MODULE.match(module)["prefix"] for module in groups}
-    if len(prefixes) > 1:
-        raise CheckpointError(f"{where}: keys with different prefixes {sorted(prefixes)}; expected one model")
-    by_index: dict[int, str] = {}
-    for module in groups:
-        index = int(_TORCH_MODULE.match(module)["index"])
-        if index in by_index:                   # "net.1" and "net.01": which one is the Linear at 1?
-            raise CheckpointError(f"{where}: modules {by_index[index]!r} and {module!r} both have index "
-                                  f"{index}; the order of the layers is ambiguous")
-        by_index[index] = module
-    return [(by_index[index], groups[by_index[index]]) for index in sorted(by_index)]
+            raise CheckpointError(f"{where}: unexpected key {key!r}; expected '<module>.weight' and "
+                                  "'<module>.bias' of Linear layers (not an MLP of linear layers?)")
+        groups.setdefault(match["module"], {})[match["name"]] = key
+    return groups
 
 
-def torch_layout(state: Mapping[str, np.ndarray], where: str = "state dict") -> list[str]:
+def torch_order(state: Mapping[str, np.ndarray], where: str = "state dict", layers: Any = None,
+                recorded: str | None = None) -> LayerOrder:
+    """The ``Linear`` modules of a state dict in order, and how the order was found (``LayerOrder``):
+    ``layers`` if given, else ``recorded`` (the order tinyprune wrote into the file), else by index or by
+    the shapes' chain (module docstring).
+
+    >>> weight = np.zeros((64, 64), np.float32)
+    >>> state = {"fc1.weight": np.zeros((64, 784), np.float32), "fc2.weight": weight,
+    ...          "fc10.weight": weight, "out.weight": np.zeros((10, 64), np.float32)}
+    >>> state.update({key.replace("weight", "bias"): np.zeros(len(value), np.float32)
+    ...               for key, value in list(state.items())})
+    >>> order = torch_order(state)
+    >>> order.modules, order.how
+    (['fc1', 'fc2', 'fc10', 'out'], 'name')
+    >>> order.note()
+    'layers ordered by name: fc1, fc2, fc10, out; pass --layers to state it (API: layers=)'
+    """
+    groups = _torch_modules(state, where)
+    if layers is None and recorded is not None:
+        return LayerOrder(_ordered(state, groups, f"{where}: metadata {LAYERS_METADATA!r}", recorded).modules,
+                          "file")
+    return _ordered(state, groups, where, layers)
+
+
+def torch_layout(state: Mapping[str, np.ndarray], where: str = "state dict", layers: Any = None) -> list[str]:
     """The names of the ``Linear`` modules of a state dict, in order: its layout, which ``torch_state_dict``
     and ``export_model`` write back (``tinyprune import`` records it as ``meta["torch_layout"]``).
 
@@ -270,24 +462,28 @@ def torch_layout(state: Mapping[str, np.ndarray], where: str = "state dict") -> 
     ...               "net.1.bias": bias})
     ['net.1', 'net.4']
     """
-    return [module for module, _ in _torch_groups(state, where)]
+    return torch_order(state, where, layers).modules
 
 
-def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict") -> MLP:
-    """An MLP from a PyTorch ``Sequential`` state dict (the layouts in the module docstring), masks from
-    ``weight_mask``/``bias_mask`` entries included. Every key is accounted for, or the error names it."""
-    layers, masks = [], []
-    for module, names in _torch_groups(state, where):
+def from_torch_state(state: Mapping[str, np.ndarray], where: str = "state dict", layers: Any = None,
+                     recorded: str | None = None) -> MLP:
+    """An MLP from a PyTorch state dict of ``Linear`` layers (the layouts in the module docstring), in the
+    order ``torch_order`` finds, masks from ``weight_mask``/``bias_mask`` entries included. Every key is
+    accounted for, or the error names it."""
+    groups = _torch_modules(state, where)
+    built, masks = [], []
+    for module in torch_order(state, where, layers, recorded).modules:
+        names = groups[module]
         arrays, layer_masks = {}, {}
         for kind in ("weight", "bias"):
             arrays[kind], layer_masks[kind] = _torch_parameter(state, names, kind, module, where)
         weight = arrays["weight"]
-        layers.append((names.get("weight", names.get("weight_orig")), np.ascontiguousarray(weight.T),
-                       names.get("bias", names.get("bias_orig")), arrays["bias"]))
+        built.append((names.get("weight", names.get("weight_orig")), np.ascontiguousarray(weight.T),
+                      names.get("bias", names.get("bias_orig")), arrays["bias"]))
         weight_mask = layer_masks["weight"]
         weight_mask = None if weight_mask is None else np.ascontiguousarray(weight_mask.T)
         masks.append((weight_mask, layer_masks["bias"]))
-    model = _build(layers, where)
+    model = _build(built, where)
     for layer, (W_mask, b_mask) in zip(model.layers, masks):
         for parameter, mask in ((layer.W, W_mask), (layer.b, b_mask)):
             if mask is not None:
@@ -307,8 +503,9 @@ def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kin
         return _float_array(state[names[kind]], names[kind], where, ndim), None
     if f"{kind}_orig" not in names or f"{kind}_mask" not in names:
         present = sorted(names.values())
+        why = (BIAS_FIX if kind == "bias" else "expected the weight of a Linear layer")
         raise CheckpointError(f"{where}: {module} has no {kind} (missing key '{module}.{kind}'; it has "
-                              f"{present}); a Linear without bias is not supported")
+                              f"{present}); {why}")
     orig = _float_array(state[names[f"{kind}_orig"]], names[f"{kind}_orig"], where, ndim)
     mask_values = _float_array(state[names[f"{kind}_mask"]], names[f"{kind}_mask"], where, ndim)
     if mask_values.shape != orig.shape or not np.all((mask_values == 0) | (mask_values == 1)):
@@ -317,36 +514,66 @@ def _torch_parameter(state: Mapping[str, np.ndarray], names: dict[str, str], kin
     return np.where(mask, orig, 0).astype(orig.dtype), mask
 
 
-def _safetensors_state(path: PathLike) -> dict[str, np.ndarray]:
-    """The arrays of a safetensors file, by key (read from a regular file of bounded size)."""
+def _safetensors_file(path: PathLike) -> tuple[dict[str, np.ndarray], str | None]:
+    """The arrays of a safetensors file, by key (read from a regular file of bounded size), and the order
+    of its layers that tinyprune recorded in its metadata (``LAYERS_METADATA``), if any."""
     safetensors_numpy = _library("safetensors.numpy")
+    data = _read_bytes(Path(path))
     try:
-        return safetensors_numpy.load(_read_bytes(Path(path)))
+        state = safetensors_numpy.load(data)
+        # the header the library has just parsed: 8 bytes of length (little-endian), then JSON
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
     except CheckpointError:
         raise
     except Exception as error:                   # the Rust parser's SafetensorError, or a dtype NumPy lacks
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from error
+        pickled = data.startswith((b"PK\x03\x04", b"\x80"))     # torch.save's zip archive, or a bare pickle
+        hint = f"; it looks like a torch.save file: {PICKLE_FIX}" if pickled else ""
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error}){hint}") from error
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    recorded = metadata.get(LAYERS_METADATA) if isinstance(metadata, dict) else None
+    return state, recorded if isinstance(recorded, str) else None
 
 
-def read_safetensors(path: PathLike) -> MLP:
-    """The MLP in a safetensors file of a PyTorch ``Sequential`` state dict (see the module docstring)."""
-    return from_torch_state(_safetensors_state(path), str(path))
+def read_safetensors(path: PathLike, layers: Any = None) -> MLP:
+    """The MLP in a safetensors file of a PyTorch state dict (see the module docstring), its ``Linear``
+    layers in the order ``layers`` states (names, or ``"fc1,fc2,out"``) or ``torch_order`` finds; when
+    that order is assumed from the names (several orders chain), a ``UserWarning`` says so."""
+    state, recorded = _safetensors_file(path)
+    order = torch_order(state, str(path), layers, recorded)
+    if order.how == "name":
+        warnings.warn(order.note(), UserWarning, stacklevel=2)
+    return from_torch_state(state, str(path), order.modules)
 
 
-def read_torch_layout(path: PathLike) -> list[str]:
+def read_torch_order(path: PathLike, layers: Any = None) -> LayerOrder:
+    """The ``Linear`` modules of the MLP in a safetensors file in order, and how the order was found
+    (``torch_order``; ``LayerOrder.note()`` is the line to print when the names alone do not settle it)."""
+    state, recorded = _safetensors_file(path)
+    from_torch_state(state, str(path), layers, recorded)     # the file must hold an MLP, checked as on import
+    return torch_order(state, str(path), layers, recorded)
+
+
+def read_torch_layout(path: PathLike, layers: Any = None) -> list[str]:
     """The names of the ``Linear`` modules of the MLP in a safetensors file (``torch_layout``), in order."""
-    state = _safetensors_state(path)
-    from_torch_state(state, str(path))           # the file must hold an MLP, checked as on import
-    return torch_layout(state, str(path))
+    return read_torch_order(path, layers).modules
 
 
 def layout_like(path: PathLike, model: MLP) -> list[str]:
     """The layout of the safetensors file ``path`` (``read_torch_layout``), checked to fit ``model``: as
     many ``Linear`` layers, each weight of the model's shape (out, in), else ``CheckpointError`` naming the
-    key and the shape expected."""
-    state = _safetensors_state(path)
-    reference = from_torch_state(state, str(path))
-    layout = torch_layout(state, str(path))
+    key and the shape expected. An order assumed from the names is said by a ``UserWarning``."""
+    order = order_like(path, model)
+    if order.how == "name":
+        warnings.warn(order.note(), UserWarning, stacklevel=2)
+    return order.modules
+
+
+def order_like(path: PathLike, model: MLP) -> LayerOrder:
+    """``layout_like``'s layout with how its order was found (``LayerOrder``)."""
+    state, recorded = _safetensors_file(path)
+    reference = from_torch_state(state, str(path), recorded=recorded)
+    order = torch_order(state, str(path), recorded=recorded)
+    layout = order.modules
     if len(reference.layers) != len(model.layers):
         raise CheckpointError(f"{path}: has {len(layout)} Linear layers ({', '.join(layout)}); the model "
                               f"{model.sizes} has {len(model.layers)}: its layout does not fit")
@@ -355,19 +582,24 @@ def layout_like(path: PathLike, model: MLP) -> list[str]:
             key = f"{module}.weight" if f"{module}.weight" in state else f"{module}.weight_orig"
             raise CheckpointError(f"{path}: {key} has shape {theirs.W.shape[::-1]}; the model's layer there "
                                   f"needs (out, in) = {ours.W.shape[::-1]}: its layout does not fit")
-    return layout
+    return order
 
 
 def write_safetensors(path: PathLike, model: MLP, *, masks: bool = False, layout: Sequence[str] | None = None,
                       overwrite: bool = True) -> Path:
     """Write ``torch_state_dict(model, masks=masks, layout=layout)`` as safetensors (metadata
-    ``{"format": "pt"}``), atomically, by the ``safetensors`` library straight into the file (no serialized
-    copy in memory)."""
+    ``{"format": "pt"}``, and the layers' order under ``LAYERS_METADATA`` when their names do not carry
+    it, so that tinyprune reads the file back in that order), atomically, by the ``safetensors`` library
+    straight into the file (no serialized copy in memory)."""
     safetensors_numpy = _library("safetensors.numpy")
-    state = torch_state_dict(model, masks=masks, layout=layout)
+    modules = check_layout(model, layout)
+    state = torch_state_dict(model, masks=masks, layout=modules)
+    metadata = {"format": "pt"}
+    if not _by_index(modules):
+        metadata[LAYERS_METADATA] = ",".join(modules)
 
     def write(name: Path) -> None:
-        safetensors_numpy.save_file(state, str(name), metadata={"format": "pt"})
+        safetensors_numpy.save_file(state, str(name), metadata=metadata)
 
     return atomic_write(path, write, overwrite=overwrite, by_name=True)
 
@@ -657,19 +889,22 @@ def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
 
 # --------------------------------------------------------------------------- one door in, one door out
 def import_model(path: PathLike, format: str | None = None,  # noqa: A002 (the natural name)
-                 activation: str | None = None) -> MLP:
+                 activation: str | None = None, layers: Any = None) -> MLP:
     """The MLP stored in ``path``: a tinyprune checkpoint (``npz``), PyTorch ``safetensors`` or ``keras``
     (``.weights.h5`` or ``.keras``); the format comes from the extension unless named. ``activation``
     states the activation of a weights-only file (``weights_only``); without it ReLU is assumed, with a
     ``UserWarning`` saying so. A file that names its activation must agree with ``activation`` if given.
+    ``layers`` states the order of a safetensors file's ``Linear`` modules (``read_safetensors``).
     Example: see the module docstring."""
     kind = format_of(path, format)
+    if layers is not None and kind != "safetensors":
+        raise ValueError(f"layers orders a safetensors file's Linear modules; a {kind} file has its own")
     if activation is not None:
         activation_name(activation)                # an unknown name is refused before the file is read
     if kind == "npz":
         model = checkpoint.load(path).model
     else:
-        model = read_safetensors(path) if kind == "safetensors" else read_keras(path)
+        model = read_safetensors(path, layers) if kind == "safetensors" else read_keras(path)
     if weights_only(path, kind):
         if activation is None:
             warnings.warn(assumption_note(), UserWarning, stacklevel=2)

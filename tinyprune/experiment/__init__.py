@@ -11,7 +11,8 @@ One concept per module, read in this order:
 - ``run``: what the parts act on, and the ``Step`` records of what each box measured;
 - ``loop``: ``prune_and_recover(model, data, recipe)``, the flowchart A-F on one screen;
 - ``report``: the ``Report``, built from the steps;
-- ``sweep``: the loop over a grid, on any ``concurrent.futures.Executor`` (``Sweep``).
+- ``sweep``: the loop over a grid, on any ``concurrent.futures.Executor`` (``Sweep``);
+- ``stepwise``: a recipe's pruning in optimizer steps, for ``Pruner.from_recipe`` in your own loop.
 """
 
 from tinyprune.experiment.parts import (
@@ -30,11 +31,12 @@ from tinyprune.experiment.decide import Comparison, compare, within
 from tinyprune.experiment.loop import prune_and_recover
 from tinyprune.experiment.report import Report, Round, layer_sparsity
 from tinyprune.experiment.run import Run, Step, three_splits, weight_sparsity
+from tinyprune.experiment.stepwise import recipe_pruning  # hands Pruner.from_recipe its schedules
 from tinyprune.experiment.sweep import Sweep, aggregate, run_cell, sweep
 
 __all__ = [
     "DEFAULT", "PRUNE_SCHEDULES", "RECIPES", "RECOVERIES", "Comparison", "PruneSchedule", "Recipe",
     "RecipeError", "Recovery", "Report", "Round", "Run", "Step", "Sweep", "aggregate", "compare",
     "layer_sparsity", "make_recovery", "prune_and_recover", "register_recovery", "register_schedule",
-    "run_cell", "sweep", "three_splits", "weight_sparsity", "within",
+    "recipe_pruning", "run_cell", "sweep", "three_splits", "weight_sparsity", "within",
 ]

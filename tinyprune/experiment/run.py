@@ -142,6 +142,25 @@ def calibration_rows(train: Dataset, count: int, seed: int) -> tuple[np.ndarray,
     return train.X[rows], train.y[rows]
 
 
+def prune_options(recipe: Recipe, criterion: str, calibration: Any, scores: Any = None) -> dict[str, Any]:
+    """The keyword arguments of ``prune.prune`` that ``recipe`` implies for ``criterion``, with the
+    ``calibration`` rows ``(X, y)`` for a criterion that reads inputs (``Run`` and ``Pruner.from_recipe``)."""
+    part = prune.criterion_class(criterion, recipe.structure)      # what the criterion says it needs
+    options: dict[str, Any] = {"criterion": criterion, "scope": recipe.scope, "structure": recipe.structure,
+                               "seed": recipe.seed}
+    if scores is not None:
+        options["scores"] = scores           # e.g. movement, accumulated during this run's training
+    elif "inputs" in part.needs:
+        options["data"] = calibration
+    if recipe.structure == "n:m":
+        options["n"], options["m"] = recipe.n_m
+    elif recipe.structure == "blocks":
+        options["block"] = recipe.block
+    if "damping" in part.option_names():
+        options["damping"] = recipe.damping
+    return options
+
+
 class Run:
     """The context of one pass: the model, its teacher (the dense model), the splits, the budget, and the
     ``steps`` measured so far. Built once by ``prune_and_recover``; the parts act through its methods."""
@@ -221,21 +240,7 @@ class Run:
 
     def prune_options(self, criterion: str, scores: Any = None) -> dict[str, Any]:
         """The keyword arguments of ``prune.prune`` that the recipe implies for ``criterion``."""
-        r = self.recipe
-        part = prune.criterion_class(criterion, r.structure)      # what the criterion says it needs
-        options: dict[str, Any] = {"criterion": criterion, "scope": r.scope, "structure": r.structure,
-                                   "seed": r.seed}
-        if scores is not None:
-            options["scores"] = scores           # e.g. movement, accumulated during this run's training
-        elif "inputs" in part.needs:
-            options["data"] = self.calibration
-        if r.structure == "n:m":
-            options["n"], options["m"] = r.n_m
-        elif r.structure == "blocks":
-            options["block"] = r.block
-        if "damping" in part.option_names():
-            options["damping"] = r.damping
-        return options
+        return prune_options(self.recipe, criterion, self.calibration, scores)
 
     def prune_to(self, sparsity: float | dict[str, float], criterion: str | None = None) -> None:
         """B: prune to ``sparsity`` (total, or per layer) by ``criterion`` (default: the recipe's)."""

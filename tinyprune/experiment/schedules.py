@@ -121,22 +121,43 @@ class Gradual(PruneSchedule):
 
     def ramp(self, run: Run) -> tuple[int, int]:
         """``(end_step, every)``: the last step of the ramp and the steps between pruning steps."""
-        r = self.recipe
-        return max(1, round(r.ramp * run.budget_steps)), r.prune_every or max(1, run.steps_per_epoch // 20)
+        return ramp_steps(self.recipe, run.steps_per_epoch)
 
     def pruning(self, run: Run, head: float | dict[str, float], end_step: int, every: int,
                 movement: Any = None) -> Any:
         """The ``fit`` callback that prunes from ``head`` to the target along the polynomial."""
-        r = self.recipe
-        within_obd = r.criterion == "obs" and r.obs_allocation == "obd"
-        by_obd = r.criterion == "obd" and r.structure != "neurons"      # OBD of single weights
-        kind = _OBSWithinRanking if within_obd else _GradualOBD if by_obd else prune.PolynomialPruning
-        pruning = kind(run.target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
-                       power=r.power, **run.prune_options(r.criterion, scores=movement))
-        if within_obd:
-            pruning.ranking_options = run.prune_options("obd")
+        pruning = gradual_pruning(self.recipe, run.target, run.prune_options, head=head, end_step=end_step,
+                                  every=every, scores=movement)
         pruner = prune.Pruner.from_schedule(run.model, pruning)   # the object a user's own loop steps
-        return _ClosedFormTimed(pruner, run) if r.criterion == "obs" else pruner
+        return _ClosedFormTimed(pruner, run) if self.recipe.criterion == "obs" else pruner
+
+
+def ramp_steps(recipe: Any, steps_per_epoch: int) -> tuple[int, int]:
+    """``(end_step, every)`` of the gradual schedule in optimizer steps: the ramp ends at
+    ``round(ramp · epochs · steps_per_epoch)`` (at least 1) and prunes every ``prune_every`` steps
+    (default: a 20th of an epoch, at least 1).
+
+    >>> from tinyprune.experiment.recipe import Recipe
+    >>> ramp_steps(Recipe(epochs=4, ramp=0.5), steps_per_epoch=100)
+    (200, 5)
+    """
+    budget = recipe.epochs * steps_per_epoch
+    return max(1, round(recipe.ramp * budget)), recipe.prune_every or max(1, steps_per_epoch // 20)
+
+
+def gradual_pruning(recipe: Any, target: Any, options: Any, *, head: Any, end_step: int, every: int,
+                    scores: Any = None) -> prune.PolynomialPruning:
+    """The gradual schedule of ``recipe`` from ``head`` to ``target`` over steps ``0 .. end_step``, its
+    criterion's ``prune.prune`` options from ``options(criterion, scores=)`` (``Run.prune_options``): the
+    one object behind both the experiment's ``Gradual`` and ``Pruner.from_recipe``."""
+    within_obd = recipe.criterion == "obs" and recipe.obs_allocation == "obd"
+    by_obd = recipe.criterion == "obd" and recipe.structure != "neurons"      # OBD of single weights
+    kind = _OBSWithinRanking if within_obd else _GradualOBD if by_obd else prune.PolynomialPruning
+    pruning = kind(target, begin_step=0, end_step=end_step, every=every, initial_sparsity=head,
+                   power=recipe.power, **options(recipe.criterion, scores=scores))
+    if within_obd:
+        pruning.ranking_options = options("obd")
+    return pruning
 
 
 @register_schedule
@@ -271,4 +292,5 @@ class _AtStep:
             self.run.reached_target()
 
 
-__all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule", "RigL"]
+__all__ = ["PRUNE_SCHEDULES", "Gradual", "Iterative", "OneShot", "PruneSchedule", "RigL", "gradual_pruning",
+           "ramp_steps"]

@@ -23,12 +23,14 @@ foreign update may have moved pruned weights: read the model after ``step()``.
 
 ``fit`` uses the same object: a ``Pruner`` is a ``fit`` callback (its ``on_step_end`` calls ``step`` with
 fit's global step), and the experiment's gradual schedule prunes through one.
+``Pruner.from_recipe(model, recipe, data=(X, y))`` runs a ``Recipe``'s schedule in your loop, its epochs
+counted in your optimizer steps (``tinyprune.experiment.stepwise``: the experiment's own schedule object).
 Derived in ``notebooks/05_pruning_criteria.ipynb`` ("when to prune").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,15 @@ from tinyprune.core.nn import MLP
 from tinyprune.prune.core import Sparsity
 from tinyprune.prune.masks import get_masks, reapply, weight_sparsity
 from tinyprune.prune.sparsity_steps import PolynomialPruning
+
+#: ``recipe -> PolynomialPruning``: recipes live in ``tinyprune.experiment``, two floors above the pruner,
+#: which hands its function here on import (``use_recipes``), so that this module never imports upwards.
+_RECIPE_PRUNING: list[Callable[..., PolynomialPruning]] = []
+
+
+def use_recipes(recipe_pruning: Callable[..., PolynomialPruning]) -> None:
+    """Let ``Pruner.from_recipe`` build its schedule with ``recipe_pruning`` (called by the experiment)."""
+    _RECIPE_PRUNING[:] = [recipe_pruning]
 
 
 class Pruner:
@@ -86,6 +97,9 @@ class Pruner:
         if isinstance(sparsity, PolynomialPruning):
             raise ValueError("a PolynomialPruning is a whole schedule: pass it as "
                              "Pruner.from_schedule(model, schedule)")
+        if hasattr(sparsity, "schedule") and hasattr(sparsity, "criterion"):     # a Recipe
+            raise ValueError("a Recipe counts its schedule in epochs: pass it as Pruner.from_recipe(model, "
+                             "recipe, data=(X, y)) or with steps_per_epoch=")
         check_int("begin_step", begin_step, 0)
         # step() counts from 1, so a schedule that ends at step 0 would never prune
         end_step = max(begin_step, 1) if end_step is None else check_int("end_step", end_step, 1)
@@ -103,6 +117,34 @@ class Pruner:
         pruner = cls.__new__(cls)
         pruner._bind(model, schedule)
         return pruner
+
+    @classmethod
+    def from_recipe(cls, model: MLP, recipe: Any, *, data: Any = None, steps_per_epoch: int | None = None,
+                    validation: Any = None) -> Pruner:
+        """A pruner that runs ``recipe``'s pruning (a ``tp.Recipe``) in your loop: its sparsity, criterion,
+        scope and structure; its schedule's timing counted in optimizer steps (``steps_per_epoch``, by
+        default ``ceil(len(data) / recipe.batch_size)``); its ``calibration`` rows drawn from ``data``
+        (the training rows, ``(X, y)`` or a ``Dataset``), as tinyprune's own loop draws them;
+        ``validation`` rows for allocation ``sensitivity``. A gradual recipe gives the masks the
+        experiment's gradual schedule gives; what a step-wise pruner cannot run (a head start solved in
+        closed form, the iterative and RigL schedules, movement scores) is refused naming the field
+        (``tinyprune.experiment.stepwise``).
+
+        >>> import numpy as np, tinyprune as tp
+        >>> from tinyprune.core.nn import MLP
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(256, 10)), rng.integers(0, 5, size=256)
+        >>> recipe = tp.Recipe(sparsity=0.8, criterion="magnitude", schedule="gradual", head_start=0.0,
+        ...                    epochs=2, ramp=0.5, recovery="finetune")
+        >>> pruner = Pruner.from_recipe(MLP([10, 20, 5], seed=0), recipe, data=(X, y))
+        >>> s = pruner.schedule; (s.begin_step, s.end_step, s.every, s.final_sparsity)    # 8 steps an epoch
+        (0, 8, 1, 0.8)
+        """
+        if not _RECIPE_PRUNING:
+            raise RuntimeError("Pruner.from_recipe needs tinyprune.experiment: import tinyprune")
+        schedule = _RECIPE_PRUNING[0](model, recipe, data=data, steps_per_epoch=steps_per_epoch,
+                                      validation=validation)
+        return cls.from_schedule(model, schedule)
 
     def _bind(self, model: MLP, schedule: PolynomialPruning) -> None:
         if not isinstance(model, MLP):
@@ -157,4 +199,4 @@ class Pruner:
                 f"sparsity={self.sparsity:.4f})")
 
 
-__all__ = ["Pruner"]
+__all__ = ["Pruner", "use_recipes"]
