@@ -126,10 +126,10 @@ def test_a_hand_built_keras_tanh_model_imports_as_tanh(tmp_path):
 
 
 @pytest.mark.parametrize(("activations", "message"), [
-    (["tanh", "relu"], "Dense layer 1 has activation 'relu' but layer 0 has 'tanh'"),
-    (["gelu", "gelu"], "Dense layer 0 has activation 'gelu'; Keras's gelu is the exact erf GELU"),
-    (["swish", "swish"], "Dense layer 0 has activation 'swish'; tinyprune represents"),
-    ([{"class_name": "ReLU"}, "relu"], "Dense layer 0 has activation {'class_name': 'ReLU'}"),
+    (["tanh", "relu"], "Dense layer 'dense_1' has activation 'relu' but 'dense' has 'tanh'"),
+    (["gelu", "gelu"], "Dense layer 'dense' has activation 'gelu'; Keras's gelu is the exact erf GELU"),
+    (["swish", "swish"], "Dense layer 'dense' has activation 'swish'; tinyprune represents"),
+    ([{"class_name": "ReLU"}, "relu"], "Dense layer 'dense' has activation {'class_name': 'ReLU'}"),
 ])
 def test_a_keras_file_tinyprune_cannot_represent_is_refused_naming_it(tmp_path, capsys, activations, message):
     path = keras_config_with(interop.export_model(tmp_path / "m.keras", trained_like("relu")), activations)

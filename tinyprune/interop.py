@@ -78,7 +78,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinyprune import checkpoint
+from tinyprune import checkpoint, keras_config
 from tinyprune.core.nn import MLP, activation_name
 from tinyprune.errors import CheckpointError
 from tinyprune.files import MAX_CONFIG_BYTES, atomic_write, parse_config, read_bounded, read_regular, shown
@@ -88,6 +88,9 @@ FORMATS = ("npz", "safetensors", "keras")
 EXTRA = "pip install 'tinyprune[interop]'"
 MAX_FILE_BYTES = 8 * checkpoint.MAX_PARAMETERS + (1 << 20)      # float64 values of the largest model, + slack
 KERAS_IDENTITY_LAYERS = ("dropout", "flatten")
+# groups without variables a weights file may hold between its Dense layers: the identity at inference,
+# the input, and Activation layers (whose function only a .keras config says)
+KERAS_SKIPPED_GROUPS = ("input_layer", "activation", *KERAS_IDENTITY_LAYERS)
 # Keras 3's activation strings and tinyprune's names (keras.activations.leaky_relu's negative_slope is 0.2)
 KERAS_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "linear": "identity",
                      "leaky_relu": "leaky_relu:0.2"}
@@ -618,25 +621,36 @@ def keras_layers(model: MLP) -> dict[str, list[np.ndarray]]:
             for index, layer in enumerate(model.layers)}
 
 
-def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str = "weights") -> MLP:
-    """An MLP from ``{layer name: {"0": kernel, "1": bias}}`` as under ``/layers`` (module docstring)."""
-    dense: dict[int, tuple[str, Mapping[str, np.ndarray]]] = {}
-    for name, variables in layers.items():
-        match = _KERAS_NAME.match(name)
-        kind = match["kind"] if match else name
-        if kind in KERAS_IDENTITY_LAYERS and not variables:
-            continue
-        if kind != "dense":
-            raise CheckpointError(f"{where}: layers/{name} is not a Dense layer; expected a Sequential of "
-                                  f"Dense layers (only {KERAS_IDENTITY_LAYERS} between them): not an MLP")
-        number = int(match["number"] or 0)
-        if number in dense:                      # "dense_1" and "dense_01": which one is layer 1?
-            raise CheckpointError(f"{where}: layers/{dense[number][0]} and layers/{name} both name Dense "
-                                  f"layer {number}; the order of the layers is ambiguous")
-        dense[number] = (name, variables)
+def keras_masks(model: MLP) -> dict[str, list[np.ndarray]]:
+    """``{"dense": [kernel mask, bias mask], "dense_1": [...], ...}``: ``model``'s masks in Keras's layout,
+    float32 0/1 arrays shaped like ``keras_layers``'s variables (kernel (in, out), bias (out,)), all ones
+    where a parameter has no mask. Keras weight files have no place for them; the README's ``KeepMask``
+    constraint multiplies each ``Dense`` layer's variables by them after every Keras update, so pruned
+    weights stay exactly 0 during Keras training.
+
+    >>> from tinyprune import prune
+    >>> model = MLP([4, 3, 2], seed=0); _ = prune.magnitude(model, 0.5)
+    >>> masks = keras_masks(model)
+    >>> [m.shape for m in masks["dense"]], int(masks["dense"][0].sum() + masks["dense_1"][0].sum())
+    ([(4, 3), (3,)], 9)
+    """
+    return {name: [np.ones(parameter.data.shape, np.float32) if parameter.mask is None
+                   else parameter.mask.astype(np.float32) for parameter in (layer.W, layer.b)]
+            for name, layer in zip(keras_layers(model), model.layers)}
+
+
+def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str = "weights",
+                      order: Sequence[str] | None = None) -> MLP:
+    """An MLP from ``{layer name: {"0": kernel, "1": bias}}`` as under ``/layers`` (module docstring), the
+    ``Dense`` groups taken in ``order`` (a ``.keras`` config's), else by their number (``dense``,
+    ``dense_1``, ...); groups without variables of the layers between them (``KERAS_SKIPPED_GROUPS``) are
+    skipped, any other group is refused by name."""
+    dense = _keras_dense_groups(layers, where) if order is None else list(order)
     layer_list = []
-    for number in sorted(dense):
-        name, variables = dense[number]
+    for name in dense:
+        variables = layers.get(name)
+        if variables is None:
+            raise CheckpointError(f"{where}: no layers/{name}; config.json names it as a Dense layer")
         if set(variables) != {"0", "1"}:
             raise CheckpointError(f"{where}: layers/{name}/vars holds {sorted(variables)}; expected '0' (the "
                                   "kernel) and '1' (the bias) (a Dense without bias, or quantized, is not "
@@ -645,6 +659,27 @@ def from_keras_layers(layers: Mapping[str, Mapping[str, np.ndarray]], where: str
         layer_list.append((kernel_key, _float_array(variables["0"], kernel_key, where, 2),
                            bias_key, _float_array(variables["1"], bias_key, where, 1)))
     return _build(layer_list, where)
+
+
+def _keras_dense_groups(layers: Mapping[str, Mapping[str, np.ndarray]], where: str) -> list[str]:
+    """The ``Dense`` groups of a weights file ordered by their number (Keras numbers them in the model's
+    order), after checking that every other group is one of ``KERAS_SKIPPED_GROUPS`` without variables."""
+    dense: dict[int, str] = {}
+    for name, variables in layers.items():
+        match = _KERAS_NAME.match(name)
+        kind = match["kind"] if match else name
+        if kind in KERAS_SKIPPED_GROUPS and not variables:
+            continue
+        if kind != "dense":
+            raise CheckpointError(f"{where}: layers/{name} is not a Dense layer; expected Dense layers in a "
+                                  f"chain, and only {KERAS_SKIPPED_GROUPS} without weights between them: "
+                                  "not an MLP")
+        number = int(match["number"] or 0)
+        if number in dense:                      # "dense_1" and "dense_01": which one is layer 1?
+            raise CheckpointError(f"{where}: layers/{dense[number]} and layers/{name} both name Dense "
+                                  f"layer {number}; the order of the layers is ambiguous")
+        dense[number] = name
+    return [dense[number] for number in sorted(dense)]
 
 
 def _h5_member(h5py: ModuleType, group: Any, name: str, where: str) -> Any:
@@ -712,55 +747,16 @@ def _h5_layers(h5py: ModuleType, handle: Any, where: str) -> dict[str, dict[str,
             for name, variables in datasets.items()}
 
 
-def _read_h5(data: bytes, where: str) -> MLP:
+def _read_h5(data: bytes, where: str) -> dict[str, dict[str, np.ndarray]]:
+    """``{layer group: {variable: array}}`` of a Keras 3 weights file's bytes (``_h5_layers``)."""
     h5py = _library("h5py")
     try:
         with h5py.File(io.BytesIO(data), "r") as handle:
-            layers = _h5_layers(h5py, handle, where)
+            return _h5_layers(h5py, handle, where)
     except CheckpointError:
         raise
     except Exception as error:                   # h5py raises OSError, KeyError, TypeError on foreign bytes
         raise CheckpointError(f"{where}: not a readable HDF5 weights file ({error})") from error
-    return from_keras_layers(layers, where)
-
-
-def _config_table(value: Any, key: str, where: str) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else ``CheckpointError`` naming ``key`` in ``config.json``."""
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{where}: config.json {key} is a {type(value).__name__}; expected an object "
-                              "(not a Keras 3 model config?)")
-    return value
-
-
-def _check_keras_config(config: Any, where: str) -> list[str]:
-    """The activations of the ``Dense`` layers of a ``.keras`` ``config.json``, checked to be an MLP
-    (``_hidden_activation`` checks that tinyprune can represent them)."""
-    kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-    if kind != "Sequential":
-        label = shown(kind).strip("'")
-        raise CheckpointError(f"{where}: config.json describes a {label}; expected a Sequential model")
-    layers = _config_table(config.get("config", {}), "'config'", where).get("layers")
-    if not isinstance(layers, list):
-        raise CheckpointError(f"{where}: config.json has no list of layers")
-    activations = []
-    for position, layer in enumerate(layers):
-        layer = _config_table(layer, f"layer {position}", where)
-        kind = layer.get("class_name")
-        options = _config_table(layer.get("config", {}), f"layer {position} 'config'", where)
-        if kind == "Dense":
-            if options.get("use_bias", True) is not True:
-                raise CheckpointError(f"{where}: config.json layer {position} is a Dense without bias")
-            activations.append(options.get("activation", "linear"))
-        elif kind not in ("InputLayer", "Dropout", "Flatten"):
-            label = shown(kind).strip("'")
-            raise CheckpointError(f"{where}: config.json layer {position} is a {label}; expected Dense "
-                                  "layers (and InputLayer, Dropout, Flatten): not an MLP")
-    if not activations:
-        raise CheckpointError(f"{where}: config.json has no Dense layer")
-    if activations[-1] not in ("linear", "softmax", None):
-        raise CheckpointError(f"{where}: the last Dense layer has activation {shown(activations[-1])}; "
-                              "expected 'linear' or 'softmax' (tinyprune returns logits)")
-    return activations
 
 
 def _archive_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
@@ -773,12 +769,8 @@ def _archive_member(archive: zipfile.ZipFile, name: str, limit: int, path: Path)
         return read_bounded(member, info.file_size, f"{path}:{name}", CheckpointError)
 
 
-def read_keras(path: PathLike) -> MLP:
-    """The MLP in a Keras 3 ``.weights.h5`` file or ``.keras`` archive (layouts in the module docstring)."""
-    path = Path(path)
-    data = _read_bytes(path)
-    if not data.startswith(b"PK\x03\x04"):
-        return _read_h5(data, str(path))
+def _keras_archive(path: Path, data: bytes) -> tuple[Any, bytes]:
+    """``(config.json parsed, model.weights.h5 bytes)`` of a ``.keras`` archive's bytes."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -787,35 +779,72 @@ def read_keras(path: PathLike) -> MLP:
                                       "expected a Keras 3 .keras file")
             config = parse_config(_archive_member(archive, "config.json", MAX_CONFIG_BYTES, path), "json",
                                   f"{path}:config.json", CheckpointError)
-            weights = _archive_member(archive, "model.weights.h5", MAX_FILE_BYTES, path)
+            return config, _archive_member(archive, "model.weights.h5", MAX_FILE_BYTES, path)
     except CheckpointError:
         raise
     except Exception as error:                   # zipfile, zlib, json
         raise CheckpointError(f"{path}: not a readable .keras archive ({error})") from error
-    activations = _check_keras_config(config, str(path))
-    hidden = _hidden_activation(activations[:-1], str(path))
-    model = _read_h5(weights, f"{path}:model.weights.h5")
-    if len(activations) != len(model.layers):
-        raise CheckpointError(f"{path}: config.json lists {len(activations)} Dense layers but "
-                              f"model.weights.h5 holds {len(model.layers)}")
-    model.activation = hidden
-    return model
 
 
-def _hidden_activation(activations: list[Any], where: str) -> str:
+def _read_keras(path: PathLike) -> tuple[MLP, list[str]]:
+    """The MLP in a Keras 3 file and the names of the layers skipped as the identity at inference."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if not data.startswith(b"PK\x03\x04"):
+        groups = _read_h5(data, str(path))
+        model = from_keras_layers(groups, str(path))          # every group checked: the names match
+        skipped = [name for name, variables in groups.items()
+                   if not variables and _KERAS_NAME.match(name)["kind"] in KERAS_IDENTITY_LAYERS]
+        return model, sorted(skipped)
+    config, weights = _keras_archive(path, data)
+    chain = keras_config.keras_chain(config, f"{path}")
+    where = f"{path}:model.weights.h5"
+    groups = _read_h5(weights, where)
+    dense = [layer.group for layer in chain.dense]
+    for name, variables in groups.items():
+        if name not in chain.groups or (variables and name not in dense):
+            raise CheckpointError(f"{where}: layers/{name} is not a layer config.json describes (it has "
+                                  f"{sorted(chain.groups)}); the weights are not this model's")
+    model = from_keras_layers(groups, where, order=dense)
+    for layer, linear in zip(chain.dense, model.layers):
+        if layer.units != linear.W.shape[1]:
+            raise CheckpointError(f"{path}: config.json gives {layer.name!r} {shown(layer.units)} units but "
+                                  f"layers/{layer.group}/vars/0 has shape {linear.W.shape}")
+    last = chain.dense[-1]
+    if last.activation not in ("linear", "softmax", None):
+        raise CheckpointError(f"{path}: the last Dense layer {last.name!r} has activation "
+                              f"{shown(last.activation)}; expected 'linear' or 'softmax' (tinyprune returns "
+                              "logits)")
+    model.activation = _hidden_activation(chain.dense[:-1], str(path))
+    return model, chain.skipped
+
+
+def read_keras(path: PathLike) -> MLP:
+    """The MLP in a Keras 3 ``.weights.h5`` file or ``.keras`` archive (layouts in the module docstring)."""
+    return _read_keras(path)[0]
+
+
+def read_keras_skipped(path: PathLike) -> list[str]:
+    """The names of the layers of a Keras 3 file read as the identity at inference (``Dropout``,
+    ``Flatten``, ``Activation("linear")``), in order: ``tinyprune import`` prints and records them."""
+    return _read_keras(path)[1]
+
+
+def _hidden_activation(layers: list[keras_config.DenseLayer], where: str) -> str:
     """tinyprune's name for the one activation of the hidden ``Dense`` layers, or ``CheckpointError`` naming
     the layer whose activation differs from the first's or that tinyprune cannot represent."""
-    for position, activation in enumerate(activations):
+    for layer in layers:
+        activation = layer.activation
         if not isinstance(activation, str) or activation not in KERAS_ACTIVATIONS:
             why = ("Keras's gelu is the exact erf GELU; tinyprune has only its tanh approximation" if
                    activation == "gelu" else f"tinyprune represents {sorted(KERAS_ACTIVATIONS)}")
-            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)}; "
+            raise CheckpointError(f"{where}: Dense layer {layer.name!r} has activation {shown(activation)}; "
                                   + why)
-        if activation != activations[0]:
-            raise CheckpointError(f"{where}: Dense layer {position} has activation {shown(activation)} but "
-                                  f"layer 0 has {shown(activations[0])}; tinyprune's MLP has one activation "
-                                  "between all its layers")
-    return KERAS_ACTIVATIONS[activations[0]] if activations else ASSUMED
+        if activation != layers[0].activation:
+            raise CheckpointError(f"{where}: Dense layer {layer.name!r} has activation {shown(activation)} "
+                                  f"but {layers[0].name!r} has {shown(layers[0].activation)}; tinyprune's "
+                                  "MLP has one activation between all its layers")
+    return KERAS_ACTIVATIONS[layers[0].activation] if layers else ASSUMED
 
 
 def keras_activation(model: MLP) -> str:
