@@ -787,6 +787,8 @@ def run_export(args: argparse.Namespace) -> int:
     from tinyprune.files import check_target
 
     kind = interop.format_of(args.out, args.format)
+    if kind == "keras":
+        interop.check_keras_name(args.out)                      # a name Keras 3 loads, or the fix
     if args.masks and kind == "keras":
         raise TinypruneError("--masks: Keras weight files have no place for masks (pruned weights travel as "
                              "zeros); export as .safetensors or .npz to keep them")
@@ -879,6 +881,10 @@ def run_import(args: argparse.Namespace) -> int:
         meta["torch_layout"], meta["layer_order"] = order.modules, order.how
         if order.note():
             print(order.note())
+    if kind == "keras" and (skipped := interop.read_keras_skipped(args.file)):
+        meta["keras_skipped"] = skipped
+        print(f"skipped Keras layers {', '.join(skipped)}: the identity at inference (Dropout, Flatten, a "
+              f"linear Activation); the model takes rows of {model.sizes[0]} features")
     path = checkpoint.save(args.out, model, meta=meta, overwrite=args.overwrite)
     print(f"read {args.file} ({kind}): {model}, {metrics.count_parameters(model):,} parameters, "
           f"{metrics.count_nonzeros(model):,} nonzero")

@@ -99,10 +99,10 @@ TORCH_PICKLES = (".pt", ".pth")
 PICKLE_FIX = ("save the state dict as safetensors instead: from safetensors.torch import save_file; "
               "save_file(model.state_dict(), \"model.safetensors\")")
 
-__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "LayerOrder", "assumption_note", "check_layout",
-           "check_module_names", "export_model", "format_of", "from_keras_layers", "from_torch_state",
-           "import_model",
-           "keras_activation", "keras_layers", "layout_like", "natural_key", "order_like", "read_keras",
+__all__ = ["FORMATS", "KERAS_ACTIVATIONS", "LayerOrder", "assumption_note", "check_keras_name",
+           "check_layout", "check_module_names", "export_model", "format_of", "from_keras_layers",
+           "from_torch_state", "import_model", "keras_activation", "keras_layers", "keras_masks",
+           "layout_like", "natural_key", "order_like", "read_keras", "read_keras_skipped",
            "read_safetensors", "read_torch_layout", "read_torch_order", "torch_layout", "torch_order",
            "torch_state_dict", "weights_only", "write_keras", "write_safetensors"]
 
@@ -900,9 +900,33 @@ def _keras_config(model: MLP) -> dict[str, Any]:
             "build_config": {"input_shape": [None, model.sizes[0]]}}
 
 
+def check_keras_name(path: PathLike) -> Path:
+    """``path`` if Keras 3 loads a file of that name as what ``write_keras`` writes: ``<name>.keras`` (a
+    whole model, ``keras.saving.load_model``) or ``<name>.weights.h5`` (``model.load_weights``); else a
+    ``ValueError`` that names the fix. Keras 3's ``save_weights`` refuses any other name, and its
+    ``load_weights`` reads a plain ``.h5`` as a Keras 2 file ("found 0 saved layers").
+
+    >>> check_keras_name("p.weights.h5").name
+    'p.weights.h5'
+    >>> try:
+    ...     check_keras_name("p.h5")
+    ... except ValueError as error:
+    ...     print(str(error).rsplit(": ", 1)[1])
+    use p.weights.h5
+    """
+    name = Path(path).name.lower()
+    if name.endswith(".keras") or name.endswith(".weights.h5"):
+        return Path(path)
+    raise ValueError(f"{path}: Keras 3 loads weights only from a name ending in .weights.h5 (its "
+                     "save_weights refuses other names, and load_weights reads a plain .h5 as a Keras 2 "
+                     "file: 'found 0 saved layers'), or a whole model from .keras: use "
+                     f"{Path(path).with_suffix('.weights.h5')}")
+
+
 def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
     """Write ``model`` as Keras 3 weights: ``.keras`` (an archive with the config) if ``path`` ends so,
-    else a ``.weights.h5`` file; atomically."""
+    else a ``.weights.h5`` file (any other name is refused: ``check_keras_name``); atomically."""
+    check_keras_name(path)
     weights = _h5_bytes(model)
     if Path(path).suffix.lower() != ".keras":
         return atomic_write(path, weights, overwrite=overwrite)
@@ -969,6 +993,8 @@ def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # no
     if not isinstance(model, MLP):
         raise ValueError(f"export_model writes an MLP, got {type(model).__name__}")
     kind = format_of(path, format)
+    if kind == "keras":
+        check_keras_name(path)
     if masks and kind == "keras":
         raise ValueError("masks: Keras weight files have no place for masks (pruned weights travel as "
                          "zeros); export as safetensors or npz to keep them")
