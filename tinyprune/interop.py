@@ -914,13 +914,13 @@ def check_keras_name(path: PathLike) -> Path:
     ...     print(str(error).rsplit(": ", 1)[1])
     use p.weights.h5
     """
-    name = Path(path).name.lower()
+    name = Path(path).name                         # Keras compares the ending case-sensitively
     if name.endswith(".keras") or name.endswith(".weights.h5"):
         return Path(path)
+    fix = Path(path).with_suffix(".keras" if name.lower().endswith(".keras") else ".weights.h5")
     raise ValueError(f"{path}: Keras 3 loads weights only from a name ending in .weights.h5 (its "
                      "save_weights refuses other names, and load_weights reads a plain .h5 as a Keras 2 "
-                     "file: 'found 0 saved layers'), or a whole model from .keras: use "
-                     f"{Path(path).with_suffix('.weights.h5')}")
+                     f"file: 'found 0 saved layers'), or a whole model from .keras: use {fix}")
 
 
 def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
@@ -928,7 +928,7 @@ def write_keras(path: PathLike, model: MLP, *, overwrite: bool = True) -> Path:
     else a ``.weights.h5`` file (any other name is refused: ``check_keras_name``); atomically."""
     check_keras_name(path)
     weights = _h5_bytes(model)
-    if Path(path).suffix.lower() != ".keras":
+    if not Path(path).name.endswith(".keras"):
         return atomic_write(path, weights, overwrite=overwrite)
     config = _keras_config(model)                 # refused before anything is written
 

@@ -213,6 +213,6 @@ def _fold_activation(chain: KerasChain, layer: _Layer, where: str) -> None:
     before = chain.dense[-1]
     if before.activation not in ("linear", None):
         raise CheckpointError(f"{where}: config.json layer {layer.name!r} applies {shown(activation)} after "
-                              f"{before.name!r}'s {shown(before.activation)}: two activations in a row; "
-                              "expected one activation per Dense layer")
+                              f"{before.name!r} (activation {shown(before.activation)}): two activations in "
+                              "a row; expected one activation per Dense layer")
     before.activation = activation
