@@ -1,6 +1,7 @@
 """Shared test set-up: the hypothesis profile (repeatable "ci" under CI, else "dev"), small tasks, and
 one execution per notebook for the whole session (nbmake's items and the rules on their outputs)."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def executed_notebook(request: pytest.FixtureRequest):
                         f"{result.error.summary}")
         return result.nb
     return run
+
+
+# ------------------------------------------------------------------ optional frameworks
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 for the optional interop tests (skipped when absent), on PyTorch when no backend is named
+    and TensorFlow (Keras's default) is absent."""
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    if ("KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None
+            and importlib.util.find_spec("torch") is not None):
+        os.environ["KERAS_BACKEND"] = "torch"
+    return pytest.importorskip("keras")

@@ -5,11 +5,8 @@ checks the same against real Keras when it is installed (skipped otherwise)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -271,17 +268,6 @@ def test_keras_masks_of_a_dense_model_are_all_ones():
 
 
 # ------------------------------------------------------------------ real Keras (optional: skipped without it)
-@pytest.fixture(scope="module")
-def keras():
-    """Keras 3, on PyTorch when no backend is named and TensorFlow is absent (Keras's default is TF)."""
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("keras is not installed")
-    if ("KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None
-            and importlib.util.find_spec("torch") is not None):
-        os.environ["KERAS_BACKEND"] = "torch"
-    return pytest.importorskip("keras")
-
-
 def random_biases(keras_model, seed=0):
     """Nonzero biases (Keras starts them at 0), so that a lost or misplaced bias shows in the outputs."""
     generator = np.random.default_rng(seed)

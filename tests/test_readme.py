@@ -179,3 +179,63 @@ def test_the_pytorch_blocks_of_the_readme_run(tmp_path, monkeypatch, capsys):
 
     assert sum(int((p == 0).sum()) for p in namespace["net"].parameters()) >= 0.9 * (784 * 64 + 64 * 64 + 640)
     assert import_model("with-biases.safetensors", activation="relu").sizes == [784, 32, 10]
+
+
+def readme_keras_recipe() -> str:
+    """The README's ``KeepMask`` (a ```text block: the README's python blocks run without Keras)."""
+    blocks = [block for block in fenced_blocks("text") if "class KeepMask(" in block]
+    assert len(blocks) == 1, "the README shows KeepMask once"
+    return blocks[0]
+
+
+def test_the_readme_keras_recipe_is_python_that_sets_each_dense_layers_constraints():
+    import ast
+
+    tree = ast.parse(readme_keras_recipe())
+    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert {"keras_masks", "constraint", "Constraint", "convert_to_tensor"} <= names
+
+
+def _dense_zeros(keras, model) -> list[tuple[int, int]]:
+    return [(int((layer.kernel.numpy() == 0).sum()), int((layer.bias.numpy() == 0).sum()))
+            for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def test_the_readme_keras_recipe_keeps_pruned_weights_at_zero_through_keras_training(keras, tmp_path):
+    """Pruned in tinyprune, exported as .keras, loaded and trained 50 Adam steps in Keras: with the
+    README's ``keep_masks`` every pruned weight and bias is still exactly 0 (and only those); without it,
+    Keras's updates move them (the control: the check can fail)."""
+    import numpy as np
+
+    from tinyprune import checkpoint, prune
+    from tinyprune.core.nn import MLP
+
+    namespace: dict = {}
+    exec(compile(readme_keras_recipe(), "README", "exec"), namespace)     # the README's code, as written
+    model = MLP([20, 16, 12, 4], activation="tanh", seed=0)
+    for layer in model.layers:                     # nonzero biases: a zero bias is then a pruned one
+        layer.b.data[...] = np.random.default_rng(1).uniform(-0.5, 0.5, size=layer.b.shape)
+    prune.neurons(model, 0.25, scope="layer")                              # pruned biases too
+    prune.magnitude(model, 0.8)
+    source = checkpoint.save(tmp_path / "pruned.npz", model)
+    assert cli.main(["export", str(source), "--out", str(tmp_path / "pruned.keras")]) == 0
+    generator = np.random.default_rng(0)
+    x, y = generator.normal(size=(800, 20)).astype(np.float32), generator.integers(0, 4, 800)
+    kept = {}
+    for keep in (True, False):
+        keras.utils.set_random_seed(0)
+        mine = keras.saving.load_model(tmp_path / "pruned.keras")
+        before = _dense_zeros(keras, mine)
+        if keep:
+            namespace["keep_masks"](mine, str(source))
+        mine.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+        mine.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)          # 800 / 16 = 50 steps
+        kept[keep] = _dense_zeros(keras, mine)
+        if keep:
+            dense = [layer for layer in mine.layers if isinstance(layer, keras.layers.Dense)]
+            for layer, linear in zip(dense, model.layers):
+                np.testing.assert_array_equal(layer.kernel.numpy() == 0, ~linear.W.mask)
+                bias_mask = np.ones(linear.b.shape, bool) if linear.b.mask is None else linear.b.mask
+                np.testing.assert_array_equal(layer.bias.numpy() == 0, ~bias_mask)
+    assert kept[True] == before
+    assert sum(k for k, _ in kept[False]) < sum(k for k, _ in before) / 2          # 448 zeros -> 176
