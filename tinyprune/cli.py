@@ -838,9 +838,9 @@ def add_import_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "import", help="read a PyTorch safetensors or Keras 3 MLP into a tinyprune checkpoint",
         description="Read the weights of an MLP (a PyTorch nn.Sequential of Linear layers and one "
-                    "activation saved as safetensors, or a Keras 3 Sequential of Dense layers as "
-                    ".weights.h5 or .keras) and save them as a tinyprune checkpoint, ready for evaluate, "
-                    "run --dense, or export.")
+                    "activation saved as safetensors, or a Keras 3 Sequential or Functional chain of "
+                    "Dense layers as .weights.h5 or .keras) and save them as a tinyprune checkpoint, "
+                    "ready for evaluate, run --dense, or export.")
     parser.add_argument("file", metavar="FILE", help="a .safetensors, .weights.h5, .keras or .npz file")
     parser.add_argument("--out", required=True, metavar="CHECKPOINT", help="the checkpoint to write (.npz)")
     parser.add_argument("--format", choices=("npz", "safetensors", "keras"), default=None,

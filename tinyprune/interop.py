@@ -29,18 +29,24 @@ is written in ``torch.nn.utils.prune``'s layout instead, loadable after
 creates the ``<name>_orig`` parameter and ``<name>_mask`` buffer the state dict fills; the README's
 ``load_pruned_state`` does it).
 
-**Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` of ``Dense`` layers): an HDF5 file
-where each layer's variables sit in ``/layers/<name>/vars/<k>``, ``<name>`` the snake-case class name
-numbered in order (``dense``, ``dense_1``, ``dense_2``, ...), ``vars/0`` the kernel ``(in, out)`` (tinyprune's
-``W`` as it is) and ``vars/1`` the bias ``(out,)``; the model's own ``/vars`` group is empty, and a
-compiled model adds ``/optimizer/vars/...`` (ignored here). Layers without variables that are the
-identity at inference (``dropout``, ``flatten``) are skipped; any other layer is refused. A ``.keras``
-file is a zip archive of ``config.json`` (the architecture: checked to be a ``Sequential`` of ``Dense``
-layers with one activation between them, ``KERAS_ACTIVATIONS``, and a linear or softmax output),
-``metadata.json`` and ``model.weights.h5`` (the layout above). A softmax output comes in as logits:
-tinyprune keeps the softmax in the loss. Written: ``.weights.h5`` in that layout, and ``.keras`` with a
-``Sequential`` config whose hidden ``Dense`` layers carry the model's activation and whose last has
-``activation="softmax"`` (the source document's model).
+**Keras 3** (``model.save_weights("m.weights.h5")`` of a ``Sequential`` or Functional model of ``Dense``
+layers): an HDF5 file where each layer's variables sit in ``/layers/<group>/vars/<k>``, ``<group>`` the
+snake-case class name numbered per class in the order of the model's layers (``dense``, ``dense_1``,
+``dense_2``, ...; a Functional model adds ``input_layer``; the layers' own names do not appear),
+``vars/0`` the kernel ``(in, out)`` (tinyprune's ``W`` as it is) and ``vars/1`` the bias ``(out,)``; the
+model's own ``/vars`` group is empty, and a compiled model adds ``/optimizer/vars/...`` (ignored here).
+Groups without variables of ``KERAS_SKIPPED_GROUPS`` (``input_layer``, ``activation``, ``dropout``,
+``flatten``) are skipped; any other group is refused. A ``.keras`` file is a zip archive of
+``config.json`` (the architecture, read by ``keras_config``: a chain of ``Input``, ``Dense``,
+``Activation``, ``Dropout`` and ``Flatten`` layers, an ``Activation`` layer folded into the linear
+``Dense`` before it, one hidden activation of ``KERAS_ACTIVATIONS``, a linear or softmax output),
+``metadata.json`` and ``model.weights.h5`` (the layout above, its groups checked against the config).
+``read_keras_skipped`` names the layers read as the identity. A softmax output comes in as logits:
+tinyprune keeps the softmax in the loss. Written: ``.weights.h5`` in that layout (a Functional model of
+the same ``Dense`` layers takes it with ``load_weights``), and ``.keras`` with a ``Sequential`` config
+whose hidden ``Dense`` layers carry the model's activation and whose last has ``activation="softmax"``
+(the source document's model); Keras 3 loads no other name (``check_keras_name``). Masks have no place
+in Keras files: ``keras_masks`` gives them in Keras's layout, for the README's ``KeepMask`` constraint.
 
 **Activations.** Only a ``.keras`` config (and a tinyprune checkpoint) says which activation sits between
 the layers. Safetensors and ``.weights.h5`` hold weights only: ``import_model(path, activation="tanh")``
