@@ -123,7 +123,7 @@ def main() -> None:
         tinyprune_command(words, folder)
     report = json.loads((folder / "run90" / "report.json").read_text())
     mine = checkpoint.load(folder / "run90" / "pruned.npz").model
-    pruned = folder / "pruned.keras"
+    pruned, nonzeros = folder / "pruned.keras", tp.metrics.count_nonzeros(mine)
     theirs = keras.saving.load_model(pruned)
     probabilities = theirs.predict(data.test.X, batch_size=1000, verbose=0)
     z = mine(data.test.X)
@@ -137,7 +137,7 @@ def main() -> None:
         "keras_pruned_test_accuracy": accuracy(probabilities, data.test.y),
         "tinyprune_report": {key: report.get(key) for key in ("dense_accuracy", "final_accuracy")},
         "tinyprune_pruned_test_accuracy": accuracy(z, data.test.y),
-        "weight_sparsity": 1 - tp.metrics.count_nonzeros(mine) / tp.metrics.count_parameters(mine),
+        "zero_fraction_of_weights_and_biases": 1 - nonzeros / tp.metrics.count_parameters(mine),
         "max_logit_difference": float(np.abs(keras_logits(keras, theirs, data.test.X) - z).max()),
         "max_probability_difference": float(np.abs(probabilities - mine_probabilities).max()),
         "with_keep_masks": further_steps(keras, pruned, data, args.steps, readme_keep_masks(), args.seed),
