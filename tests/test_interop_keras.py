@@ -11,6 +11,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tinyprune import checkpoint, prune
 from tinyprune.cli import main
@@ -207,6 +209,38 @@ def test_a_model_tinyprune_cannot_represent_is_refused_naming_the_layer(tmp_path
         import_model(path)
     assert main(["import", str(path), "--out", str(tmp_path / "m.npz")]) == 2
     assert not (tmp_path / "m.npz").exists()
+
+
+def _paths(value, path=()):
+    """Every place in a JSON value, as the keys and indices that lead to it."""
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        yield from _paths(item, (*path, key))
+
+
+JUNK = [None, 0, -1, 2.5, "", "dense", [], {}, [None], {"class_name": "__keras_tensor__"}, True]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_malformed_config_is_a_clean_error_or_the_same_model(tmp_path, data):
+    """One value anywhere in a Functional config replaced by junk: a ``CheckpointError``, or (where the
+    value does not matter, like a name nobody refers to) the same model; never another exception."""
+    config = functional(user_layers())
+    places = [path for path in _paths(config) if path]
+    path = data.draw(st.sampled_from(places))
+    target = config
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(st.sampled_from(JUNK))
+    model = user_model()
+    file = keras_file(tmp_path / "fuzz.keras", config, h5_bytes(model))
+    try:
+        back = import_model(file)
+    except CheckpointError:
+        return
+    np.testing.assert_array_equal(logits(back), logits(model))
 
 
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):

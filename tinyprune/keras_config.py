@@ -96,9 +96,9 @@ def _listed_layers(config: Any, where: str) -> tuple[str, dict[str, Any], list[_
     for position, entry in enumerate(entries):
         entry = config_table(entry, f"layer {position}", where)
         layer_options = config_table(entry.get("config", {}), f"layer {position} 'config'", where)
-        name = entry.get("name", layer_options.get("name", f"layer {position}"))
+        name = entry.get("name") or layer_options.get("name") or f"layer {position}"
         kind_of_layer = entry.get("class_name")
-        if kind_of_layer not in KERAS_GROUPS:
+        if not isinstance(kind_of_layer, str) or kind_of_layer not in KERAS_GROUPS:
             raise CheckpointError(f"{where}: config.json layer {shown(name)} is a "
                                   f"{shown(kind_of_layer).strip(chr(39))}; expected {EXPECTED}: not an MLP")
         base = KERAS_GROUPS[kind_of_layer]
@@ -120,7 +120,8 @@ def _source(layer: _Layer, where: str) -> str:
     node = config_table(nodes[0], f"layer {layer.name!r} inbound node", where)
     args = node.get("args")
     tensor = args[0] if isinstance(args, list) and len(args) == 1 else None
-    history = tensor.get("config", {}).get("keras_history") if isinstance(tensor, dict) else None
+    tensor_config = tensor.get("config") if isinstance(tensor, dict) else None
+    history = tensor_config.get("keras_history") if isinstance(tensor_config, dict) else None
     tensors_in_kwargs = "__keras_tensor__" in repr(node.get("kwargs", {}))
     if (not isinstance(tensor, dict) or tensor.get("class_name") != "__keras_tensor__" or tensors_in_kwargs
             or not isinstance(history, list) or len(history) != 3 or not isinstance(history[0], str)):
@@ -185,7 +186,8 @@ def keras_chain(config: Any, where: str) -> KerasChain:
         elif layer.kind == "Activation":
             _fold_activation(chain, layer, where)
         else:
-            rank = _rank(layer.entry.get("build_config", {}).get("input_shape")) if rank is None else rank
+            build = layer.entry.get("build_config")
+            rank = _rank(build.get("input_shape")) if rank is None and isinstance(build, dict) else rank
             if rank not in (None, 2):
                 raise CheckpointError(f"{where}: config.json layer {layer.name!r} (Dense) acts on the last "
                                       f"axis of a {rank}-dimensional input; expected a Flatten before it "
