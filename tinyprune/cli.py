@@ -791,7 +791,9 @@ def run_export(args: argparse.Namespace) -> int:
         interop.check_keras_name(args.out)                      # a name Keras 3 loads, or the fix
     if args.masks and kind == "keras":
         raise TinypruneError("--masks: Keras weight files have no place for masks (pruned weights travel as "
-                             "zeros); export as .safetensors or .npz to keep them")
+                             "zeros); to keep them through Keras training, give the Keras model the README's "
+                             "KeepMask constraint (masks from tinyprune.interop.keras_masks), or export as "
+                             ".safetensors or .npz to keep them in the file")
     if args.like is not None and kind != "safetensors":
         raise TinypruneError(f"--like names PyTorch's keys: it applies to a .safetensors --out, not {kind}")
     check_target(args.out, overwrite=args.overwrite)           # refuse before any work

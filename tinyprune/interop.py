@@ -1003,7 +1003,9 @@ def export_model(path: PathLike, model: MLP, format: str | None = None, *,  # no
         check_keras_name(path)
     if masks and kind == "keras":
         raise ValueError("masks: Keras weight files have no place for masks (pruned weights travel as "
-                         "zeros); export as safetensors or npz to keep them")
+                         "zeros); to keep them through Keras training, give the Keras model the README's "
+                         "KeepMask constraint (masks from keras_masks), or export as safetensors or npz to "
+                         "keep them in the file")
     if (layout is not None or like is not None) and kind != "safetensors":
         raise ValueError(f"layout/like name PyTorch's keys: only a safetensors file has them, not {kind}")
     if layout is not None and like is not None:
