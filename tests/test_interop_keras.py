@@ -113,6 +113,15 @@ def test_a_functional_model_with_flatten_dropout_and_activation_layers_comes_in(
     assert read_keras_skipped(path) == ["flatten", "dropout"]
 
 
+def test_a_softmax_activation_layer_after_the_output_comes_in_as_logits(tmp_path):
+    layers = [*user_layers(), layer("Activation", "probabilities", "logits", activation="softmax")]
+    model = user_model()
+    groups = [*USER_GROUPS, "activation_1"]
+    back = import_model(keras_file(tmp_path / "m.keras", functional(layers, "probabilities"),
+                                   h5_bytes(model, groups)))
+    np.testing.assert_array_equal(logits(back), logits(model))
+
+
 def test_its_weights_only_file_comes_in_with_the_activation_stated(tmp_path):
     model = user_model()
     path = tmp_path / "user.weights.h5"
