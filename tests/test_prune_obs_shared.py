@@ -98,17 +98,28 @@ def test_after_the_greedy_finish_the_weights_are_the_exact_obs_update_of_the_mas
 
 
 @given(seeds, st.integers(2, 12), st.integers(1, 6), st.floats(0.1, 0.9))
-def test_the_sweep_alone_does_no_worse_than_removing_without_compensation(seed, d, h, sparsity):
+def test_the_exact_update_of_the_sweeps_mask_does_no_worse_than_the_sweep_alone(seed, d, h, sparsity):
     model, X, H = layer_problem(seed, d, h)
     if round(sparsity * d) >= d:
         return
     theta, _ = units(model)
     obs_prune(model, X, sparsity, candidates=1.0)                    # the pool is the survivors: no finish
     new, removed = units(model)
-    zeroed = np.hstack([np.where(removed, 0.0, theta[:, :-1]), theta[:, -1:]])
-    assert objective(new, theta, H) <= objective(zeroed, theta, H) * (1 + 1e-9) + 1e-12
     best = objective(exact_update(theta, H, removed), theta, H)
     assert best <= objective(new, theta, H) * (1 + 1e-9) + 1e-12
+
+
+def test_the_sweep_alone_can_do_worse_than_removing_without_compensation():
+    """Not a theorem: each removal moves only the inputs after it, and a weight moved up may be removed
+    later, so the sweep's error can exceed that of zeroing its removals (hypothesis found this case). Hence
+    the greedy finish's exact update wherever the pool is small enough (``obs_prune``'s stage 2)."""
+    model, X, H = layer_problem(10, 10, 2)
+    theta, _ = units(model)
+    obs_prune(model, X, 0.6875, candidates=1.0)
+    new, removed = units(model)
+    zeroed = np.hstack([np.where(removed, 0.0, theta[:, :-1]), theta[:, -1:]])
+    assert objective(new, theta, H) > objective(zeroed, theta, H) > objective(exact_update(theta, H, removed),
+                                                                              theta, H)
 
 
 @given(seeds, st.integers(1, 70))
