@@ -52,7 +52,7 @@ CONTROL_RATES = (1e-2, 3e-3, 1e-3, 3e-4)
 BUDGETS = (1, 3, 10)
 #: Recipe fields added with the levers, at the values that leave the recipe as it was (cache keys omit them).
 NEUTRAL = {"hidden_weight": 0.0, "average": None, "average_start": 0.75, "ema_decay": 0.999, "regrow": 0.3,
-           "obs_allocation": "magnitude", "lr_scaling": "none"}
+           "obs_allocation": "magnitude", "lr_scaling": "none", "final_solve": "none"}
 SGD_MODEL = "sgd"
 
 
@@ -69,7 +69,9 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
         "rigl": {f"RigL regrowth in the gradual phase, drop fraction {f:g}": {"schedule": "rigl", "regrow": f}
                  for f in (0.05,)},
         "allocation": {f"allocation {method}": {"allocation": method} for method in ("erk", "lamp")},
-        "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384,)},
+        # more rows for the head start's OBS and reconstruction and for OBD's curvature (54,000: every
+        # training row of the protocol's split; a larger count takes every row too)
+        "calibration": {f"{rows:,} calibration rows": {"calibration": rows} for rows in (16384, 54000)},
         "head": {f"head start {h:g}": {"head_start": h} for h in (0.9,)},
         # OBS (with its closed-form update) at every pruning step of the ramp, as OBC and SparseGPT prune;
         # each step's layer sparsities from one global ranking by magnitude (the OBS verb's) or by OBD (the
@@ -79,6 +81,16 @@ def levers(quick: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
             "OBS at every gradual step, layer sparsities by OBD": {"criterion": "obs",
                                                                    "obs_allocation": "obd"},
         },
+        # round four (issue 25): after the distillation, OBS's update for the final (fixed) mask, i.e. the
+        # survivors refit in closed form to the dense outputs on the calibration rows: every layer, or
+        # only the output layer (the distilled hidden layers kept)
+        "final-solve": {
+            "final solve: every layer refit after training": {"final_solve": "every-layer"},
+            "final solve: output layer refit after training": {"final_solve": "output-layer"},
+        },
+        # round four: each layer's rate by its own density, max(1, sqrt(0.1 / (1 - s_l))), instead of
+        # one factor for the network (round three's sqrt-density)
+        "layer-lr": {"rates per layer by each layer's density": {"lr_scaling": "sqrt-density-per-layer"}},
         # the recovery's own hyper-parameters, one at a time
         "lr": {f"flat learning rate {lr:g} at every sparsity": {"lr": lr}
                for lr in (1e-3, 3e-3, 2e-2, 3e-2, 5e-2)},
