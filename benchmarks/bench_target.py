@@ -367,7 +367,7 @@ def gather(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         path = Path(task["path"])
         if path.exists():
             record = json.loads(path.read_text())
-            records.append({**record, "lever": task["lever"], "setting": task["setting"]})
+            records.append({**record, "lever": task["lever"], "setting": task["setting"], "run": path.stem})
     return records
 
 
@@ -411,7 +411,14 @@ def summarise(args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[s
                 chosen[f"{lever}@{sparsity:g}"] = best["setting"]
     return {"cells": cells, "chosen": chosen, "effects": effects(args, cells, chosen),
             "verdicts": verdicts(args, cells, chosen), "adoption": adoption(args, cells),
-            "run_count": len(records), "run_hours": sum(r["seconds"] for r in records) / 3600}
+            **_run_totals(records)}
+
+
+def _run_totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many distinct runs the records are (a run two levers share, e.g. the recipe's 3-epoch point of
+    the budget curves, counts once) and their seconds, summed, in hours."""
+    runs = {r.get("run", id(r)): r for r in records}
+    return {"run_count": len(runs), "run_hours": sum(r["seconds"] for r in runs.values()) / 3600}
 
 
 def paired_gains(args: argparse.Namespace, cells: list[dict[str, Any]], lever: str, setting: str,
@@ -615,8 +622,9 @@ def lever_table(summary: dict[str, Any]) -> str:
         gains = [f"{_signed(a['val_gain'][s])} ({_signed(a['test_gain'][s])})" for s in sparsities]
         lines.append(f"| {a['lever']}: {a['setting']} | " + " | ".join(gains)
                      + f" | {'**yes**' if a['dominates'] else 'no'} |")
-    lines += ["", f"{summary['run_count']:,} runs gathered ({len(summary.get('failed', [])):,} refused), "
-              f"{summary['run_hours']:.1f} h of run time (each run's own wall-clock seconds, summed)."]
+    lines += ["", f"{summary['run_count']:,} distinct runs gathered, and {len(summary.get('failed', [])):,} "
+              f"refused; {summary['run_hours']:.1f} h of run time (each run's own wall-clock seconds, "
+              "summed)."]
     return "\n".join(lines)
 
 

@@ -91,4 +91,5 @@ def test_the_lever_table_marks_a_dominating_setting_and_counts_the_runs(bench):
     assert bench.lever_table(summary).splitlines() == [
         "| lever: setting | 90%: val (test) | 95%: val (test) | dominates on validation? |",
         "|---|---|---|---|", "| l: s | +0.10 (−0.20) | +0.00 (+0.30) | **yes** |", "",
-        "1,234 runs gathered (1 refused), 2.2 h of run time (each run's own wall-clock seconds, summed)."]
+        "1,234 distinct runs gathered, and 1 refused; 2.2 h of run time (each run's own wall-clock seconds, "
+        "summed)."]
