@@ -71,9 +71,25 @@ def test_a_refused_setting_is_recorded_not_fatal(bench, tmp_path, capsys, monkey
     assert "0 of 2 run(s) to do" in capsys.readouterr().out
 
 
-def test_the_readme_target_table_is_the_committed_results(bench):
-    # the README's table is regenerated from benchmarks/results/bench_target.json, never typed by hand
+@pytest.mark.parametrize("readme", ["README.md", "benchmarks/README.md"])
+def test_the_readmes_target_and_lever_tables_are_the_committed_results(bench, readme):
+    # the tables are regenerated from benchmarks/results/bench_target.json, never typed by hand
     result = json.loads((SCRIPT.parent / "results" / "bench_target.json").read_text())
+    text = (SCRIPT.parent.parent / readme).read_text(encoding="utf-8")
     table = bench.target_table(result["summary"])
     assert table.count("\n") == 4  # a header, a rule and one row per sparsity
-    assert table in (SCRIPT.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert table in text
+    levers = bench.lever_table(result["summary"])
+    assert levers.count("\n") == len(result["summary"]["adoption"]) + 3   # and the line of runs and hours
+    assert levers in text
+
+
+def test_the_lever_table_marks_a_dominating_setting_and_counts_the_runs(bench):
+    summary = {"adoption": [{"lever": "l", "setting": "s", "val_gain": {"0.9": 0.001, "0.95": 0.0},
+                             "test_gain": {"0.9": -0.002, "0.95": 0.003}, "dominates": True}],
+               "run_count": 1234, "run_hours": 2.25, "failed": [{}]}
+    assert bench.lever_table(summary).splitlines() == [
+        "| lever: setting | 90%: val (test) | 95%: val (test) | dominates on validation? |",
+        "|---|---|---|---|", "| l: s | +0.10 (−0.20) | +0.00 (+0.30) | **yes** |", "",
+        "1,234 distinct runs gathered, and 1 refused; 2.2 h of run time (each run's own wall-clock seconds, "
+        "summed)."]

@@ -3,7 +3,8 @@ benchmarks/). Random models, masks, batches and seeds (hypothesis); the plain si
 
 Bit for bit, where the arithmetic is the same:
 - ``fast.optim.SGD`` == ``core.optim.SGD`` (weights and velocity), with masks that arrive, change, are
-  edited in place, and gradients that are sometimes missing;
+  edited in place, gradients that are sometimes missing, and per-parameter rates (``lr_scales``) that are
+  given, changed between steps, or reset to 1;
 - Adam's moments ``m`` and ``v``; a fast optimizer inside ``plain()`` == the core one;
 - the fast engines' batches == the plain ones (values, order, rows);
 - the fused softmax cross-entropy == ``losses.loss_and_grad`` (value and gradient);
@@ -80,16 +81,30 @@ def drive(pairs, optimizers, rng, steps, check):
 
 
 # ------------------------------------------------------------------ optimizers
+#: Per-parameter rates (``lr_scales``) for the four parameters of ``SHAPES``: none (every factor 1), or
+#: factors given at the start; ``rescale`` then changes them at step 10 and sets them back to 1 at step 25.
+SCALES = st.sampled_from([None, (1.0, 2.5, 0.3, 1.7)])
+
+
+def rescale(optimizers, step, rng):
+    """Between steps, the same new factors for every optimizer (drawn at step 10, every 1 at step 25)."""
+    factors = {10: list(rng.uniform(0.2, 3.0, len(SHAPES))), 25: None}.get(step, "keep")
+    if factors != "keep":
+        for optimizer in optimizers:
+            optimizer.lr_scales = factors
+
+
 @given(SEEDS, st.sampled_from([0.0, 0.9]), st.booleans(), st.sampled_from([0.0, 0.05]),
-       st.sampled_from([np.float32, np.float64]))
-def test_fast_sgd_is_the_core_sgd_bit_for_bit(seed, momentum, nesterov, weight_decay, dtype):
+       st.sampled_from([np.float32, np.float64]), SCALES)
+def test_fast_sgd_is_the_core_sgd_bit_for_bit(seed, momentum, nesterov, weight_decay, dtype, scales):
     rng = np.random.default_rng(seed)
     plain, quick = twin_params(rng, dtype)
     options = {"lr": 0.05, "momentum": momentum, "nesterov": nesterov and momentum > 0,
-               "weight_decay": weight_decay}
+               "weight_decay": weight_decay, "lr_scales": scales}
     a, b = core_optim.SGD(plain, **options), fast_optim.SGD(quick, **options)
 
     def check(step):
+        rescale([a, b], step, rng)
         for i, (p, q) in enumerate(zip(plain, quick)):
             assert np.array_equal(p.data, q.data), f"step {step}, parameter {i}"
             assert np.array_equal(a.state["velocity"][i], b.state["velocity"][i])
@@ -99,15 +114,17 @@ def test_fast_sgd_is_the_core_sgd_bit_for_bit(seed, momentum, nesterov, weight_d
     drive(list(zip(plain, quick)), [a, b], rng, 40, check)
 
 
-@given(SEEDS, st.sampled_from([0.0, 0.01]), st.sampled_from([np.float32, np.float64]))
-def test_fast_adam_is_the_core_adam_within_rounding(seed, weight_decay, dtype):
-    """``m`` and ``v`` are bit-identical; the weights agree to ``ADAM_RTOL`` (re-synchronised each step)."""
+@given(SEEDS, st.sampled_from([0.0, 0.01]), st.sampled_from([np.float32, np.float64]), SCALES)
+def test_fast_adam_is_the_core_adam_within_rounding(seed, weight_decay, dtype, scales):
+    """``m`` and ``v`` are bit-identical; the weights agree to ``ADAM_RTOL`` (re-synchronised each step),
+    with per-parameter rates too (given, changed, reset)."""
     rng = np.random.default_rng(seed)
     plain, quick = twin_params(rng, dtype)
-    a = core_optim.Adam(plain, lr=0.01, weight_decay=weight_decay)
-    b = fast_optim.Adam(quick, lr=0.01, weight_decay=weight_decay)
+    a = core_optim.Adam(plain, lr=0.01, weight_decay=weight_decay, lr_scales=scales)
+    b = fast_optim.Adam(quick, lr=0.01, weight_decay=weight_decay, lr_scales=scales)
 
     def check(step):
+        rescale([a, b], step, rng)
         for i, (p, q) in enumerate(zip(plain, quick)):
             for slot in ("m", "v"):
                 assert np.array_equal(a.state[slot][i], b.state[slot][i]), f"{slot}, step {step}"
@@ -119,11 +136,12 @@ def test_fast_adam_is_the_core_adam_within_rounding(seed, weight_decay, dtype):
     drive(list(zip(plain, quick)), [a, b], rng, 40, check)
 
 
-@given(SEEDS, st.sampled_from(["sgd", "adam"]))
-def test_a_fast_optimizer_inside_plain_is_the_core_one(seed, name):
+@given(SEEDS, st.sampled_from(["sgd", "adam"]), SCALES)
+def test_a_fast_optimizer_inside_plain_is_the_core_one(seed, name, scales):
     rng = np.random.default_rng(seed)
     plain, quick = twin_params(rng, np.float32)
     options = {"lr": 0.05, "momentum": 0.9, "nesterov": True} if name == "sgd" else {"lr": 0.01}
+    options["lr_scales"] = scales
     a = {"sgd": core_optim.SGD, "adam": core_optim.Adam}[name](plain, **options)
     b = fast_optim.make_optimizer(name, quick, **options)
 

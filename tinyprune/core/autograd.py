@@ -232,8 +232,7 @@ class Tensor:
             return da, db
         return Tensor._result(a @ b, (self, other), backward)
 
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return _tensor(other) @ self
+    def __rmatmul__(self, other: Any) -> Tensor: return _tensor(other) @ self  # noqa: E704
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """s = sum of x over ``axis``;  ds/dx = 1 everywhere (the gradient is copied back out)."""

@@ -58,8 +58,7 @@ def forward(model: MLP, X: np.ndarray, check: bool = True) -> Cache:
     X = np.asarray(X)
     if check:
         _check_model_and_input(model, X)
-    inputs, pre_activations = [], []
-    activation = X
+    inputs, pre_activations, activation = [], [], X
     last = len(model.layers) - 1
     for index, layer in enumerate(model.layers):
         inputs.append(activation)
@@ -77,8 +76,7 @@ def backward(model: MLP, cache: Cache, dlogits: np.ndarray,
     Keys are ``named_parameters()`` names (``layers.0.W``, ...); a gradient is 0 where the mask is ``False``.
     ``dhidden[l-1] = ∂L/∂A_l`` (or ``None``), for a loss that also reads the hidden activations
     (``recover.Distillation``), joins the error: ``δ_l = (δ_{l+1} W_{l+1}^T + ∂L/∂A_l) ⊙ act'(Z_l)``.
-    ``masked=False`` keeps the pruned entries' gradients too (RigL regrows by them: ``prune.regrow``).
-    """
+    ``masked=False`` keeps the pruned entries' gradients too (RigL regrows by them: ``prune.regrow``)."""
     if dlogits.shape != cache.logits.shape:
         raise ShapeError(f"dlogits has shape {dlogits.shape}, the logits have {cache.logits.shape}")
     if dhidden is not None and len(dhidden) != len(model.layers) - 1:

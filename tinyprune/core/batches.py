@@ -132,8 +132,7 @@ class Dataset:
         """Yield ``(Xb, yb)`` batches covering every row once; the last batch may be smaller. With ``shuffle``
         the order is a permutation drawn from ``rng`` (a seed or Generator; the same
         Generator every epoch gives a new, reproducible order each time) and each batch is gathered by
-        ``X[rows]``; without, the batches are views of ``X`` and ``y``. Shapes: Xb (b, d), yb (b,).
-        """
+        ``X[rows]``; without, the batches are views of ``X`` and ``y``. Shapes: Xb (b, d), yb (b,)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
         order = generator(rng).permutation(len(self)) if shuffle else None
@@ -152,8 +151,7 @@ class Dataset:
 def stratified_choice(y: np.ndarray, n_chosen: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted positions of ``n_chosen`` rows drawn so that every class is represented in proportion.
     Class c gets ``floor(share_c)`` rows, ``share_c = n_chosen * count_c / n``; the rows still missing go
-    to the classes with the largest remainders, so the total is exact.
-    """
+    to the classes with the largest remainders, so the total is exact."""
     classes, counts = np.unique(y, return_counts=True)
     shares = n_chosen * counts / y.size
     quota = np.floor(shares).astype(np.int64)

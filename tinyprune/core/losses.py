@@ -153,9 +153,7 @@ def loss_and_grad(name: str, logits: np.ndarray, y: Any) -> tuple[float, np.ndar
     - ``"cross_entropy"``: mean over rows of ``-log softmax(z)[y]``; ``dL/dz = (p - onehot(y)) / n``.
     - ``"squared_error"``: the document's loss on the softmax outputs, mean over rows of
       ``1/2 ||p - Y||^2`` with ``Y = onehot(y)`` (or ``y`` itself if it is a float ``(n, K)`` target);
-      ``dL/dz = softmax_backward(p, (p - Y) / n)``.
-    Shapes: logits (n, k) -> (float, (n, k)).
-    """
+      ``dL/dz = softmax_backward(p, (p - Y) / n)``. Shapes: logits (n, k) -> (float, (n, k))."""
     if check_loss_name(name) == "cross_entropy":
         return cross_entropy(logits, y), cross_entropy_grad(logits, y)
     check_logits(logits)

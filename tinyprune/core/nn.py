@@ -104,8 +104,7 @@ class Module:
         """Copy values (and masks) in from ``state``; names and shapes must match this module exactly.
         A ``"<name>.mask"`` entry (bool, ``False`` only where the value is 0) replaces that parameter's
         mask; a parameter without one keeps its mask, applied to the new values (``W <- W_new ⊙ M``: rewinding
-        a pruned model to dense weights keeps it pruned). All is checked before anything is copied.
-        """
+        a pruned model to dense weights keeps it pruned). All is checked before anything is copied."""
         own = dict(self.named_parameters())
         masks = {key.removesuffix(MASK_SUFFIX): value for key, value in state.items()
                  if key.endswith(MASK_SUFFIX) and key.removesuffix(MASK_SUFFIX) in own}
@@ -148,8 +147,7 @@ class Linear(Module):
     """``Z = X @ W + b`` with ``W`` (d_in, d_out) Glorot-uniform and ``b`` (d_out,) zero, as Keras does.
     Glorot uniform: ``W ~ U(-a, a)``, ``a = sqrt(6 / (d_in + d_out))``, so ``Var(W) = 2 / (d_in + d_out)``
     keeps the signal's variance from layer to layer for linear layers (Glorot & Bengio 2010); ReLU halves it
-    (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway.
-    """
+    (He et al. 2015 double ``Var(W)``); the document's Keras model uses Glorot anyway."""
 
     def __init__(self, d_in: int, d_out: int, seed: Seed = None, dtype: Any = np.float32) -> None:
         for label, size in (("d_in", d_in), ("d_out", d_out)):

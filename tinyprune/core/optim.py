@@ -35,22 +35,35 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
 
 
 class Optimizer:
-    """The parameters, the learning rate (or its schedule), the step count ``t`` and ``state[slot][i]``,
-    parameter i's buffer of each of the ``slots``. A subclass's ``move(w, g, state, mask)`` returns the new
-    ``(w, *state)`` from ``sgd_update`` / ``adam_update``, called by name: ``exercises.use`` swaps them."""
+    """The parameters, the learning rate (or its schedule; parameter i's is ``lr · lr_scales[i]``), the step
+    count ``t`` and ``state[slot][i]``, parameter i's buffer of each of the ``slots``. A subclass's
+    ``move(w, g, state, mask, lr)`` returns the new ``(w, *state)`` from ``sgd_update`` / ``adam_update``,
+    called by name: ``exercises.use`` swaps them."""
 
     slots: tuple[str, ...] = ()
     weight_decay = 0.0
 
-    def __init__(self, params: Iterable[Parameter], lr: float, schedule: Schedule | None = None) -> None:
+    def __init__(self, params: Iterable[Parameter], lr: float, schedule: Schedule | None = None,
+                 lr_scales: Iterable[float] | None = None) -> None:
         self.params = list(params)
         if not self.params or not all(isinstance(p, Parameter) for p in self.params):
             raise ValueError("an optimizer needs a non-empty list of Parameters (e.g. model.parameters())")
-        self.lr = check_positive("lr", lr)
-        self.schedule = schedule
-        self.steps = 0
+        self.lr, self.schedule, self.lr_scales, self.steps = check_positive("lr", lr), schedule, lr_scales, 0
         self.state: dict[str, list[np.ndarray]] = {
             slot: [np.zeros_like(p.data) for p in self.params] for slot in self.slots}
+
+    @property
+    def lr_scales(self) -> list[float]:
+        """Parameter i steps at ``lr · lr_scales[i]`` (every factor 1 unless given; e.g. one per layer)."""
+        return self._lr_scales
+
+    @lr_scales.setter
+    def lr_scales(self, scales: Iterable[float] | None) -> None:
+        n = len(self.params)
+        scales = [1.0] * n if scales is None else [check_positive("lr_scales", s) for s in scales]
+        if len(scales) != n:
+            raise ValueError(f"lr_scales: expected one factor per parameter ({n}), got {len(scales)}")
+        self._lr_scales = scales
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -80,20 +93,18 @@ class Optimizer:
             g = g + self.weight_decay * parameter.data    # g = ∂L/∂w + λ w
         mask = np.ones(parameter.shape, bool) if parameter.mask is None else parameter.mask
         buffers = [parameter.data, *(self.state[slot][i] for slot in self.slots)]
-        for buffer, value in zip(buffers, self.move(buffers[0], g, buffers[1:], mask)):
+        lr = self.lr * self.lr_scales[i]
+        for buffer, value in zip(buffers, self.move(buffers[0], g, buffers[1:], mask, lr)):
             buffer[...] = value                            # in place: the fast optimizers' views stay
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays only (no pickle): ``steps``, ``lr`` and ``<slot>.<index>`` for every buffer."""
-        state = {"steps": np.array(self.steps), "lr": np.array(self.lr)}
-        for slot, buffers in self.state.items():
-            state.update({f"{slot}.{index}": buffer.copy() for index, buffer in enumerate(buffers)})
-        return state
+        return {"steps": np.array(self.steps), "lr": np.array(self.lr),
+                **{f"{slot}.{i}": b.copy() for slot, bs in self.state.items() for i, b in enumerate(bs)}}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict()`` returned; shapes and slot names must match."""
-        expected = set(self.state_dict())
-        if set(state) != expected:
+        if set(state) != (expected := set(self.state_dict())):
             raise ValueError(f"optimizer state does not fit {type(self).__name__}: expected keys "
                              f"{sorted(expected)}, got {sorted(state)}")
         for slot, buffers in self.state.items():
@@ -114,16 +125,17 @@ class SGD(Optimizer):
     slots = ("velocity",)
 
     def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, schedule: Schedule | None = None) -> None:
-        super().__init__(params, lr, schedule)
+                 nesterov: bool = False, weight_decay: float = 0.0, schedule: Schedule | None = None,
+                 lr_scales: Iterable[float] | None = None) -> None:
+        super().__init__(params, lr, schedule, lr_scales)
         self.momentum = check_positive("momentum", momentum, allow_zero=True)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = nesterov
 
-    def move(self, w: np.ndarray, g: np.ndarray, state: list[np.ndarray], mask: np.ndarray) -> tuple:
-        return sgd_update(w, g, state[0], mask, self.lr, self.momentum, self.nesterov)
+    def move(self, w: np.ndarray, g: np.ndarray, state: list, mask: np.ndarray, lr: float) -> tuple:
+        return sgd_update(w, g, state[0], mask, lr, self.momentum, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -134,8 +146,8 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-7, weight_decay: float = 0.0,
-                 schedule: Schedule | None = None) -> None:
-        super().__init__(params, lr, schedule)
+                 schedule: Schedule | None = None, lr_scales: Iterable[float] | None = None) -> None:
+        super().__init__(params, lr, schedule, lr_scales)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {beta}")
@@ -143,8 +155,8 @@ class Adam(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
 
-    def move(self, w: np.ndarray, g: np.ndarray, state: list[np.ndarray], mask: np.ndarray) -> tuple:
-        return adam_update(w, g, *state, self.steps, mask, self.lr, self.beta1, self.beta2, self.eps)
+    def move(self, w: np.ndarray, g: np.ndarray, state: list, mask: np.ndarray, lr: float) -> tuple:
+        return adam_update(w, g, *state, self.steps, mask, lr, self.beta1, self.beta2, self.eps)
 
 
 def sgd_update(w: np.ndarray, grad: np.ndarray, velocity: np.ndarray, mask: np.ndarray, lr: float,

@@ -201,8 +201,7 @@ def fit(model: Module, train: DataLike, *, epochs: int | range, batch_size: int 
     - ``val``: a Dataset (or ``(X, y)``) evaluated once per epoch, after its steps.
     - ``seed``: epoch ``e`` is shuffled by ``epoch_rng(seed, e)``; the same seed gives bit-identical weights.
     - ``callbacks``: objects with any of the methods of ``tinyprune.training.Callback``.
-    Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels.
-    """
+    Shapes: ``train.X`` (n, d) with d = ``model.sizes[0]``, ``train.y`` (n,) integer labels."""
     epoch_numbers, batch_size = _epoch_numbers(epochs), positive_int("batch_size", batch_size)
     engine, loss = as_engine(engine), losses.as_loss(loss)
     train, val, optimizer = _checked(model, train, val, optimizer, engine)
@@ -250,8 +249,7 @@ def evaluate(model: Module, dataset: DataLike, loss: str = "cross_entropy",
         logits = model(Xb)
         total_loss += losses.loss_and_grad(loss, logits, yb)[0] * yb.shape[0]
         correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-    n = len(dataset)
-    return {"loss": total_loss / n, "accuracy": correct / n}
+    return {"loss": total_loss / len(dataset), "accuracy": correct / len(dataset)}
 
 
 def predict(model: Module, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -13,9 +13,10 @@ The fields are grouped the way a reader thinks about the document's loop (its se
   sparsities;
 - **how it recovers**: ``recovery`` (a name of ``experiment.RECOVERIES``, or ``"reconstruct+X"``), the
   distillation's ``distill_output``, ``temperature``, ``alpha`` and ``hidden_weight`` (the residual at every
-  hidden layer), reconstruction's ``calibration`` rows and ``damping``, the dense epoch that ``rewind``
-  goes back to, and the weight ``average`` (``ema`` with ``ema_decay`` or ``swa``) from ``average_start``
-  of the budget on;
+  hidden layer), the ``final_solve`` after training (OBS's update for the fixed mask: a least-squares
+  refit to the dense outputs), reconstruction's ``calibration`` rows and ``damping``, the dense epoch
+  that ``rewind`` goes back to, and the weight ``average`` (``ema`` with ``ema_decay`` or ``swa``) from
+  ``average_start`` of the budget on;
 - the **budget**: ``epochs`` of recovery training, asked "recovered?" every ``check_every`` epochs (unset:
   once, after the whole budget), within
   ``tolerance`` of the dense accuracy;
@@ -72,6 +73,8 @@ from tinyprune.recover.finetune import LR_SCALINGS, LR_SCHEDULES
 RECIPE_FOLDER = Path(__file__).parent.parent / "recipes"
 #: The global rankings that can set the layer sparsities of each OBS step of the gradual schedule.
 OBS_ALLOCATIONS = ("magnitude", "obd")
+#: The closed-form solves after recovery training (``final_solve``): none, every layer, the output layer.
+FINAL_SOLVES = ("none", "every-layer", "output-layer")
 GROUPS = ("what", "when", "recovery", "budget", "optimizer", "run")
 
 
@@ -172,6 +175,14 @@ class Recipe:
     ema_decay: float = _field(
         0.999, "recovery", "average ema: decay d of theta_avg <- d theta_avg + (1 - d) theta"
     )
+    final_solve: str = _field(
+        "none",
+        "recovery",
+        "after each round of recovery training, solve the survivors again in closed form on the mask: "
+        "OBS's update for a fixed mask, i.e. the least-squares fit to the dense model's outputs on the "
+        "calibration rows (recover.reconstruct), in every-layer or the output-layer only; none keeps the "
+        "trained weights",
+    )
     calibration: int = _field(4096, "recovery", "training rows for reconstruction, OBS and data criteria")
     damping: float = _field(1e-4, "recovery", "reconstruction: relative ridge damping")
     rewind_epoch: int = _field(1, "recovery", "rewind: the dense training epoch whose weights are restored")
@@ -200,7 +211,8 @@ class Recipe:
         "optimizer",
         "with lr unset, grow the recovery's own rate as the network thins: sqrt-density multiplies it by "
         "max(1, sqrt(0.1 / (1 - sparsity))): x1 up to sparsity 0.9, x1.41 at 0.95, x2.24 at 0.98; "
-        "none keeps it",
+        "sqrt-density-per-layer multiplies each layer's rate by that factor of the layer's own sparsity "
+        "(followed as gradual pruning moves it); none keeps it",
     )
     batch_size: int = _field(32, "optimizer", "recovery minibatch size")
     original_lr: float = _field(
@@ -494,6 +506,7 @@ def field_choices(name: str, structure: str = "weights") -> tuple[str, ...] | No
         "allocation": prune.METHODS, "schedule": PRUNE_SCHEDULES, "recovery": RECOVERIES,
         "obs_allocation": OBS_ALLOCATIONS, "distill_output": OUTPUTS, "average": AVERAGES,
         "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "lr_scaling": LR_SCALINGS,
+        "final_solve": FINAL_SOLVES,
     }
     return tuple(table[name]) if name in table else None
 
@@ -503,7 +516,7 @@ def _check_fields(recipe: Recipe) -> None:
     _check_what(recipe)
     _check_parts(recipe)
     _check_numbers(recipe)
-    for name in ("obs_allocation", "distill_output", "optimizer", "lr_scaling"):
+    for name in ("obs_allocation", "distill_output", "optimizer", "lr_scaling", "final_solve"):
         _choice(recipe, name, field_choices(name))
     for name in ("average", "lr_schedule"):
         _choice(recipe, name, field_choices(name), optional=True)
@@ -545,6 +558,11 @@ def _check_schedule_and_recovery(recipe: Recipe) -> None:
         raise RecipeError(
             f"hidden_weight distills the hidden layers' activations: it needs recovery 'distill', "
             f"got {recipe.recovery!r}"
+        )
+    if recipe.final_solve != "none" and training is None:
+        raise RecipeError(
+            f"final_solve {recipe.final_solve!r} solves the survivors again after recovery training: it "
+            f"needs a training recovery, got {recipe.recovery!r}"
         )
     if recipe.average is not None and training is None:
         raise RecipeError(

@@ -23,6 +23,11 @@ name            what one round does                                  own learnin
 Above 90 % sparsity the own rate grows as ``sqrt(0.1 / (1 - s))`` (x1.41 at 95 %, x2.24 at 98 %) unless
 the recipe's ``lr_scaling`` is ``"none"`` (``recover.density_scaled_lr``); an explicit ``lr`` is used as is.
 ``"reconstruct+finetune"`` (any closed form, then any training recovery) composes two parts with ``Then``.
+After every round of a training recovery the recipe's ``final_solve`` may solve the survivors again in
+closed form on the mask (``solve_after_training``): OBS's update for a fixed mask, which is the
+least-squares fit of ``recover.reconstruct`` to the dense model's outputs on the calibration rows (exactly
+so in the first layer, where both see the same inputs; later layers also absorb the error of the layers
+before them), in every layer or in the output layer only (the trained hidden layers kept).
 Adding a recovery is one class with ``@register_recovery`` (``experiment.parts``), which declares what it
 is (``trains``, ``closed_form``, ``keeps_weights``): the recipe's combination rules read those declarations.
 """
@@ -49,7 +54,7 @@ class Finetune(Recovery):
     name, trains, lr_factor = "finetune", True, 0.1
 
     def round(self, run: Any, epochs: int) -> list[str]:
-        return [run.train_epochs(epochs, self)]
+        return [run.train_epochs(epochs, self), *solve_after_training(run)]
 
 
 @register_recovery
@@ -93,7 +98,7 @@ class Distill(Recovery):
             run.teacher, output=r.distill_output, temperature=r.temperature, alpha=r.alpha,
             hidden_weight=r.hidden_weight,
         )
-        return [run.train_epochs(epochs, self, loss=loss)]
+        return [run.train_epochs(epochs, self, loss=loss), *solve_after_training(run)]
 
 
 @register_recovery
@@ -105,6 +110,20 @@ class Reconstruct(Recovery):
     def after_pruning(self, run: Any) -> list[str]:
         run.reconstruct()
         return ["reconstruct"]
+
+
+def solve_after_training(run: Any) -> list[str]:
+    """The recipe's ``final_solve`` after a round of training: the survivors of every layer, or of the
+    output layer only, refit in closed form to the dense model's outputs (``run.reconstruct``, timed as
+    closed form) and measured as a ``"closed form"`` step; nothing for ``"none"``."""
+    which = run.recipe.final_solve
+    if which == "none":
+        return []
+    layers = None if which == "every-layer" else [len(run.model.layers) - 1]
+    run.reconstruct(layers)
+    action = f"final solve: {'every layer' if layers is None else 'the output layer'} refit in closed form"
+    run.record("closed form", f"{action} to the dense outputs ({len(run.calibration[0]):,} calibration rows)")
+    return [action]
 
 
 class Then(Recovery):
@@ -135,5 +154,5 @@ def make_recovery(name: str) -> Recovery:
 
 __all__ = [
     "RECOVERIES", "Distill", "Finetune", "LRRewind", "Reconstruct", "Recovery", "Retrain", "Rewind", "Then",
-    "make_recovery",
+    "make_recovery", "solve_after_training",
 ]

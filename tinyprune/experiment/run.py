@@ -254,10 +254,12 @@ class Run:
             self.closed_form_seconds += time.perf_counter() - began
         self.mask_changed = True
 
-    def reconstruct(self) -> None:
-        """Solve the surviving weights and biases in closed form to the dense outputs (timed)."""
+    def reconstruct(self, layers: list[int] | None = None) -> None:
+        """Solve the surviving weights and biases (of ``layers``; default all) in closed form to the dense
+        outputs (timed)."""
         began = time.perf_counter()
-        recover.reconstruct(self.model, self.teacher, self.calibration[0], damping=self.recipe.damping)
+        recover.reconstruct(self.model, self.teacher, self.calibration[0], damping=self.recipe.damping,
+                            layers=layers)
         self.closed_form_seconds += time.perf_counter() - began
 
     def learning_rate(self, part: Any) -> float:
@@ -275,11 +277,15 @@ class Run:
         if self.optimizer is None:
             self.optimizer = recover.build_optimizer(self.model, r.optimizer, lr=lr, schedule=schedule,
                                                      total_steps=self.budget_steps)
+            if r.lr is None and r.lr_scaling == "sqrt-density-per-layer":   # after the pruning steps
+                self.callbacks.append(recover.LayerDensityRates())
             if r.average is not None:  # average the weights over the end of the budget, mask fixed
                 self.callbacks.append(recover.WeightAverage(
                     r.average, start_step=round(r.average_start * self.budget_steps),
                     end_step=self.budget_steps, decay=r.ema_decay))
-        action = f"{part.name} ({type(self.optimizer).__name__}, lr {lr:g} {schedule})"
+        per_layer = " x each layer's density factor" if any(
+            isinstance(c, recover.LayerDensityRates) for c in self.callbacks) else ""
+        action = f"{part.name} ({type(self.optimizer).__name__}, lr {lr:g} {schedule}{per_layer})"
         recover.finetune(self.model, self.train, epochs=epochs, optimizer=self.optimizer,
                          batch_size=r.batch_size, seed=r.seed, progress=self.progress, loss=loss,
                          initial_epoch=self.epochs_done,

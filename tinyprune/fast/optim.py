@@ -7,6 +7,10 @@ of a dozen per parameter, and nothing is allocated. The state is zeroed under a 
 changes (from then on the masked gradient keeps it 0), and tiny state is flushed to 0 (``_flush``).
 The buffers are made at the first fast step, holding the state as it is then.
 
+A parameter's own rate ``lr · lr_scales[i]`` (``Optimizer.lr_scales``, e.g. a rate per layer) is, when some
+factor is not 1, a flat vector of every entry's rate, refilled each step (one more pass over the weights;
+with every factor 1 the step is the scalar ``lr`` as before).
+
 Same numbers (``tests/test_fast_paths.py``): SGD bit for bit; Adam to float rounding, because it computes
 ``α_t m / (sqrt(v) + ε_t)`` with ``α_t = α sqrt(1-β2^t) / (1-β1^t)``, ``ε_t = ε sqrt(1-β2^t)`` (Kingma & Ba,
 section 2: the same number as ``α m̂ / (sqrt(v̂) + ε)``, one pass over the weights fewer). Inside
@@ -57,10 +61,10 @@ class _Flat:
     _blocks: list[tuple[list[int], Block]] | None = None      # made at the first fast step
 
     def _allocate(self) -> None:
-        """One flat vector per slot (and for the gradient and the step) per dtype, holding the state's
-        values as they are; ``state`` becomes views into them."""
+        """One flat vector per slot (and for the gradient, the step and, with per-parameter rates, the
+        rate) per dtype, holding the state's values as they are; ``state`` becomes views into them."""
         self._blocks: list[tuple[list[int], Block]] = []   # (indices, flat vectors)
-        names = (*self.slots, "grad", "step")
+        names = (*self.slots, "grad", "step", *(("rate",) if self._scaled() else ()))
         views: dict[str, list[Any]] = {name: [None] * len(self.params) for name in names}
         for dtype in dict.fromkeys(p.dtype for p in self.params):
             indices = [i for i, p in enumerate(self.params) if p.dtype == dtype]
@@ -81,7 +85,7 @@ class _Flat:
         if is_plain():
             super().step()  # type: ignore[misc]
             return
-        if self._blocks is None:
+        if self._blocks is None or (self._scaled() and "rate" not in self._views):
             self._allocate()
         self.advance()  # type: ignore[attr-defined]
         for indices, flat in self._blocks:  # type: ignore[union-attr]
@@ -130,7 +134,7 @@ class _Flat:
                 self._views["grad"][i] *= mask                  # no gradient through a pruned weight
             else:
                 self._masks[i] = None
-        self._direction(block)
+        self._direction(block, self._rate(indices, block))
         for i in indices:
             parameter = self.params[i]
             parameter.data -= self._views["step"][i]            # w <- w - (the optimizer's step)
@@ -150,7 +154,21 @@ class _Flat:
             buffers[index] *= mask
         self._masks[index] = mask.copy()
 
-    def _direction(self, block: Block) -> None:
+    def _scaled(self) -> bool:
+        """Whether some parameter has a rate of its own (a factor in ``lr_scales`` other than 1)."""
+        return any(scale != 1.0 for scale in self.lr_scales)
+
+    def _rate(self, indices: list[int], block: Block) -> float | np.ndarray:
+        """This step's rate: ``lr``, or with per-parameter factors the vector of every entry's
+        ``lr · lr_scales[i]`` (rounded to the dtype as ``g * (lr · lr_scales[i])`` rounds it in the core)."""
+        if not self._scaled():
+            return self.lr
+        for i in indices:
+            self._views["rate"][i].fill(self.lr * self.lr_scales[i])
+        return block["rate"]
+
+    def _direction(self, block: Block, rate: float | np.ndarray) -> None:
+        """The step ``block["step"]`` for the gradients ``block["grad"]`` at the rate ``rate``."""
         raise NotImplementedError
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -161,7 +179,7 @@ class _Flat:
 class SGD(_Flat, optim.SGD):
     """``tinyprune.core.optim.SGD`` on flat buffers: the same numbers, bit for bit."""
 
-    def _direction(self, block: Block) -> None:
+    def _direction(self, block: Block, rate: float | np.ndarray) -> None:
         grad, step = block["grad"], block["step"]
         if self.momentum:
             velocity = block["velocity"]
@@ -171,13 +189,13 @@ class SGD(_Flat, optim.SGD):
                 grad = np.add(grad, np.multiply(velocity, self.momentum, out=step), out=step)  # d = g + μ v
             else:
                 grad = velocity                                            # d = v
-        np.multiply(grad, self.lr, out=step)                               # w <- w - α d
+        np.multiply(grad, rate, out=step)                                  # w <- w - α d
 
 
 class Adam(_Flat, optim.Adam):
     """``tinyprune.core.optim.Adam`` on flat buffers, with the bias correction folded into α_t and ε_t."""
 
-    def _direction(self, block: Block) -> None:
+    def _direction(self, block: Block, rate: float | np.ndarray) -> None:
         grad, m, v, step = block["grad"], block["m"], block["v"], block["step"]
         m *= self.beta1
         m += np.multiply(grad, 1 - self.beta1, out=step)                    # m <- β1 m + (1-β1) g
@@ -187,7 +205,11 @@ class Adam(_Flat, optim.Adam):
         np.sqrt(v, out=step)
         step += self.eps * correction                                       # sqrt(v) + ε_t
         np.divide(m, step, out=step)
-        step *= self.lr * correction / (1 - self.beta1**self.steps)         # α_t m / (sqrt(v) + ε_t)
+        if isinstance(rate, np.ndarray):                                    # a rate per entry
+            step *= correction / (1 - self.beta1**self.steps)
+            step *= rate
+        else:
+            step *= rate * correction / (1 - self.beta1**self.steps)        # α_t m / (sqrt(v) + ε_t)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}

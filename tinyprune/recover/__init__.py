@@ -21,9 +21,12 @@ from tinyprune.recover.distill import (
     hidden_residual_loss,
 )
 from tinyprune.recover.finetune import (
+    LayerDensityRates,
     build_optimizer,
+    density_factor,
     density_scaled_lr,
     finetune,
+    layer_density_scales,
     lr_rewind,
     resolve_schedule,
 )
@@ -39,8 +42,8 @@ from tinyprune.recover.reconstruct import ReconstructionReport, reconstruct, rec
 from tinyprune.recover.retrain import reinitialize, retrain, rewind, rewind_weights
 
 __all__ = [
-    "AVERAGES", "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport", "WeightAverage",
-    "build_optimizer", "density_scaled_lr",
+    "AVERAGES", "LayerDensityRates", "LotteryRow", "OUTPUTS", "Distillation", "ReconstructionReport",
+    "WeightAverage", "build_optimizer", "density_factor", "density_scaled_lr", "layer_density_scales",
     "distill", "distillation_gradients", "distillation_loss", "distillation_loss_tensor",
     "finetune", "hidden_activations", "hidden_distillation_tensor", "hidden_residual_loss",
     "iterative_magnitude_pruning", "lottery_table", "lr_rewind", "reconstruct",

@@ -35,14 +35,18 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from tinyprune.core.nn import MLP
 from tinyprune.fast.optim import SGD, Adam, Optimizer, cosine
 from tinyprune.training import History, fit
 
 #: Learning-rate schedules by name (``experiment.PRUNE_SCHEDULES`` says when the mask changes).
 LR_SCHEDULES = ("constant", "cosine")
-#: How a recovery's own learning rate follows the density left (``density_scaled_lr``).
-LR_SCALINGS = ("none", "sqrt-density")
+#: How a recovery's own learning rate follows the density left: not at all, one factor for the whole
+#: network by its sparsity (``density_scaled_lr``), or one per layer by the layer's sparsity
+#: (``layer_density_scales``).
+LR_SCALINGS = ("none", "sqrt-density", "sqrt-density-per-layer")
 Schedule = str | Callable[[int], float] | None
 
 
@@ -85,6 +89,60 @@ def build_optimizer(model: MLP, optimizer: str | Optimizer = "adam", *, lr: floa
     raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam', 'sgd' or an Optimizer")
 
 
+def density_factor(sparsity: float, reference: float = 0.9) -> float:
+    """``max(1, sqrt((1 - reference) / (1 - sparsity)))``: how much faster to move weights that are this
+    sparse (``density_scaled_lr`` says why); a fully pruned matrix (sparsity 1) has nothing to move: 1.
+
+    >>> density_factor(0.5), round(density_factor(0.95), 4), round(density_factor(0.98), 4)
+    (1.0, 1.4142, 2.2361)
+    """
+    for name, value in (("sparsity", sparsity), ("reference", reference)):
+        if not 0 <= value <= 1 or (name == "reference" and value == 1):
+            raise ValueError(f"{name}: expected a fraction in [0, 1{']' if name == 'sparsity' else ')'}, "
+                             f"got {value!r}")
+    return 1.0 if sparsity == 1 else max(1.0, math.sqrt((1 - reference) / (1 - sparsity)))
+
+
+def layer_density_scales(model: MLP, reference: float = 0.9) -> list[float]:
+    """One rate factor per parameter of ``model.parameters()`` (an optimizer's ``lr_scales``): layer l's
+    weights and bias move at ``density_factor(s_l)``, s_l the fraction of ``W_l``'s mask that is ``False``
+    (0 without a mask). The reason of ``density_scaled_lr``, applied where it holds: a unit's inputs are
+    the surviving weights of *its* layer, and a global ranking leaves the layers at different sparsities.
+
+    >>> model = MLP([4, 5, 2], seed=0)
+    >>> model.layers[0].W.mask = np.arange(20).reshape(4, 5) < 1           # 19 of 20 pruned: s = 0.95
+    >>> [round(k, 4) for k in layer_density_scales(model)]
+    [1.4142, 1.4142, 1.0, 1.0]
+    """
+    scales = []
+    for layer in model.layers:
+        mask = layer.W.mask
+        pruned = 0.0 if mask is None else 1.0 - np.count_nonzero(mask) / mask.size
+        scales += [density_factor(pruned, reference)] * 2                # W_l and b_l
+    return scales
+
+
+class LayerDensityRates:
+    """A ``fit`` callback: the optimizer's ``lr_scales`` follow ``layer_density_scales`` of the model, set
+    before the first step and again after any step that changed a mask (gradual pruning steps, which run
+    before this callback in the list), so each layer's rate tracks its current density."""
+
+    def __init__(self, reference: float = 0.9) -> None:
+        self.reference = reference
+
+    def on_train_begin(self, model: MLP, optimizer: Optimizer) -> None:
+        self.follow(model, optimizer)
+
+    def on_step_end(self, model: MLP, optimizer: Optimizer, epoch: int, step: int) -> None:
+        self.follow(model, optimizer)
+
+    def follow(self, model: MLP, optimizer: Optimizer) -> None:
+        """Set ``optimizer.lr_scales`` from the masks, if they changed (a count per layer: cheap per step)."""
+        scales = layer_density_scales(model, self.reference)
+        if scales != optimizer.lr_scales:
+            optimizer.lr_scales = scales
+
+
 def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
                       reference: float = 0.9) -> float:
     """A recovery rate grown as the network thins: ``lr · max(1, sqrt((1 - reference) / (1 - sparsity)))``.
@@ -93,7 +151,8 @@ def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
     signs, its pre-activation moves by about ``lr · sqrt(k) · |x|``; k shrinks with the density ``1 - s``, so
     keeping that movement asks for ``lr ∝ 1 / sqrt(1 - s)``. The rates were chosen at ``reference``
     sparsity; up to it the rate is kept. Chosen on held-out rows by ``benchmarks/bench_target.py`` (round
-    three: 1e-2 at 90 %, 1.4e-2 at 95 %, 2.2e-2 at 98 %). ``scaling="none"`` returns ``lr``.
+    three: 1e-2 at 90 %, 1.4e-2 at 95 %, 2.2e-2 at 98 %). ``scaling="none"`` returns ``lr``, and so does
+    ``"sqrt-density-per-layer"``: its factors are per layer, in the optimizer (``LayerDensityRates``).
 
     >>> round(density_scaled_lr(1e-2, 0.98), 5), round(density_scaled_lr(1e-2, 0.95), 5)
     (0.02236, 0.01414)
@@ -102,12 +161,10 @@ def density_scaled_lr(lr: float, sparsity: float, scaling: str = "sqrt-density",
     """
     if scaling not in LR_SCALINGS:
         raise ValueError(f"scaling: expected one of {', '.join(LR_SCALINGS)}, got {scaling!r}")
-    for name, value in (("sparsity", sparsity), ("reference", reference)):
-        if not 0 <= value < 1:
-            raise ValueError(f"{name}: expected a fraction in [0, 1), got {value!r}")
-    if scaling == "none":
-        return lr
-    return lr * max(1.0, math.sqrt((1 - reference) / (1 - sparsity)))
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity: expected a fraction in [0, 1), got {sparsity!r}")
+    factor = density_factor(sparsity, reference)
+    return lr * factor if scaling == "sqrt-density" else lr
 
 
 def finetune(model: MLP, train: Any, *, epochs: int = 3, lr: float = 1e-4,
@@ -142,5 +199,5 @@ def lr_rewind(model: MLP, train: Any, *, epochs: int = 3, lr: float = 1e-3,
                     seed=seed, progress=progress)
 
 
-__all__ = ["LR_SCALINGS", "LR_SCHEDULES", "build_optimizer", "density_scaled_lr", "finetune", "lr_rewind",
-           "resolve_schedule"]
+__all__ = ["LR_SCALINGS", "LR_SCHEDULES", "LayerDensityRates", "build_optimizer", "density_factor",
+           "density_scaled_lr", "finetune", "layer_density_scales", "lr_rewind", "resolve_schedule"]
