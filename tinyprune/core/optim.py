@@ -8,8 +8,7 @@ computes the same updates in place on flat buffers (``tinyprune.SGD``, ``tinypru
 >>> from tinyprune.core.nn import Parameter
 >>> w = Parameter(np.array([1.0, 2.0]))
 >>> w.grad = np.array([0.5, 0.5])
->>> SGD([w], lr=0.1).step()
->>> w.data
+>>> SGD([w], lr=0.1).step() or w.data
 array([0.95, 1.95])
 """
 
@@ -99,8 +98,9 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays only (no pickle): ``steps``, ``lr`` and ``<slot>.<index>`` for every buffer."""
-        return {"steps": np.array(self.steps), "lr": np.array(self.lr),
-                **{f"{slot}.{i}": b.copy() for slot, bs in self.state.items() for i, b in enumerate(bs)}}
+        return {"steps": np.array(self.steps), "lr": np.array(self.lr), **{
+            f"{slot}.{index}": buffer.copy() for slot, buffers in self.state.items()
+            for index, buffer in enumerate(buffers)}}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict()`` returned; shapes and slot names must match."""
